@@ -1,0 +1,153 @@
+package protocol
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// Checkin is a tap on its way to central.
+type Checkin struct {
+	V           int    `json:"v"`
+	ID          string `json:"id"`
+	DeviceID    string `json:"deviceId"`
+	Seq         int64  `json:"seq"`
+	ChipNumber  string `json:"chipNumber"`
+	EventID     string `json:"eventId"`
+	CounterID   string `json:"counterId"`
+	TappedAt    string `json:"tappedAt"`
+	ClockSynced bool   `json:"clockSynced"`
+	BootID      string `json:"bootId"`
+	UptimeMs    int64  `json:"uptimeMs"`
+}
+
+var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// ValidID reports whether id looks like a lower-case UUID.
+func ValidID(id string) bool { return uuidRe.MatchString(id) }
+
+// Encode returns the wire form.
+func (c Checkin) Encode() []byte { c.V = Version; return encode(c) }
+
+// DecodeCheckin parses and validates a Checkin.
+func DecodeCheckin(b []byte) (Checkin, error) {
+	var c Checkin
+	if err := decode(b, &c); err != nil {
+		return Checkin{}, err
+	}
+	switch {
+	case c.ID == "":
+		return c, missing("id")
+	case !ValidID(c.ID):
+		return c, fmt.Errorf("protocol: id %q: %w", c.ID, ErrInvalid)
+	case c.DeviceID == "":
+		return c, missing("deviceId")
+	case !ValidDeviceID(c.DeviceID):
+		return c, fmt.Errorf("protocol: deviceId: %w", ErrBadDevice)
+	case c.Seq <= 0:
+		return c, missing("seq")
+	case c.ChipNumber == "":
+		return c, missing("chipNumber")
+	case c.EventID == "":
+		return c, missing("eventId")
+	case c.TappedAt == "":
+		return c, missing("tappedAt")
+	}
+	if _, err := ParseTime(c.TappedAt); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Result statuses: the UiTPAS check-in outcomes.
+const (
+	StatusSaved              = "saved"
+	StatusMaximumReached     = "maximum-reached"
+	StatusCardBlocked        = "card-blocked"
+	StatusPassholderNotFound = "passholder-not-found"
+	StatusCheckinNotAllowed  = "checkin-not-allowed"
+	StatusEventNotFound      = "event-not-found"
+	StatusInvalidRequest     = "invalid-request"
+)
+
+// KnownStatus reports whether s is one of the contract's Result statuses.
+func KnownStatus(s string) bool {
+	switch s {
+	case StatusSaved, StatusMaximumReached, StatusCardBlocked, StatusPassholderNotFound,
+		StatusCheckinNotAllowed, StatusEventNotFound, StatusInvalidRequest:
+		return true
+	}
+	return false
+}
+
+// Result is central's one answer to a checkin id.
+type Result struct {
+	V              int               `json:"v"`
+	ID             string            `json:"id"`
+	Status         string            `json:"status"`
+	NewPoints      int               `json:"newPoints"`
+	TotalPoints    int               `json:"totalPoints"`
+	EndUserMessage map[string]string `json:"endUserMessage,omitempty"`
+}
+
+// Encode returns the wire form.
+func (r Result) Encode() []byte { r.V = Version; return encode(r) }
+
+// DecodeResult parses and validates a Result.
+func DecodeResult(b []byte) (Result, error) {
+	var r Result
+	if err := decode(b, &r); err != nil {
+		return Result{}, err
+	}
+	switch {
+	case r.ID == "":
+		return r, missing("id")
+	case r.Status == "":
+		return r, missing("status")
+	case !KnownStatus(r.Status):
+		return r, fmt.Errorf("protocol: status %q: %w", r.Status, ErrInvalid)
+	}
+	return r, nil
+}
+
+// Status is the kiosk's retained health report.
+type Status struct {
+	V              int    `json:"v"`
+	Online         bool   `json:"online"`
+	DeviceID       string `json:"deviceId"`
+	Version        string `json:"version"`
+	EventID        string `json:"eventId"`
+	Pending        int    `json:"pending"`
+	OldestPendingS int64  `json:"oldestPendingS"`
+	ClockSynced    bool   `json:"clockSynced"`
+	Reader         string `json:"reader"`
+	Display        string `json:"display"`
+	LastTapAt      string `json:"lastTapAt,omitempty"`
+	At             string `json:"at"`
+	// CertExpiresInDays is an optional addition: days until the client
+	// certificate expires (absent without TLS).
+	CertExpiresInDays *int `json:"certExpiresInDays,omitempty"`
+}
+
+// Encode returns the wire form.
+func (s Status) Encode() []byte { s.V = Version; return encode(s) }
+
+// DecodeStatus parses a Status (or a last will, which has only online and deviceId).
+func DecodeStatus(b []byte) (Status, error) {
+	var s Status
+	if err := decode(b, &s); err != nil {
+		return Status{}, err
+	}
+	if s.DeviceID == "" {
+		return s, missing("deviceId")
+	}
+	return s, nil
+}
+
+// Will returns the last-will payload for device.
+func Will(device string) []byte {
+	return encode(struct {
+		V        int    `json:"v"`
+		Online   bool   `json:"online"`
+		DeviceID string `json:"deviceId"`
+	}{Version, false, device})
+}

@@ -1,0 +1,162 @@
+// Package protocol holds the kiosk ⇄ central MQTT contract, version 1: topic
+// names, the four payloads, and their validation. Both the kiosk and the
+// reference ingest use it, so the contract is written down once.
+//
+// Every decoder here reads bytes from the network and therefore never panics:
+// it returns an error wrapping one of the sentinel errors below, which callers
+// count and log.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Version is the contract version carried in every payload's "v".
+const Version = 1
+
+// MaxPayload is the largest payload either side accepts.
+const MaxPayload = 4096
+
+// DefaultPrefix is the default topic prefix.
+const DefaultPrefix = "kiosk/v1"
+
+// Errors callers branch on (with errors.Is).
+var (
+	ErrTooLarge   = errors.New("payload larger than 4 KiB")
+	ErrMalformed  = errors.New("payload is not a JSON object")
+	ErrVersion    = errors.New("unsupported payload version")
+	ErrMissing    = errors.New("required field missing")
+	ErrInvalid    = errors.New("field has an invalid value")
+	ErrBadTopic   = errors.New("topic does not match the contract")
+	ErrBadDevice  = errors.New("invalid device id")
+	ErrBadChip    = errors.New("invalid chip number")
+	ErrRandomUID  = errors.New("random UID identifies nobody")
+	ErrBadSig     = errors.New("config signature invalid")
+	ErrOldSerial  = errors.New("config serial not newer than the one in force")
+	ErrNotInForce = errors.New("config outside its validity window")
+)
+
+// TimeLayout is the wire form of instants: UTC with milliseconds.
+const TimeLayout = "2006-01-02T15:04:05.000Z"
+
+// FormatTime renders t in the wire form.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// ParseTime reads an instant in RFC 3339 form (the wire form is one).
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("protocol: time %q: %w", s, ErrInvalid)
+	}
+	return t, nil
+}
+
+var deviceIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{2,63}$`)
+
+// ValidDeviceID reports whether id is a device id of the contract.
+func ValidDeviceID(id string) bool { return deviceIDRe.MatchString(id) }
+
+// CheckChip validates a chip number: upper-case hex of 4, 7 or 10 bytes, and
+// not a 4-byte random UID (first byte 08).
+func CheckChip(chip string) error {
+	switch len(chip) {
+	case 8, 14, 20:
+	default:
+		return fmt.Errorf("protocol: chip number of %d characters: %w", len(chip), ErrBadChip)
+	}
+	for i := 0; i < len(chip); i++ {
+		c := chip[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return fmt.Errorf("protocol: chip number not upper-case hex: %w", ErrBadChip)
+		}
+	}
+	if len(chip) == 8 && chip[:2] == "08" {
+		return fmt.Errorf("protocol: chip number: %w", ErrRandomUID)
+	}
+	return nil
+}
+
+// MaskChip shortens a chip number for logs: first and last byte only
+// ("04…80"), so that no log line carries a whole card number.
+func MaskChip(chip string) string {
+	if len(chip) <= 4 {
+		return strings.Repeat("*", len(chip))
+	}
+	return chip[:2] + "…" + chip[len(chip)-2:]
+}
+
+// Topic kinds.
+const (
+	KindCheckin = "checkin"
+	KindResult  = "result"
+	KindStatus  = "status"
+	KindConfig  = "config"
+)
+
+// Topic returns prefix/device/kind.
+func Topic(prefix, device, kind string) string { return prefix + "/" + device + "/" + kind }
+
+// ParseTopic splits a topic under prefix into its device id and kind.
+func ParseTopic(prefix, topic string) (device, kind string, err error) {
+	rest, ok := strings.CutPrefix(topic, prefix+"/")
+	if !ok {
+		return "", "", fmt.Errorf("protocol: topic %q: %w", topic, ErrBadTopic)
+	}
+	device, kind, ok = strings.Cut(rest, "/")
+	if !ok || strings.Contains(kind, "/") {
+		return "", "", fmt.Errorf("protocol: topic %q: %w", topic, ErrBadTopic)
+	}
+	if !ValidDeviceID(device) {
+		return "", "", fmt.Errorf("protocol: topic %q: %w", topic, ErrBadDevice)
+	}
+	switch kind {
+	case KindCheckin, KindResult, KindStatus, KindConfig:
+	default:
+		return "", "", fmt.Errorf("protocol: topic %q: %w", topic, ErrBadTopic)
+	}
+	return device, kind, nil
+}
+
+// decode checks size, JSON shape and version, then unmarshals into v.
+func decode(b []byte, v any) error {
+	if len(b) > MaxPayload {
+		return fmt.Errorf("protocol: %d bytes: %w", len(b), ErrTooLarge)
+	}
+	var head struct {
+		V *int `json:"v"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return fmt.Errorf("protocol: %w: %v", ErrMalformed, err)
+	}
+	if head.V == nil {
+		return fmt.Errorf("protocol: v: %w", ErrMissing)
+	}
+	if *head.V != Version {
+		return fmt.Errorf("protocol: v=%d: %w", *head.V, ErrVersion)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("protocol: %w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+func missing(field string) error { return fmt.Errorf("protocol: %s: %w", field, ErrMissing) }
+
+// encode marshals without HTML escaping (the contract's payloads are read by
+// machines and shown on screens, not embedded in HTML).
+func encode(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Only our own plain structs reach here; they always encode.
+		panic(fmt.Sprintf("protocol: encode %T: %v", v, err))
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
