@@ -1,0 +1,314 @@
+// Package provisioning holds what makes a kiosk this kiosk: its configuration
+// file, and (see identity.go when present) its identity and keys.
+package provisioning
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/uitpas/tap-kiosk/protocol"
+)
+
+// Config is kioskd's configuration file. Keys and meanings follow
+// shared/spec/interfaces.md; more are added here with defaults that suit a
+// kiosk at a venue entrance.
+type Config struct {
+	DeviceID string `toml:"device_id"`
+	StateDir string `toml:"state_dir"`
+	// TimeZone buckets constraint periods (a "DAY" is a Brussels day).
+	TimeZone string `toml:"time_zone"`
+
+	Event   EventConfig   `toml:"event"`
+	Tap     TapConfig     `toml:"tap"`
+	Reader  ReaderConfig  `toml:"reader"`
+	Display DisplayConfig `toml:"display"`
+	Control ControlConfig `toml:"control"`
+	MQTT    MQTTConfig    `toml:"mqtt"`
+	Queue   QueueConfig   `toml:"queue"`
+	Log     LogConfig     `toml:"log"`
+
+	// Path is the file the config was read from (for messages).
+	Path string `toml:"-"`
+}
+
+// EventConfig is the local default event, in force until a signed remote
+// config arrives.
+type EventConfig struct {
+	ID           string   `toml:"id"`
+	Title        string   `toml:"title"`
+	CounterID    string   `toml:"counter_id"`
+	Points       int      `toml:"points"`
+	Period       string   `toml:"period"`
+	Volume       int      `toml:"volume"`
+	ValidFrom    string   `toml:"valid_from"`
+	ValidUntil   string   `toml:"valid_until"`
+	CheckinCode  string   `toml:"checkin_code"`
+	BlockedChips []string `toml:"blocked_chips"`
+}
+
+// TapConfig tunes the tap decision and its feedback.
+type TapConfig struct {
+	// Debounce: the same card again within this window is the same tap.
+	Debounce time.Duration `toml:"debounce"`
+	// Hold: how long a tap's screen stays before idle returns.
+	Hold time.Duration `toml:"hold"`
+}
+
+// ReaderConfig selects and wires the card reader.
+type ReaderConfig struct {
+	Driver  string `toml:"driver"` // sim | pn532-spi | pn532-emulated
+	SPIDev  string `toml:"spi"`
+	SpeedHz int64  `toml:"speed_hz"`
+	IRQ     string `toml:"irq"`   // "gpiochip0:25" (chip:offset or chip:name)
+	Reset   string `toml:"reset"` // same form
+}
+
+// DisplayConfig selects the display output and the buzzer/LED.
+type DisplayConfig struct {
+	Driver         string        `toml:"driver"` // ssd1306 | terminal | png | none
+	Lang           string        `toml:"lang"`   // nl | fr | en
+	SpaarcodeEvery time.Duration `toml:"spaarcode_every"`
+	Bus            string        `toml:"bus"` // i2c | spi (ssd1306)
+	I2CBus         string        `toml:"i2c_bus"`
+	I2CAddr        int           `toml:"i2c_addr"`
+	SPIDev         string        `toml:"spi"`
+	DC             string        `toml:"dc"`
+	Width          int           `toml:"width"`
+	Height         int           `toml:"height"`
+	Rotated        bool          `toml:"rotated"`
+	Dir            string        `toml:"dir"`    // png output directory
+	Night          string        `toml:"night"`  // "22:00-07:00": dim the panel
+	Buzzer         string        `toml:"buzzer"` // "gpiochip0:18"
+	LED            string        `toml:"led"`
+}
+
+// ControlConfig places the control socket.
+type ControlConfig struct {
+	Socket string `toml:"socket"`
+}
+
+// MQTTConfig is the link to central.
+type MQTTConfig struct {
+	Broker        string        `toml:"broker"`
+	TopicPrefix   string        `toml:"topic_prefix"`
+	AllowInsecure bool          `toml:"allow_insecure"`
+	CAFile        string        `toml:"ca_file"`
+	CertFile      string        `toml:"cert_file"`
+	KeyFile       string        `toml:"key_file"`
+	Window        int           `toml:"window"`
+	RetryAfter    time.Duration `toml:"retry_after"`
+}
+
+// QueueConfig bounds the outbox: a full queue refuses taps visibly.
+type QueueConfig struct {
+	MaxBytes     int64 `toml:"max_bytes"`
+	MinFreeBytes int64 `toml:"min_free_bytes"`
+}
+
+// LogConfig sets the journal's verbosity.
+type LogConfig struct {
+	Level string `toml:"level"` // debug | info | warn | error
+}
+
+// Default returns the configuration with every default filled in.
+func Default() Config {
+	return Config{
+		StateDir: "/var/lib/kioskd",
+		TimeZone: "Europe/Brussels",
+		Event:    EventConfig{Points: 1, Period: protocol.PeriodDay, Volume: 1},
+		Tap:      TapConfig{Debounce: 3 * time.Second, Hold: 4 * time.Second},
+		Reader:   ReaderConfig{Driver: "sim", SPIDev: "/dev/spidev0.0", SpeedHz: 1_000_000},
+		Display: DisplayConfig{Driver: "none", Lang: "nl", SpaarcodeEvery: 8 * time.Second,
+			Bus: "i2c", I2CBus: "/dev/i2c-1", I2CAddr: 0x3c, Width: 128, Height: 64},
+		Control: ControlConfig{Socket: "/run/kioskd/control.sock"},
+		MQTT:    MQTTConfig{TopicPrefix: protocol.DefaultPrefix, Window: 256, RetryAfter: 30 * time.Second},
+		Queue:   QueueConfig{MaxBytes: 256 << 20, MinFreeBytes: 32 << 20},
+		Log:     LogConfig{Level: "info"},
+	}
+}
+
+// ErrConfig marks every configuration error.
+var ErrConfig = errors.New("bad configuration")
+
+// KeyError says which key of which file is wrong, and how.
+type KeyError struct {
+	File, Key, What string
+}
+
+func (e *KeyError) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", e.File, e.What)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.File, e.Key, e.What)
+}
+
+// Unwrap lets callers test errors.Is(err, ErrConfig).
+func (e *KeyError) Unwrap() error { return ErrConfig }
+
+// Load reads, defaults and validates the configuration at path. Unknown keys
+// are errors: a typo must not silently become a default.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, &KeyError{File: path, What: err.Error()}
+	}
+	return Parse(path, b)
+}
+
+// Parse is Load on bytes already read; name is used in messages.
+func Parse(name string, b []byte) (Config, error) {
+	c := Default()
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return Config{}, &KeyError{File: name, Key: pe.Position.String(), What: pe.Message}
+		}
+		return Config{}, &KeyError{File: name, What: strings.TrimPrefix(err.Error(), "toml: ")}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return Config{}, &KeyError{File: name, Key: und[0].String(), What: "unknown key"}
+	}
+	c.Path = name
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks every key and says which is wrong.
+func (c *Config) Validate() error {
+	bad := func(key, format string, a ...any) error {
+		return &KeyError{File: c.Path, Key: key, What: fmt.Sprintf(format, a...)}
+	}
+	if c.DeviceID == "" {
+		return bad("device_id", "missing")
+	}
+	if !protocol.ValidDeviceID(c.DeviceID) {
+		return bad("device_id", "%q must match ^[a-z0-9][a-z0-9-]{2,63}$", c.DeviceID)
+	}
+	if c.StateDir == "" {
+		return bad("state_dir", "missing")
+	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		return bad("time_zone", "%q is not a known time zone", c.TimeZone)
+	}
+	e := c.Event
+	if e.ID != "" {
+		if !protocol.ValidPeriod(e.Period) {
+			return bad("event.period", "%q is not one of ABSOLUTE, DAY, WEEK, MONTH, QUARTER, YEAR", e.Period)
+		}
+		if e.Volume < 1 {
+			return bad("event.volume", "%d: must be at least 1", e.Volume)
+		}
+		if e.Points < 0 {
+			return bad("event.points", "%d: must not be negative", e.Points)
+		}
+	}
+	for _, k := range []struct{ key, v string }{{"event.valid_from", e.ValidFrom}, {"event.valid_until", e.ValidUntil}} {
+		if k.v != "" {
+			if _, err := time.Parse(time.RFC3339, k.v); err != nil {
+				return bad(k.key, "%q is not an RFC 3339 time such as 2026-11-24T08:00:00Z", k.v)
+			}
+		}
+	}
+	for i, chip := range e.BlockedChips {
+		if err := protocol.CheckChip(chip); err != nil && !errors.Is(err, protocol.ErrRandomUID) {
+			return bad(fmt.Sprintf("event.blocked_chips[%d]", i), "%q is not an upper-case hex chip number of 4, 7 or 10 bytes", chip)
+		}
+	}
+	if c.Tap.Debounce < 0 || c.Tap.Debounce > time.Hour {
+		return bad("tap.debounce", "%s: must be between 0s and 1h", c.Tap.Debounce)
+	}
+	if c.Tap.Hold < 500*time.Millisecond || c.Tap.Hold > time.Minute {
+		return bad("tap.hold", "%s: must be between 500ms and 1m", c.Tap.Hold)
+	}
+	switch c.Reader.Driver {
+	case "sim", "pn532-emulated":
+	case "pn532-spi":
+		if c.Reader.SPIDev == "" {
+			return bad("reader.spi", "missing (e.g. /dev/spidev0.0)")
+		}
+		if c.Reader.SpeedHz < 10_000 || c.Reader.SpeedHz > 5_000_000 {
+			return bad("reader.speed_hz", "%d: the PN532 takes 10 kHz to 5 MHz", c.Reader.SpeedHz)
+		}
+	default:
+		return bad("reader.driver", "%q is not one of sim, pn532-spi, pn532-emulated", c.Reader.Driver)
+	}
+	d := c.Display
+	switch d.Driver {
+	case "none", "terminal":
+	case "png":
+		if d.Dir == "" {
+			return bad("display.dir", "missing: the png display writes there")
+		}
+	case "ssd1306":
+		if d.Bus != "i2c" && d.Bus != "spi" {
+			return bad("display.bus", "%q is not i2c or spi", d.Bus)
+		}
+	default:
+		return bad("display.driver", "%q is not one of ssd1306, terminal, png, none", d.Driver)
+	}
+	switch d.Lang {
+	case "nl", "fr", "en":
+	default:
+		return bad("display.lang", "%q is not one of nl, fr, en", d.Lang)
+	}
+	if d.Width <= 0 || d.Height <= 0 || d.Width%8 != 0 || d.Height%8 != 0 {
+		return bad("display.width", "%dx%d: both must be positive multiples of 8", d.Width, d.Height)
+	}
+	if c.Control.Socket == "" {
+		return bad("control.socket", "missing")
+	}
+	m := c.MQTT
+	switch {
+	case m.Broker == "":
+		return bad("mqtt.broker", "missing (ssl://host:8883)")
+	case strings.HasPrefix(m.Broker, "tcp://"):
+		if !m.AllowInsecure {
+			return bad("mqtt.broker", "%q is plain tcp:// without allow_insecure = true; use ssl:// in production", m.Broker)
+		}
+	case strings.HasPrefix(m.Broker, "ssl://"), strings.HasPrefix(m.Broker, "tls://"):
+	default:
+		return bad("mqtt.broker", "%q must start with ssl:// (or tcp:// with allow_insecure)", m.Broker)
+	}
+	if m.TopicPrefix == "" || strings.ContainsAny(m.TopicPrefix, "+#") || strings.HasSuffix(m.TopicPrefix, "/") {
+		return bad("mqtt.topic_prefix", "%q: must be non-empty, without + # or a trailing /", m.TopicPrefix)
+	}
+	if m.Window < 1 || m.Window > 65535 {
+		return bad("mqtt.window", "%d: must be 1 to 65535", m.Window)
+	}
+	if m.RetryAfter < time.Second {
+		return bad("mqtt.retry_after", "%s: must be at least 1s", m.RetryAfter)
+	}
+	if c.Queue.MaxBytes < 1<<20 {
+		return bad("queue.max_bytes", "%d: must be at least 1 MiB", c.Queue.MaxBytes)
+	}
+	if c.Queue.MinFreeBytes < 0 {
+		return bad("queue.min_free_bytes", "must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return nil
+}
+
+// Location returns the configured time zone (validated by Load).
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// QueuePath is where the outbox database lives.
+func (c *Config) QueuePath() string { return filepath.Join(c.StateDir, "queue.db") }
