@@ -1,0 +1,328 @@
+package ingest
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+	_ "time/tzdata" // Europe/Brussels must resolve on a host without zoneinfo
+
+	_ "modernc.org/sqlite"
+
+	"github.com/uitpas/tap-kiosk/protocol"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Errors callers branch on.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid value")
+)
+
+// Event is what the ledger needs to know of an activity.
+type Event struct {
+	ID     string
+	Points int
+	// Period and Volume are the check-in constraint: Volume check-ins per
+	// Period (protocol.PeriodDay, …).
+	Period string
+	Volume int
+	// ValidFrom and ValidUntil bound the check-in window; zero is open.
+	ValidFrom, ValidUntil time.Time
+}
+
+func (e Event) check() error {
+	switch {
+	case e.ID == "":
+		return fmt.Errorf("ingest: event id empty: %w", ErrInvalid)
+	case !protocol.ValidPeriod(e.Period):
+		return fmt.Errorf("ingest: event %s: period %q: %w", e.ID, e.Period, ErrInvalid)
+	case e.Volume < 1:
+		return fmt.Errorf("ingest: event %s: volume %d: %w", e.ID, e.Volume, ErrInvalid)
+	case e.Points < 0:
+		return fmt.Errorf("ingest: event %s: points %d: %w", e.ID, e.Points, ErrInvalid)
+	case !e.ValidFrom.IsZero() && !e.ValidUntil.IsZero() && !e.ValidFrom.Before(e.ValidUntil):
+		return fmt.Errorf("ingest: event %s: validFrom not before validUntil: %w", e.ID, ErrInvalid)
+	}
+	return nil
+}
+
+// Passholder is a card and its points.
+type Passholder struct {
+	ChipNumber  string
+	TotalPoints int
+	Blocked     bool
+}
+
+// Opts are the ledger's rules.
+type Opts struct {
+	// EnrollUnknown books unknown chips as new passholders and creates
+	// unknown events from Default (demo); otherwise they are answered
+	// passholder-not-found and event-not-found.
+	EnrollUnknown bool
+	// Default is the constraint and points of an auto-created event (its ID
+	// is ignored).
+	Default Event
+	// Location is the calendar of the constraint periods.
+	Location *time.Location
+	// Synchronous is SQLite's synchronous pragma: "FULL" (default; every
+	// committed batch is on disk, as a ledger of record must be) or "NORMAL".
+	Synchronous string
+	// Logger gets the few things the ledger itself has to say.
+	Logger *slog.Logger
+}
+
+// DefaultOpts are the rules of the reference ingest: no enrolment, DAY/1/1
+// for auto-created events, Brussels time, synchronous FULL.
+func DefaultOpts() Opts {
+	loc, err := time.LoadLocation("Europe/Brussels")
+	if err != nil { // cannot happen with time/tzdata linked in
+		loc = time.UTC
+	}
+	return Opts{
+		Default:     Event{Period: protocol.PeriodDay, Volume: 1, Points: 1},
+		Location:    loc,
+		Synchronous: "FULL",
+	}
+}
+
+// Ledger is the SQLite store of checkins, events and passholders. Its methods
+// are safe for concurrent use, but it is meant to have one writer (Service
+// batches into it).
+type Ledger struct {
+	db   *sql.DB
+	path string
+	o    Opts
+	st   stmts
+}
+
+type stmts struct {
+	selEvent, insDefaultEvent, selHolder, insHolder, addPoints,
+	countSaved, insCheckin, selCheckin, upBoot, selBoot *sql.Stmt
+}
+
+// Open opens (creating if needed) the ledger at path and applies its
+// migrations.
+func Open(path string, o Opts) (*Ledger, error) {
+	d := DefaultOpts()
+	if o.Location == nil {
+		o.Location = d.Location
+	}
+	if o.Synchronous == "" {
+		o.Synchronous = d.Synchronous
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Synchronous = strings.ToUpper(o.Synchronous)
+	if o.Synchronous != "FULL" && o.Synchronous != "NORMAL" {
+		return nil, fmt.Errorf("ingest: synchronous %q (want FULL or NORMAL): %w", o.Synchronous, ErrInvalid)
+	}
+	if o.EnrollUnknown {
+		o.Default.ID = "default"
+		if err := o.Default.check(); err != nil {
+			return nil, fmt.Errorf("ingest: default event: %w", err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+o.Synchronous+")")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("ingest: open %s: %w", path, err)
+	}
+	// One connection: one writer at a time is SQLite's way, and it keeps the
+	// prepared statements on one connection.
+	db.SetMaxOpenConns(1)
+	l := &Ledger{db: db, path: path, o: o}
+	if err := l.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := l.prepare(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// String names the ledger.
+func (l *Ledger) String() string { return "ingest.Ledger(" + l.path + ")" }
+
+// Close closes the database.
+func (l *Ledger) Close() error {
+	if err := l.db.Close(); err != nil {
+		return fmt.Errorf("ingest: close: %w", err)
+	}
+	return nil
+}
+
+func (l *Ledger) migrate(ctx context.Context) error {
+	if _, err := l.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("ingest: migrate: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("ingest: migrate: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := l.migrateOne(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) migrateOne(ctx context.Context, name string) error {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("ingest: migrate %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, name).Scan(&n); err != nil {
+		return fmt.Errorf("ingest: migrate %s: %w", name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return fmt.Errorf("ingest: migrate %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return fmt.Errorf("ingest: migrate %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		name, protocol.FormatTime(time.Now())); err != nil {
+		return fmt.Errorf("ingest: migrate %s: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("ingest: migrate %s: %w", name, err)
+	}
+	l.o.Logger.Info("ledger migrated", "migration", name)
+	return nil
+}
+
+func (l *Ledger) prepare() error {
+	for _, p := range []struct {
+		s   **sql.Stmt
+		sql string
+	}{
+		{&l.st.selEvent, `SELECT points, period, volume, valid_from_ms, valid_until_ms FROM events WHERE id = ?`},
+		{&l.st.insDefaultEvent, `INSERT INTO events (id, points, period, volume) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+		{&l.st.selHolder, `SELECT total_points, blocked FROM passholders WHERE chip_number = ?`},
+		{&l.st.insHolder, `INSERT INTO passholders (chip_number, total_points, blocked, created_at) VALUES (?, 0, 0, ?) ON CONFLICT (chip_number) DO NOTHING`},
+		{&l.st.addPoints, `UPDATE passholders SET total_points = total_points + ? WHERE chip_number = ?`},
+		{&l.st.countSaved, `SELECT count(*) FROM checkins WHERE chip_number = ? AND event_id = ? AND status = 'saved' AND dated_ms >= ? AND dated_ms < ?`},
+		{&l.st.insCheckin, `INSERT INTO checkins (id, device_id, seq, chip_number, event_id, counter_id, status, points,
+			tapped_at, clock_synced, dated_ms, received_at, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`},
+		{&l.st.selCheckin, `SELECT device_id, result FROM checkins WHERE id = ?`},
+		{&l.st.upBoot, `INSERT INTO boots (device_id, boot_id, uptime_ms, received_ms) VALUES (?, ?, ?, ?)
+			ON CONFLICT (device_id, boot_id) DO UPDATE SET uptime_ms = excluded.uptime_ms, received_ms = excluded.received_ms
+			WHERE excluded.uptime_ms > boots.uptime_ms`},
+		{&l.st.selBoot, `SELECT uptime_ms, received_ms FROM boots WHERE device_id = ? AND boot_id = ?`},
+	} {
+		s, err := l.db.Prepare(p.sql)
+		if err != nil {
+			return fmt.Errorf("ingest: prepare: %w", err)
+		}
+		*p.s = s
+	}
+	return nil
+}
+
+// UpsertEvent creates or replaces an event.
+func (l *Ledger) UpsertEvent(ctx context.Context, e Event) error {
+	if err := e.check(); err != nil {
+		return err
+	}
+	_, err := l.db.ExecContext(ctx, `INSERT INTO events (id, points, period, volume, valid_from_ms, valid_until_ms)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET points = excluded.points, period = excluded.period,
+		volume = excluded.volume, valid_from_ms = excluded.valid_from_ms, valid_until_ms = excluded.valid_until_ms`,
+		e.ID, e.Points, e.Period, e.Volume, nullMs(e.ValidFrom), nullMs(e.ValidUntil))
+	if err != nil {
+		return fmt.Errorf("ingest: upsert event %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// Event returns the event id, or ErrNotFound.
+func (l *Ledger) Event(ctx context.Context, id string) (Event, error) {
+	e, ok, err := l.event(ctx, l.st.selEvent, id)
+	if err != nil {
+		return Event{}, err
+	}
+	if !ok {
+		return Event{}, fmt.Errorf("ingest: event %s: %w", id, ErrNotFound)
+	}
+	return e, nil
+}
+
+func (l *Ledger) event(ctx context.Context, st *sql.Stmt, id string) (Event, bool, error) {
+	e := Event{ID: id}
+	var from, until sql.NullInt64
+	err := st.QueryRowContext(ctx, id).Scan(&e.Points, &e.Period, &e.Volume, &from, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Event{}, false, nil
+	}
+	if err != nil {
+		return Event{}, false, fmt.Errorf("ingest: event %s: %w", id, err)
+	}
+	if from.Valid {
+		e.ValidFrom = time.UnixMilli(from.Int64).UTC()
+	}
+	if until.Valid {
+		e.ValidUntil = time.UnixMilli(until.Int64).UTC()
+	}
+	return e, true, nil
+}
+
+// SetPassholder creates or replaces a passholder (points and blocked flag).
+func (l *Ledger) SetPassholder(ctx context.Context, p Passholder) error {
+	if err := protocol.CheckChip(p.ChipNumber); err != nil {
+		return fmt.Errorf("ingest: passholder %s: %w", protocol.MaskChip(p.ChipNumber), err)
+	}
+	_, err := l.db.ExecContext(ctx, `INSERT INTO passholders (chip_number, total_points, blocked, created_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT (chip_number) DO UPDATE SET total_points = excluded.total_points,
+		blocked = excluded.blocked`, p.ChipNumber, p.TotalPoints, p.Blocked, protocol.FormatTime(time.Now()))
+	if err != nil {
+		return fmt.Errorf("ingest: passholder %s: %w", protocol.MaskChip(p.ChipNumber), err)
+	}
+	return nil
+}
+
+// Passholder returns the passholder of chip, or ErrNotFound.
+func (l *Ledger) Passholder(ctx context.Context, chip string) (Passholder, error) {
+	p := Passholder{ChipNumber: chip}
+	err := l.st.selHolder.QueryRowContext(ctx, chip).Scan(&p.TotalPoints, &p.Blocked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Passholder{}, fmt.Errorf("ingest: passholder %s: %w", protocol.MaskChip(chip), ErrNotFound)
+	}
+	if err != nil {
+		return Passholder{}, fmt.Errorf("ingest: passholder %s: %w", protocol.MaskChip(chip), err)
+	}
+	return p, nil
+}
+
+func nullMs(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}

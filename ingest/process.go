@@ -1,0 +1,260 @@
+package ingest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/protocol"
+)
+
+// Input is one checkin and the instant central received it.
+type Input struct {
+	Checkin    protocol.Checkin
+	ReceivedAt time.Time
+}
+
+// Outcome is the answer to one Input.
+type Outcome struct {
+	Result protocol.Result
+	// Payload is the Result's wire form: for a replayed id, the very bytes
+	// stored with the first answer.
+	Payload []byte
+	// Replay says the id was already in the ledger (or earlier in the batch).
+	Replay bool
+	// Collision says the id is in the ledger for another device: the answer
+	// is invalid-request and nothing was recorded.
+	Collision bool
+}
+
+// Process books checkins received at receivedAt in one transaction and
+// returns one Result per checkin, in order. Replayed ids (also within the
+// batch) get the stored Result. On error nothing is booked.
+func (l *Ledger) Process(ctx context.Context, cs []protocol.Checkin, receivedAt time.Time) ([]protocol.Result, error) {
+	in := make([]Input, len(cs))
+	for i, c := range cs {
+		in[i] = Input{Checkin: c, ReceivedAt: receivedAt}
+	}
+	out, err := l.ProcessBatch(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]protocol.Result, len(out))
+	for i, o := range out {
+		rs[i] = o.Result
+	}
+	return rs, nil
+}
+
+// ProcessBatch is Process with a receipt time per checkin and the wire form
+// of each answer. The checkins are handled one after the other inside one
+// transaction, so duplicates and several taps of one chip in a batch see each
+// other. On error the transaction is rolled back and nothing is booked.
+func (l *Ledger) ProcessBatch(ctx context.Context, in []Input) ([]Outcome, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: begin: %w", err)
+	}
+	defer tx.Rollback()
+	b := batch{l: l, ctx: ctx, tx: tx}
+	// First learn the highest uptime of every boot in the batch, so that
+	// unsynced checkins are dated against the kiosk's latest known uptime.
+	for _, x := range in {
+		c := x.Checkin
+		if !c.ClockSynced && c.BootID != "" && c.UptimeMs >= 0 {
+			if _, err := b.stmt(l.st.upBoot).ExecContext(ctx, c.DeviceID, c.BootID, c.UptimeMs, x.ReceivedAt.UnixMilli()); err != nil {
+				return nil, fmt.Errorf("ingest: boot: %w", err)
+			}
+		}
+	}
+	out := make([]Outcome, len(in))
+	for i, x := range in {
+		if out[i], err = b.one(x); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("ingest: commit: %w", err)
+	}
+	return out, nil
+}
+
+type batch struct {
+	l   *Ledger
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+func (b *batch) stmt(s *sql.Stmt) *sql.Stmt { return b.tx.StmtContext(b.ctx, s) }
+
+// decision is what the rules say about one checkin, and the writes that go
+// with it once its ledger row is in.
+type decision struct {
+	res         protocol.Result
+	points      int
+	datedMs     int64
+	createEvent *Event
+	enroll      bool
+}
+
+func (b *batch) one(x Input) (Outcome, error) {
+	c := x.Checkin
+	d, err := b.decide(x)
+	if err != nil {
+		return Outcome{}, err
+	}
+	d.res.V = protocol.Version
+	d.res.ID = c.ID
+	payload := d.res.Encode()
+	r, err := b.stmt(b.l.st.insCheckin).ExecContext(b.ctx, c.ID, c.DeviceID, c.Seq, c.ChipNumber, c.EventID,
+		c.CounterID, d.res.Status, d.points, c.TappedAt, c.ClockSynced, d.datedMs,
+		protocol.FormatTime(x.ReceivedAt), payload)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("ingest: insert checkin: %w", err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return Outcome{}, fmt.Errorf("ingest: insert checkin: %w", err)
+	}
+	if n == 0 {
+		return b.replay(c)
+	}
+	if d.createEvent != nil {
+		e := d.createEvent
+		if _, err := b.stmt(b.l.st.insDefaultEvent).ExecContext(b.ctx, e.ID, e.Points, e.Period, e.Volume); err != nil {
+			return Outcome{}, fmt.Errorf("ingest: create event: %w", err)
+		}
+	}
+	if d.enroll {
+		if _, err := b.stmt(b.l.st.insHolder).ExecContext(b.ctx, c.ChipNumber, protocol.FormatTime(x.ReceivedAt)); err != nil {
+			return Outcome{}, fmt.Errorf("ingest: enroll: %w", err)
+		}
+	}
+	if d.points != 0 {
+		if _, err := b.stmt(b.l.st.addPoints).ExecContext(b.ctx, d.points, c.ChipNumber); err != nil {
+			return Outcome{}, fmt.Errorf("ingest: add points: %w", err)
+		}
+	}
+	return Outcome{Result: d.res, Payload: payload}, nil
+}
+
+// replay answers an id that is already in the ledger with its stored bytes.
+func (b *batch) replay(c protocol.Checkin) (Outcome, error) {
+	var device string
+	var payload []byte
+	if err := b.stmt(b.l.st.selCheckin).QueryRowContext(b.ctx, c.ID).Scan(&device, &payload); err != nil {
+		return Outcome{}, fmt.Errorf("ingest: read back %s: %w", c.ID, err)
+	}
+	if device != c.DeviceID {
+		res := protocol.Result{V: protocol.Version, ID: c.ID, Status: protocol.StatusInvalidRequest, EndUserMessage: msgInvalid}
+		return Outcome{Result: res, Payload: res.Encode(), Collision: true}, nil
+	}
+	res, err := protocol.DecodeResult(payload)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("ingest: stored result of %s: %w", c.ID, err)
+	}
+	return Outcome{Result: res, Payload: payload, Replay: true}, nil
+}
+
+func (b *batch) decide(x Input) (decision, error) {
+	c := x.Checkin
+	d := decision{datedMs: x.ReceivedAt.UnixMilli()}
+	refuse := func(status string, total int, msg map[string]string) (decision, error) {
+		d.res = protocol.Result{Status: status, TotalPoints: total, EndUserMessage: msg}
+		return d, nil
+	}
+	if err := protocol.CheckChip(c.ChipNumber); err != nil {
+		return refuse(protocol.StatusInvalidRequest, 0, msgInvalid)
+	}
+	dated, err := b.date(x)
+	if err != nil {
+		return d, err
+	}
+	d.datedMs = dated.UnixMilli()
+
+	ev, ok, err := b.l.event(b.ctx, b.stmt(b.l.st.selEvent), c.EventID)
+	if err != nil {
+		return d, err
+	}
+	if !ok {
+		if !b.l.o.EnrollUnknown {
+			return refuse(protocol.StatusEventNotFound, 0, msgNoEvent)
+		}
+		ev = b.l.o.Default
+		ev.ID = c.EventID
+		d.createEvent = &ev
+	}
+
+	var total int
+	var blocked bool
+	err = b.stmt(b.l.st.selHolder).QueryRowContext(b.ctx, c.ChipNumber).Scan(&total, &blocked)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if !b.l.o.EnrollUnknown {
+			return refuse(protocol.StatusPassholderNotFound, 0, msgNoPassholder)
+		}
+		d.enroll = true
+	case err != nil:
+		return d, fmt.Errorf("ingest: passholder: %w", err)
+	}
+	if blocked {
+		return refuse(protocol.StatusCardBlocked, 0, msgBlocked)
+	}
+
+	if !ev.ValidFrom.IsZero() && dated.Before(ev.ValidFrom) {
+		return refuse(protocol.StatusCheckinNotAllowed, total, msgNotStarted)
+	}
+	if !ev.ValidUntil.IsZero() && !dated.Before(ev.ValidUntil) {
+		return refuse(protocol.StatusCheckinNotAllowed, total, msgEnded)
+	}
+
+	from, until := bucketMs(ev.Period, dated, b.l.o.Location)
+	var n int
+	if err := b.stmt(b.l.st.countSaved).QueryRowContext(b.ctx, c.ChipNumber, ev.ID, from, until).Scan(&n); err != nil {
+		return d, fmt.Errorf("ingest: count: %w", err)
+	}
+	if n >= ev.Volume {
+		d.res = protocol.Result{Status: protocol.StatusMaximumReached, TotalPoints: total,
+			EndUserMessage: maximumMessage(ev.Period, ev.Volume)}
+		return d, nil
+	}
+	d.points = ev.Points
+	d.res = protocol.Result{Status: protocol.StatusSaved, NewPoints: ev.Points, TotalPoints: total + ev.Points,
+		EndUserMessage: savedMessage(ev.Points, total+ev.Points)}
+	return d, nil
+}
+
+// date is the instant the rules apply to: the kiosk's tappedAt when its clock
+// was synchronised (but never after the receipt), otherwise the receipt
+// corrected by how long before the boot's latest known uptime the tap was.
+func (b *batch) date(x Input) (time.Time, error) {
+	c := x.Checkin
+	if c.ClockSynced {
+		t, err := protocol.ParseTime(c.TappedAt)
+		if err != nil || t.After(x.ReceivedAt) {
+			return x.ReceivedAt, nil
+		}
+		return t, nil
+	}
+	if c.BootID == "" || c.UptimeMs < 0 {
+		return x.ReceivedAt, nil
+	}
+	var upMs, rcvMs int64
+	err := b.stmt(b.l.st.selBoot).QueryRowContext(b.ctx, c.DeviceID, c.BootID).Scan(&upMs, &rcvMs)
+	if errors.Is(err, sql.ErrNoRows) {
+		return x.ReceivedAt, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("ingest: boot: %w", err)
+	}
+	t := time.UnixMilli(rcvMs - (upMs - c.UptimeMs))
+	if t.After(x.ReceivedAt) {
+		t = x.ReceivedAt
+	}
+	return t, nil
+}
