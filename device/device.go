@@ -1,0 +1,588 @@
+// Package device is the kiosk core: a tap becomes a decision, a decision
+// becomes a durable checkin and feedback. It depends on interfaces only —
+// reader events, an outbox, a display, an indicator, an uplink — so that a
+// simulated reader, the PN532 driver, a terminal or an OLED all plug in, and
+// many cores can run in one process (the fleet simulator does).
+//
+// One goroutine, the tap loop (Run), owns all decisions and screens. Other
+// goroutines talk to it through channels; the little state they read
+// (status snapshot, waiters) sits behind a mutex.
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/clock"
+	"github.com/uitpas/tap-kiosk/display"
+	"github.com/uitpas/tap-kiosk/protocol"
+	"github.com/uitpas/tap-kiosk/queue"
+	"github.com/uitpas/tap-kiosk/reader"
+)
+
+// Outcomes of a tap, as the control socket reports them.
+const (
+	OutcomeSaved        = "saved"
+	OutcomeAlreadySaved = "already-saved"
+	OutcomeBlocked      = "blocked"
+	OutcomeUnreadable   = "unreadable-card"
+	OutcomeNoEvent      = "no-event"
+	OutcomeQueueFull    = "queue-full"
+	OutcomeStorageError = "storage-error"
+)
+
+// Outbox is the durable queue the core writes checkins to.
+type Outbox interface {
+	Used(ctx context.Context, chip, eventID, bucket string) (int, error)
+	Enqueue(ctx context.Context, e queue.Entry) (queue.Item, error)
+}
+
+// Uplink is told when there is something to send.
+type Uplink interface {
+	Kick()
+	StatusChanged()
+}
+
+// Host tells about the system clock (see device/host).
+type Host interface {
+	ClockSynced() bool
+	BootID() string
+	Uptime() time.Duration
+}
+
+// Event is the activity the kiosk saves points for.
+type Event struct {
+	ID          string
+	Title       string
+	CounterID   string
+	Points      int
+	Period      string
+	Volume      int
+	ValidFrom   time.Time // zero: open
+	ValidUntil  time.Time // zero: open
+	CheckinCode string
+	Blocked     map[string]bool
+	Serial      int64 // remote config serial; 0 for the local default
+}
+
+// inForce reports whether the event accepts check-ins at now.
+func (e *Event) inForce(now time.Time) bool {
+	if e.ID == "" {
+		return false
+	}
+	if !e.ValidFrom.IsZero() && now.Before(e.ValidFrom) {
+		return false
+	}
+	if !e.ValidUntil.IsZero() && !now.Before(e.ValidUntil) {
+		return false
+	}
+	return true
+}
+
+// Opts configures a Core.
+type Opts struct {
+	DeviceID string
+	Version  string
+	Event    Event
+	// Debounce: the same card again within this window is the same tap.
+	Debounce time.Duration
+	// Hold: how long a tap's screen stays up before idle returns.
+	Hold time.Duration
+	// Location buckets constraint periods; nil → UTC.
+	Location *time.Location
+	Lang     string
+	Clock    clock.Clock
+	Host     Host
+	Logger   *slog.Logger
+	// OnTick is called from the tap loop itself about every TickEvery:
+	// kioskd sends the systemd watchdog from here, so a hung loop stops it.
+	OnTick    func()
+	TickEvery time.Duration
+}
+
+// Decision is the answer to one tap.
+type Decision struct {
+	Outcome string
+	Screen  display.Screen
+	Chip    string
+	ID      string
+	Seq     int64
+}
+
+// Core is one kiosk's decision engine.
+type Core struct {
+	o    Opts
+	ob   Outbox
+	disp display.Display
+	ind  display.Indicator
+	log  *slog.Logger
+
+	uplink  Uplink
+	results chan protocol.Result
+	calls   chan func()
+
+	mu       sync.Mutex
+	snap     snapshot
+	waiters  map[string][]chan Decision
+	idleScr  func() *display.Screen
+	dispHlth func() error
+
+	// Owned by the tap loop.
+	event   Event
+	last    lastTap
+	current Decision // the tap screen up now, if onScreen
+	onScr   bool
+}
+
+type snapshot struct {
+	eventID     string
+	reader      reader.State
+	readerErr   error
+	clockSynced bool
+	lastTapAt   time.Time
+	seq         int64
+}
+
+type lastTap struct {
+	chip string
+	at   time.Time
+	d    Decision
+}
+
+// New returns a core. Call SetUplink before Run if there is one.
+func New(o Opts, ob Outbox, disp display.Display, ind display.Indicator) *Core {
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Location == nil {
+		o.Location = time.UTC
+	}
+	if o.Hold <= 0 {
+		o.Hold = 4 * time.Second
+	}
+	if o.TickEvery <= 0 {
+		o.TickEvery = time.Second
+	}
+	if o.Lang == "" {
+		o.Lang = "nl"
+	}
+	if disp == nil {
+		disp = display.None{}
+	}
+	if ind == nil {
+		ind = display.None{}
+	}
+	c := &Core{o: o, ob: ob, disp: disp, ind: ind, log: o.Logger,
+		results: make(chan protocol.Result, 256), calls: make(chan func(), 16),
+		waiters: map[string][]chan Decision{}, event: o.Event}
+	c.snap.eventID = o.Event.ID
+	if o.Host != nil {
+		c.snap.clockSynced = o.Host.ClockSynced()
+	}
+	return c
+}
+
+// SetUplink connects the core to its forwarder.
+func (c *Core) SetUplink(u Uplink) { c.uplink = u }
+
+// SetIdleOverride makes f decide the idle screen when it returns non-nil
+// (the provisioning screen before a kiosk is provisioned).
+func (c *Core) SetIdleOverride(f func() *display.Screen) {
+	c.mu.Lock()
+	c.idleScr = f
+	c.mu.Unlock()
+}
+
+// SetDisplayHealth gives the core a way to ask the display for its health.
+func (c *Core) SetDisplayHealth(f func() error) {
+	c.mu.Lock()
+	c.dispHlth = f
+	c.mu.Unlock()
+}
+
+// Run is the tap loop: it reads reader events, results and calls until ctx
+// is done.
+func (c *Core) Run(ctx context.Context, events <-chan reader.Event) error {
+	hold := c.o.Clock.NewTimer(time.Hour)
+	hold.Stop()
+	tick := c.o.Clock.NewTimer(c.o.TickEvery)
+	defer tick.Stop()
+	defer hold.Stop()
+	c.showIdle()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev := <-events:
+			switch {
+			case ev.Tap != nil:
+				d := c.decide(ctx, *ev.Tap)
+				c.onScr, c.current = true, d
+				hold.Reset(c.o.Hold)
+				c.deliver(d)
+			case ev.Health != nil:
+				c.health(*ev.Health)
+			}
+		case r := <-c.results:
+			if c.result(r) {
+				hold.Reset(c.o.Hold)
+			}
+		case <-hold.C():
+			c.onScr = false
+			c.showIdle()
+		case f := <-c.calls:
+			f()
+		case <-tick.C():
+			tick.Reset(c.o.TickEvery)
+			c.housekeep()
+			if c.o.OnTick != nil {
+				c.o.OnTick()
+			}
+		}
+	}
+}
+
+// decide runs the tap decision in the order the product requires.
+func (c *Core) decide(ctx context.Context, tap reader.Tap) Decision {
+	chip := tap.Chip()
+	// 1. A UID of the wrong length, or a random ID, identifies nobody.
+	if err := protocol.CheckChip(chip); err != nil {
+		d := c.feedback(Decision{Outcome: OutcomeUnreadable, Chip: chip, Screen: c.screen(display.Unreadable)})
+		c.log.Info("tap refused", "chip", protocol.MaskChip(chip), "outcome", d.Outcome, "why", err)
+		return d
+	}
+	// 2. The same card again within the window is the same tap.
+	if c.last.chip == chip && c.o.Debounce > 0 && tap.At.Sub(c.last.at) < c.o.Debounce {
+		c.last.at = tap.At
+		c.disp.Show(c.last.d.Screen)
+		return c.last.d
+	}
+	d := c.judge(ctx, tap, chip)
+	c.last = lastTap{chip: chip, at: tap.At, d: d}
+	return d
+}
+
+func (c *Core) judge(ctx context.Context, tap reader.Tap, chip string) Decision {
+	d := Decision{Chip: chip}
+	ev := &c.event
+	// 3. An event in force. Without a synchronised clock the kiosk cannot
+	// judge the window: it queues and central, which dates the tap by its
+	// own clock, decides.
+	synced := c.o.Host == nil || c.o.Host.ClockSynced()
+	if ev.ID == "" || synced && !ev.inForce(tap.At) {
+		d.Outcome, d.Screen = OutcomeNoEvent, c.screen(display.NoEvent)
+		return c.feedback(d)
+	}
+	// 4. The hot list.
+	if ev.Blocked[chip] {
+		d.Outcome, d.Screen = OutcomeBlocked, c.screen(display.Blocked)
+		return c.feedback(d)
+	}
+	// 5. The local pre-filter of the constraint.
+	bucket, err := protocol.PeriodBucket(ev.Period, tap.At, c.o.Location)
+	if err != nil {
+		bucket = ""
+	}
+	if bucket != "" {
+		used, err := c.ob.Used(ctx, chip, ev.ID, bucket)
+		if err != nil {
+			c.log.Error("pre-filter read failed", "err", err)
+		} else if used >= ev.Volume {
+			d.Outcome, d.Screen = OutcomeAlreadySaved, c.screen(display.AlreadySaved)
+			return c.feedback(d)
+		}
+	}
+	// 6. Queue, durably; feedback only after the commit.
+	var host Host = c.o.Host
+	in := protocol.Checkin{DeviceID: c.o.DeviceID, ChipNumber: chip, EventID: ev.ID,
+		CounterID: ev.CounterID, TappedAt: protocol.FormatTime(tap.At), ClockSynced: synced}
+	if host != nil {
+		in.BootID, in.UptimeMs = host.BootID(), host.Uptime().Milliseconds()
+	}
+	item, err := c.ob.Enqueue(ctx, queue.Entry{Chip: chip, EventID: ev.ID, Bucket: bucket,
+		Build: func(id string, seq int64) ([]byte, error) {
+			in.ID, in.Seq = id, seq
+			return in.Encode(), nil
+		}})
+	switch {
+	case errors.Is(err, queue.ErrFull):
+		c.log.Warn("queue full: tap refused", "chip", protocol.MaskChip(chip))
+		d.Outcome, d.Screen = OutcomeQueueFull, c.screen(display.QueueFull)
+		return c.feedback(d)
+	case err != nil:
+		c.log.Error("tap not stored", "chip", protocol.MaskChip(chip), "err", err)
+		d.Outcome, d.Screen = OutcomeStorageError, c.screen(display.StorageError)
+		return c.feedback(d)
+	}
+	d.Outcome, d.ID, d.Seq = OutcomeSaved, item.ID, item.Seq
+	d.Screen = c.screen(display.Saved)
+	d.Screen.Points = ev.Points
+	c.feedback(d)
+	c.mu.Lock()
+	c.snap.lastTapAt, c.snap.seq = tap.At, item.Seq
+	c.mu.Unlock()
+	if c.uplink != nil {
+		c.uplink.Kick()
+	}
+	c.log.Info("tap saved", "chip", protocol.MaskChip(chip), "seq", item.Seq, "id", item.ID)
+	return d
+}
+
+// screen starts a screen of kind with the kiosk's language and event.
+func (c *Core) screen(k display.Kind) display.Screen {
+	return display.Screen{Kind: k, Lang: c.o.Lang, EventTitle: c.event.Title}
+}
+
+// feedback shows d's screen and sounds its signal.
+func (c *Core) feedback(d Decision) Decision {
+	c.disp.Show(d.Screen)
+	c.ind.Signal(signalFor(d.Outcome))
+	return d
+}
+
+func signalFor(outcome string) display.Pattern {
+	switch outcome {
+	case OutcomeSaved:
+		return display.SignalSaved
+	case OutcomeAlreadySaved:
+		return display.SignalAlreadySaved
+	case OutcomeQueueFull, OutcomeStorageError:
+		return display.SignalFault
+	}
+	return display.SignalRefused
+}
+
+// result applies central's Result to the tap screen still up, if it is the
+// tap's. It reports whether the screen changed.
+func (c *Core) result(r protocol.Result) bool {
+	if !c.onScr || c.current.ID != r.ID {
+		return false
+	}
+	s := c.current.Screen
+	switch r.Status {
+	case protocol.StatusSaved:
+		s.Kind, s.Points, s.Total, s.HasTotal = display.Saved, r.NewPoints, r.TotalPoints, true
+	case protocol.StatusMaximumReached:
+		s.Kind = display.AlreadySaved
+	case protocol.StatusCardBlocked:
+		s.Kind = display.Blocked
+	case protocol.StatusPassholderNotFound:
+		s.Kind = display.NotRecognised
+	case protocol.StatusCheckinNotAllowed:
+		s.Kind = display.NotAllowed
+	case protocol.StatusEventNotFound:
+		s.Kind = display.NoEvent
+	default:
+		s.Kind = display.Unreadable
+	}
+	s.Message = r.EndUserMessage[c.o.Lang]
+	if s.Message == "" {
+		s.Message = r.EndUserMessage["nl"]
+	}
+	c.current.Screen = s
+	c.disp.Show(s)
+	if r.Status != protocol.StatusSaved {
+		c.ind.Signal(display.SignalRefused)
+	}
+	return true
+}
+
+// OnResult hands central's Result to the tap loop (the forwarder calls it).
+func (c *Core) OnResult(r protocol.Result) {
+	select {
+	case c.results <- r:
+	default: // the loop is far behind; the screen update is only cosmetic
+	}
+}
+
+func (c *Core) health(h reader.Health) {
+	c.mu.Lock()
+	changed := c.snap.reader != h.State
+	c.snap.reader, c.snap.readerErr = h.State, h.Err
+	c.mu.Unlock()
+	if !changed {
+		return
+	}
+	if h.State == reader.Fault {
+		c.log.Error("reader fault", "err", h.Err)
+		c.ind.Signal(display.SignalFault)
+	} else {
+		c.log.Info("reader ok again")
+	}
+	if !c.onScr {
+		c.showIdle()
+	}
+	if c.uplink != nil {
+		c.uplink.StatusChanged()
+	}
+}
+
+// idle is the screen shown between taps.
+func (c *Core) idle() display.Screen {
+	c.mu.Lock()
+	override, rd := c.idleScr, c.snap.reader
+	c.mu.Unlock()
+	if override != nil {
+		if s := override(); s != nil {
+			return *s
+		}
+	}
+	if rd == reader.Fault {
+		return c.screen(display.Fault)
+	}
+	if c.event.ID == "" {
+		return c.screen(display.NoEvent)
+	}
+	s := c.screen(display.Idle)
+	s.Code = c.event.CheckinCode
+	return s
+}
+
+func (c *Core) showIdle() { c.disp.Show(c.idle()) }
+
+// housekeep notices changes that matter to central.
+func (c *Core) housekeep() {
+	if c.o.Host == nil {
+		return
+	}
+	synced := c.o.Host.ClockSynced()
+	c.mu.Lock()
+	changed := synced != c.snap.clockSynced
+	c.snap.clockSynced = synced
+	c.mu.Unlock()
+	if changed && c.uplink != nil {
+		c.log.Info("clock synchronisation changed", "synced", synced)
+		c.uplink.StatusChanged()
+	}
+}
+
+// SetEvent puts ev in force (a verified remote config, or a local change).
+func (c *Core) SetEvent(ctx context.Context, ev Event) error {
+	return c.call(ctx, func() {
+		c.event = ev
+		c.mu.Lock()
+		changed := c.snap.eventID != ev.ID
+		c.snap.eventID = ev.ID
+		c.mu.Unlock()
+		if !c.onScr {
+			c.showIdle()
+		}
+		if changed && c.uplink != nil {
+			c.uplink.StatusChanged()
+		}
+	})
+}
+
+// CurrentEvent returns the event in force.
+func (c *Core) CurrentEvent(ctx context.Context) (Event, error) {
+	var ev Event
+	err := c.call(ctx, func() { ev = c.event })
+	return ev, err
+}
+
+// Identify blinks and beeps so a technician finds this box.
+func (c *Core) Identify() { c.ind.Signal(display.SignalIdentify) }
+
+// RefreshIdle redraws the idle screen if no tap screen is up.
+func (c *Core) RefreshIdle(ctx context.Context) error {
+	return c.call(ctx, func() {
+		if !c.onScr {
+			c.showIdle()
+		}
+	})
+}
+
+// call runs f on the tap loop and waits for it.
+func (c *Core) call(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case c.calls <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return fmt.Errorf("device: %w", ctx.Err())
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("device: %w", ctx.Err())
+	}
+}
+
+// Expect registers interest in the next decision for chip (the control
+// socket waits on it after putting a card on the reader). Call cancel when
+// no longer waiting.
+func (c *Core) Expect(chip string) (<-chan Decision, func()) {
+	ch := make(chan Decision, 1)
+	c.mu.Lock()
+	c.waiters[chip] = append(c.waiters[chip], ch)
+	c.mu.Unlock()
+	return ch, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		ws := c.waiters[chip]
+		for i, w := range ws {
+			if w == ch {
+				c.waiters[chip] = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(c.waiters[chip]) == 0 {
+			delete(c.waiters, chip)
+		}
+	}
+}
+
+func (c *Core) deliver(d Decision) {
+	c.mu.Lock()
+	ws := c.waiters[d.Chip]
+	delete(c.waiters, d.Chip)
+	c.mu.Unlock()
+	for _, w := range ws {
+		w <- d // buffered, one each
+	}
+}
+
+// Snapshot is the state other goroutines may read.
+type Snapshot struct {
+	EventID     string
+	Reader      reader.State
+	ReaderErr   error
+	Display     string
+	ClockSynced bool
+	LastTapAt   time.Time
+	Seq         int64
+}
+
+// Snapshot returns the core's current state.
+func (c *Core) Snapshot() Snapshot {
+	c.mu.Lock()
+	s := c.snap
+	dh := c.dispHlth
+	c.mu.Unlock()
+	disp := "ok"
+	if dh != nil && dh() != nil {
+		disp = "fault"
+	}
+	return Snapshot{EventID: s.eventID, Reader: s.reader, ReaderErr: s.readerErr, Display: disp,
+		ClockSynced: s.clockSynced, LastTapAt: s.lastTapAt, Seq: s.seq}
+}
+
+// Status is the contract's Status as far as the core knows it; the
+// forwarder adds the queue figures and the time.
+func (c *Core) Status() protocol.Status {
+	s := c.Snapshot()
+	st := protocol.Status{Online: true, DeviceID: c.o.DeviceID, Version: c.o.Version, EventID: s.EventID,
+		ClockSynced: s.ClockSynced, Reader: s.Reader.String(), Display: s.Display}
+	if !s.LastTapAt.IsZero() {
+		st.LastTapAt = protocol.FormatTime(s.LastTapAt)
+	}
+	return st
+}
