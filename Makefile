@@ -1,0 +1,54 @@
+# The kiosk's everyday commands. `make demo` and `make test` are the quick start.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+CMDS     := kioskd kioskctl kiosk-ingest kiosk-demo
+CROSS    := linux/arm/6 linux/arm/7 linux/arm64
+
+.PHONY: all build demo test test-short bench cross fuzz vet clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(CMDS))
+
+# The kiosk with a simulated reader and a terminal display, an embedded MQTT
+# broker and the reference ingest: nothing but Go.
+demo: build
+	./bin/kiosk-demo
+
+vet:
+	$(GO) vet ./...
+
+# Every test. End-to-end tests spawn their own Mosquitto on free ports.
+test: vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Benchmarks with their figures printed as a table.
+bench: build
+	$(GO) run ./cmd/kiosk-bench
+
+cross:
+	@mkdir -p dist
+	@for t in $(CROSS); do \
+	  os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; arm=$${rest#*/}; \
+	  suffix=$$arch; env="GOOS=$$os GOARCH=$$arch"; \
+	  if [ "$$arch" = arm ]; then suffix=armv$$arm; env="$$env GOARM=$$arm"; fi; \
+	  for c in kioskd kioskctl kiosk-ingest; do \
+	    echo "dist/$$c-linux-$$suffix"; \
+	    env $$env CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$c-linux-$$suffix ./cmd/$$c || exit 1; \
+	  done; \
+	done
+
+# Fuzz every decoder of outside bytes for a while (FUZZTIME each).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeResult -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./protocol
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,100 @@
+package kiosk
+
+import (
+	"context"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/display"
+	"github.com/uitpas/tap-kiosk/kiosk/control"
+	"github.com/uitpas/tap-kiosk/reader"
+)
+
+// TapReply is the control socket's reply to a tap.
+type TapReply struct {
+	OK      bool   `json:"ok"`
+	Outcome string `json:"outcome"`
+	Screen  string `json:"screen"`
+	Text    string `json:"text"`
+	ID      string `json:"id,omitempty"`
+	Seq     int64  `json:"seq,omitempty"`
+}
+
+// StatusReply is the control socket's reply to status.
+type StatusReply struct {
+	OK             bool   `json:"ok"`
+	DeviceID       string `json:"deviceId"`
+	Version        string `json:"version"`
+	Pending        int    `json:"pending"`
+	OldestPendingS int64  `json:"oldestPendingS"`
+	QueueBytes     int64  `json:"queueBytes"`
+	MQTT           string `json:"mqtt"`
+	Reader         string `json:"reader"`
+	Display        string `json:"display"`
+	ClockSynced    bool   `json:"clockSynced"`
+	EventID        string `json:"eventId"`
+	Seq            int64  `json:"seq"`
+	LastTapAt      string `json:"lastTapAt,omitempty"`
+}
+
+// tapTimeout bounds how long a control-socket tap waits for its decision.
+const tapTimeout = 10 * time.Second
+
+func (k *Kiosk) handle(ctx context.Context, req control.Request) any {
+	switch req.Op {
+	case "tap":
+		return k.handleTap(ctx, req.ChipNumber)
+	case "status":
+		return k.status(ctx)
+	case "identify":
+		k.core.Identify()
+		return struct {
+			OK bool `json:"ok"`
+		}{true}
+	}
+	return control.Fail("unknown op %q (tap, status, identify)", req.Op)
+}
+
+func (k *Kiosk) handleTap(ctx context.Context, chip string) any {
+	if k.pres == nil {
+		return control.Fail("tap is only accepted with reader.driver = \"sim\" or \"pn532-emulated\" (this kiosk has %q)", k.cfg.Reader.Driver)
+	}
+	uid, err := reader.ParseChip(chip)
+	if err != nil || len(uid) == 0 || len(uid) > 16 {
+		return control.Fail("chipNumber %q is not a hex UID", chip)
+	}
+	ctx, cancel := context.WithTimeout(ctx, tapTimeout)
+	defer cancel()
+	ch, stop := k.core.Expect(reader.Tap{UID: uid}.Chip())
+	defer stop()
+	if err := k.pres.Present(ctx, uid); err != nil {
+		return control.Fail("reader: %v", err)
+	}
+	select {
+	case d := <-ch:
+		return TapReply{OK: true, Outcome: d.Outcome, Screen: string(d.Screen.Kind), Text: display.Plain(d.Screen), ID: d.ID, Seq: d.Seq}
+	case <-ctx.Done():
+		return control.Fail("no decision within %s", tapTimeout)
+	}
+}
+
+// Status gathers what a technician (and the control socket) needs.
+func (k *Kiosk) status(ctx context.Context) any {
+	st, err := k.ob.Stats(ctx)
+	if err != nil {
+		return control.Fail("queue: %v", err)
+	}
+	snap := k.core.Snapshot()
+	r := StatusReply{OK: true, DeviceID: k.cfg.DeviceID, Version: k.o.Version, Pending: st.Pending,
+		QueueBytes: st.Bytes, MQTT: "disconnected", Reader: snap.Reader.String(), Display: snap.Display,
+		ClockSynced: snap.ClockSynced, EventID: snap.EventID, Seq: st.LastSeq}
+	if !st.OldestQueuedAt.IsZero() {
+		r.OldestPendingS = int64(k.o.Clock.Now().Sub(st.OldestQueuedAt) / time.Second)
+	}
+	if k.fwd.Connected() {
+		r.MQTT = "connected"
+	}
+	if !snap.LastTapAt.IsZero() {
+		r.LastTapAt = snap.LastTapAt.UTC().Format(time.RFC3339)
+	}
+	return r
+}

@@ -1,0 +1,278 @@
+// Package kiosk assembles one kiosk from its configuration: reader, core,
+// outbox, forwarder, display and control socket. kioskd runs one; the demo
+// and the fleet simulator run many in one process, so nothing here is global.
+package kiosk
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/clock"
+	"github.com/uitpas/tap-kiosk/device"
+	"github.com/uitpas/tap-kiosk/device/host"
+	"github.com/uitpas/tap-kiosk/display"
+	"github.com/uitpas/tap-kiosk/kiosk/control"
+	"github.com/uitpas/tap-kiosk/protocol"
+	"github.com/uitpas/tap-kiosk/provisioning"
+	"github.com/uitpas/tap-kiosk/queue"
+	"github.com/uitpas/tap-kiosk/queue/mqttfwd"
+	"github.com/uitpas/tap-kiosk/reader"
+)
+
+// Opts are what the caller injects.
+type Opts struct {
+	Version string
+	Logger  *slog.Logger
+	Clock   clock.Clock
+	Host    device.Host
+	// Stdout receives the terminal display.
+	Stdout io.Writer
+	// OnReady is called once reader, queue, display and control socket are up.
+	OnReady func()
+	// OnTick is called from the tap loop (the systemd watchdog).
+	OnTick func()
+}
+
+// Kiosk is one assembled kiosk.
+type Kiosk struct {
+	cfg   provisioning.Config
+	o     Opts
+	log   *slog.Logger
+	ob    *queue.Outbox
+	core  *device.Core
+	fwd   *mqttfwd.Forwarder
+	rd    reader.Reader
+	pres  reader.Presenter
+	disp  display.Display
+	ind   display.Indicator
+	halt  []func() error // hardware to release at the end, in order
+	ctl   *control.Server
+	ctlMu sync.Mutex
+}
+
+// New builds a kiosk. Nothing runs until Run.
+func New(cfg provisioning.Config, o Opts) (k *Kiosk, err error) {
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Host == nil {
+		o.Host = host.New()
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	k = &Kiosk{cfg: cfg, o: o, log: o.Logger}
+	defer func() {
+		if err != nil {
+			k.release()
+		}
+	}()
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("kiosk: state_dir: %w", err)
+	}
+	k.ob, err = queue.Open(cfg.QueuePath(), queue.Opts{MaxBytes: cfg.Queue.MaxBytes,
+		MinFreeBytes: cfg.Queue.MinFreeBytes, Clock: o.Clock, Logger: o.Logger.With("part", "queue")})
+	if err != nil {
+		return nil, fmt.Errorf("kiosk: %w", err)
+	}
+	k.halt = append(k.halt, k.ob.Close)
+	if err := k.openReader(); err != nil {
+		return nil, err
+	}
+	if err := k.openDisplay(); err != nil {
+		return nil, err
+	}
+	ev, err := localEvent(cfg.Event)
+	if err != nil {
+		return nil, err
+	}
+	k.core = device.New(device.Opts{DeviceID: cfg.DeviceID, Version: o.Version, Event: ev,
+		Debounce: cfg.Tap.Debounce, Hold: cfg.Tap.Hold, Location: cfg.Location(), Lang: cfg.Display.Lang,
+		Clock: o.Clock, Host: o.Host, Logger: o.Logger.With("part", "core"), OnTick: o.OnTick}, k.ob, k.disp, k.ind)
+	if h, ok := k.disp.(interface{ Err() error }); ok {
+		k.core.SetDisplayHealth(h.Err)
+	}
+	tlsConf, err := tlsConfig(cfg.MQTT)
+	if err != nil {
+		return nil, err
+	}
+	k.fwd, err = mqttfwd.New(k.ob, mqttfwd.Opts{Broker: cfg.MQTT.Broker, TLS: tlsConf, Prefix: cfg.MQTT.TopicPrefix,
+		DeviceID: cfg.DeviceID, Window: cfg.MQTT.Window, RetryAfter: cfg.MQTT.RetryAfter, Clock: o.Clock,
+		Logger: o.Logger.With("part", "mqtt"), OnResult: func(r protocol.Result, known bool) { k.core.OnResult(r) },
+		OnConfig: k.onConfig, Status: k.core.Status})
+	if err != nil {
+		return nil, fmt.Errorf("kiosk: %w", err)
+	}
+	k.core.SetUplink(k.fwd)
+	return k, nil
+}
+
+// localEvent turns the [event] table into the core's event.
+func localEvent(e provisioning.EventConfig) (device.Event, error) {
+	ev := device.Event{ID: e.ID, Title: e.Title, CounterID: e.CounterID, Points: e.Points, Period: e.Period,
+		Volume: e.Volume, CheckinCode: e.CheckinCode, Blocked: map[string]bool{}}
+	for _, c := range e.BlockedChips {
+		ev.Blocked[c] = true
+	}
+	var err error
+	if e.ValidFrom != "" {
+		if ev.ValidFrom, err = time.Parse(time.RFC3339, e.ValidFrom); err != nil {
+			return ev, fmt.Errorf("kiosk: event.valid_from: %w", err)
+		}
+	}
+	if e.ValidUntil != "" {
+		if ev.ValidUntil, err = time.Parse(time.RFC3339, e.ValidUntil); err != nil {
+			return ev, fmt.Errorf("kiosk: event.valid_until: %w", err)
+		}
+	}
+	return ev, nil
+}
+
+func (k *Kiosk) openReader() error {
+	switch k.cfg.Reader.Driver {
+	case "sim":
+		s := reader.NewSim(k.o.Clock)
+		k.rd, k.pres = s, s
+		return nil
+	}
+	return k.openHardwareReader()
+}
+
+func (k *Kiosk) openDisplay() error {
+	k.ind = display.None{}
+	switch k.cfg.Display.Driver {
+	case "none":
+		k.disp = display.None{}
+		return nil
+	case "terminal":
+		k.disp = display.NewTerminal(k.o.Stdout)
+		return nil
+	}
+	return k.openHardwareDisplay()
+}
+
+// tlsConfig builds the client TLS configuration for ssl:// brokers.
+func tlsConfig(m provisioning.MQTTConfig) (*tls.Config, error) {
+	if !strings.HasPrefix(m.Broker, "ssl://") && !strings.HasPrefix(m.Broker, "tls://") {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if m.CAFile != "" {
+		pem, err := os.ReadFile(m.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kiosk: mqtt.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kiosk: mqtt.ca_file %s: no PEM certificate in it", m.CAFile)
+		}
+		conf.RootCAs = pool
+	}
+	if m.CertFile != "" || m.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(m.CertFile, m.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kiosk: mqtt.cert_file/key_file: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
+}
+
+// onConfig receives retained config payloads from central. Until this kiosk
+// holds a provisioned config-signing key it accepts none.
+func (k *Kiosk) onConfig(payload []byte) {
+	k.log.Warn("remote config ignored: no config-signing key provisioned", "bytes", len(payload))
+}
+
+// Core returns the kiosk's core (tests and the fleet simulator use it).
+func (k *Kiosk) Core() *device.Core { return k.core }
+
+// Outbox returns the kiosk's queue.
+func (k *Kiosk) Outbox() *queue.Outbox { return k.ob }
+
+// Forwarder returns the kiosk's MQTT forwarder.
+func (k *Kiosk) Forwarder() *mqttfwd.Forwarder { return k.fwd }
+
+// Presenter returns the reader's card presenter, or nil on real hardware.
+func (k *Kiosk) Presenter() reader.Presenter { return k.pres }
+
+// Run runs the kiosk until ctx is done, then shuts down in order: the tap in
+// hand is finished, the forwarder disconnects, the reader's RF field and the
+// display go off, the queue is closed.
+func (k *Kiosk) Run(ctx context.Context) error {
+	defer k.release()
+	if k.cfg.Control.Socket != "" {
+		if err := os.MkdirAll(filepath.Dir(k.cfg.Control.Socket), 0o700); err != nil {
+			return fmt.Errorf("kiosk: control socket dir: %w", err)
+		}
+		ctl, err := control.Listen(k.cfg.Control.Socket, k.handle, k.log)
+		if err != nil {
+			return fmt.Errorf("kiosk: %w", err)
+		}
+		k.ctl = ctl
+		defer ctl.Close()
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	events := make(chan reader.Event, 16)
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("kiosk: %s: %w", name, err)
+				}
+				errMu.Unlock()
+				cancel(err)
+			}
+		}()
+	}
+	run("reader", func(ctx context.Context) error { return k.rd.Run(ctx, events) })
+	run("core", func(ctx context.Context) error { return k.core.Run(ctx, events) })
+	run("mqtt", k.fwd.Run)
+	if k.ctl != nil {
+		run("control", k.ctl.Serve)
+	}
+	k.log.Info("kiosk ready", "device", k.cfg.DeviceID, "reader", k.rd.String(), "display", k.disp.String(),
+		"broker", k.cfg.MQTT.Broker)
+	if k.o.OnReady != nil {
+		k.o.OnReady()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return firstErr
+}
+
+// release halts hardware and closes the queue, once.
+func (k *Kiosk) release() {
+	if k.disp != nil {
+		if err := k.disp.Halt(); err != nil {
+			k.log.Warn("display halt", "err", err)
+		}
+		k.disp = nil
+	}
+	for i := len(k.halt) - 1; i >= 0; i-- {
+		if err := k.halt[i](); err != nil && !errors.Is(err, queue.ErrClosed) {
+			k.log.Warn("release", "err", err)
+		}
+	}
+	k.halt = nil
+}
