@@ -1,6 +1,6 @@
 // Package testbroker starts an MQTT broker for a test: a real Mosquitto on a
 // free loopback port when the binary is installed, otherwise the embedded
-// mochi-mqtt broker (and the test log says so). KIOSK_TEST_BROKER=mosquitto
+// mochi-mqtt broker of internal/embedbroker (and the test log says so). KIOSK_TEST_BROKER=mosquitto
 // makes a missing Mosquitto a test failure, which CI sets.
 //
 // A Mosquitto broker can be stopped and started again on the same port, with
@@ -8,7 +8,6 @@
 package testbroker
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -19,8 +18,8 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/uitpas/tap-kiosk/internal/embedbroker"
 )
 
 // Broker is one broker under test.
@@ -159,42 +158,13 @@ func (b *Broker) Log() string {
 
 func startMochi(tb testing.TB) *Broker {
 	b := &Broker{tb: tb, Port: FreePort(tb), Kind: "embedded"}
-	s, err := Embedded(b.Addr())
+	s, err := embedbroker.Start(b.Addr(), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	b.mochi = s
 	tb.Cleanup(b.Stop)
 	return b
-}
-
-// Embedded starts a mochi-mqtt broker on addr that allows every client; the
-// demo uses it too.
-func Embedded(addr string) (*mqtt.Server, error) {
-	s := mqtt.New(&mqtt.Options{InlineClient: false})
-	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
-		return nil, fmt.Errorf("testbroker: %w", err)
-	}
-	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
-		return nil, fmt.Errorf("testbroker: %w", err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return s, nil
-		}
-		select {
-		case err := <-errc:
-			return nil, fmt.Errorf("testbroker: embedded broker: %w", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	s.Close()
-	return nil, fmt.Errorf("testbroker: embedded broker did not listen on %s", addr)
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
