@@ -22,9 +22,22 @@ import (
 	"github.com/uitpas/tap-kiosk/internal/embedbroker"
 )
 
+// T is the part of testing.TB the package needs; a benchmark program
+// supplies its own.
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Log(args ...any)
+	TempDir() string
+	Cleanup(func())
+}
+
+var _ T = testing.TB(nil)
+
 // Broker is one broker under test.
 type Broker struct {
-	tb    testing.TB
+	tb    T
 	Port  int
 	dir   string
 	conf  string
@@ -55,10 +68,10 @@ func Mosquitto() string {
 }
 
 // Start starts a broker for tb and stops it at cleanup.
-func Start(tb testing.TB) *Broker { return StartOpts(tb, Opts{}) }
+func Start(tb T) *Broker { return StartOpts(tb, Opts{}) }
 
 // StartOpts is Start with options for Mosquitto.
-func StartOpts(tb testing.TB, o Opts) *Broker {
+func StartOpts(tb T, o Opts) *Broker {
 	tb.Helper()
 	bin := Mosquitto()
 	if bin == "" {
@@ -156,7 +169,7 @@ func (b *Broker) Log() string {
 	return string(out)
 }
 
-func startMochi(tb testing.TB) *Broker {
+func startMochi(tb T) *Broker {
 	b := &Broker{tb: tb, Port: FreePort(tb), Kind: "embedded"}
 	s, err := embedbroker.Start(b.Addr(), nil)
 	if err != nil {
@@ -168,7 +181,7 @@ func startMochi(tb testing.TB) *Broker {
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(tb testing.TB) int {
+func FreePort(tb T) int {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
