@@ -462,3 +462,23 @@ func countEntries(t testing.TB, l *Ledger) int {
 	}
 	return n
 }
+
+// TestBucketAgreesWithProtocol checks that the ledger's intervals are the
+// kiosk's period keys (protocol.PeriodBucket): same key inside, a new key at
+// the end.
+func TestBucketAgreesWithProtocol(t *testing.T) {
+	loc := DefaultOpts().Location
+	start := mustTime(t, "2026-01-01T00:00:00Z")
+	for _, p := range []string{"DAY", "WEEK", "MONTH", "QUARTER", "YEAR"} {
+		for at := start; at.Before(start.AddDate(2, 0, 0)); at = at.Add(37*time.Hour + 11*time.Minute) {
+			s, e := Bucket(p, at, loc)
+			k, _ := protocol.PeriodBucket(p, at, loc)
+			ks, _ := protocol.PeriodBucket(p, s, loc)
+			ke, _ := protocol.PeriodBucket(p, e.Add(-time.Millisecond), loc)
+			kn, _ := protocol.PeriodBucket(p, e, loc)
+			if at.Before(s) || !at.Before(e) || ks != k || ke != k || kn == k {
+				t.Fatalf("%s at %v: [%v, %v) keys %s %s %s %s", p, at, s, e, k, ks, ke, kn)
+			}
+		}
+	}
+}

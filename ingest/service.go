@@ -1,0 +1,398 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/uitpas/tap-kiosk/clock"
+	"github.com/uitpas/tap-kiosk/protocol"
+)
+
+// ErrStarted is returned by a second Run of one Service.
+var ErrStarted = errors.New("service already run")
+
+// ServiceOpts configure the MQTT side.
+type ServiceOpts struct {
+	// Broker is the MQTT URL: ssl://host:8883 in production, tcp:// in tests.
+	Broker string
+	// Prefix is the contract's topic prefix (default kiosk/v1).
+	Prefix string
+	// ClientID must be stable across restarts: the broker keeps this
+	// persistent session's subscription and queues checkins for it while the
+	// service is away. Several ingests sharing a SharedGroup need distinct
+	// ids. Default "kiosk-ingest".
+	ClientID string
+	// TLS, when set, is used for ssl:// brokers (client certificate, CA).
+	TLS                *tls.Config
+	Username, Password string
+	Logger             *slog.Logger
+	Clock              clock.Clock
+	// SharedGroup, when set, subscribes $share/GROUP/P/+/checkin so that
+	// several ingests split the load (MQTT 5 / Mosquitto shared subscriptions).
+	SharedGroup string
+	// BatchSize is the most checkins per transaction (default 256).
+	BatchSize int
+	// BatchWait is how long a batch waits for more checkins once the queue is
+	// empty (default 2 ms; negative: not at all).
+	BatchWait time.Duration
+	// QueueLen bounds the checkins received but not yet booked (default 4096).
+	QueueLen int
+	// ReconnectMax caps the reconnect backoff (default 10 s).
+	ReconnectMax time.Duration
+}
+
+// Counters are what the service has seen since it started.
+type Counters struct {
+	Received   int64 // messages on the checkin topics
+	Results    int64 // Results published (replays included)
+	Replays    int64 // ids answered from the ledger
+	Collisions int64 // ids already in the ledger for another device
+	// Dropped payloads, by reason.
+	DropTooLarge, DropMalformed, DropVersion, DropInvalid, DropTopic, DropMismatch int64
+	Batches       int64 // committed transactions
+	DBErrors      int64 // failed transactions (retried)
+	PublishErrors int64
+	Connects      int64
+	Subscribes    int64
+}
+
+// Dropped is the sum of the drop counters.
+func (c Counters) Dropped() int64 {
+	return c.DropTooLarge + c.DropMalformed + c.DropVersion + c.DropInvalid + c.DropTopic + c.DropMismatch
+}
+
+type counters struct {
+	received, results, replays, collisions,
+	dropTooLarge, dropMalformed, dropVersion, dropInvalid, dropTopic, dropMismatch,
+	batches, dbErrors, publishErrors, connects, subscribes atomic.Int64
+}
+
+// Service answers checkins from MQTT with the Ledger.
+type Service struct {
+	l     *Ledger
+	o     ServiceOpts
+	log   *slog.Logger
+	drops *rateLog
+	topic string
+
+	in      chan item
+	stop    chan struct{}
+	ready   chan struct{}
+	readyMu sync.Once
+	started atomic.Bool
+	c       counters
+}
+
+type item struct {
+	in  Input
+	msg mqtt.Message
+}
+
+// New makes a Service for ledger; it checks the options but connects only in
+// Run.
+func New(ledger *Ledger, o ServiceOpts) (*Service, error) {
+	if ledger == nil {
+		return nil, fmt.Errorf("ingest: service without ledger: %w", ErrInvalid)
+	}
+	u, err := url.Parse(o.Broker)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("ingest: broker %q: want scheme://host:port: %w", o.Broker, ErrInvalid)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+	default:
+		return nil, fmt.Errorf("ingest: broker %q: scheme %q: %w", o.Broker, u.Scheme, ErrInvalid)
+	}
+	if o.Prefix == "" {
+		o.Prefix = protocol.DefaultPrefix
+	}
+	if o.ClientID == "" {
+		o.ClientID = "kiosk-ingest"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 256
+	}
+	if o.BatchWait == 0 {
+		o.BatchWait = 2 * time.Millisecond
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = 4096
+	}
+	if o.ReconnectMax <= 0 {
+		o.ReconnectMax = 10 * time.Second
+	}
+	s := &Service{
+		l: ledger, o: o, log: o.Logger,
+		drops: newRateLog(o.Logger, o.Clock, 10*time.Second),
+		topic: o.Prefix + "/+/" + protocol.KindCheckin,
+		in:    make(chan item, o.QueueLen),
+		stop:  make(chan struct{}),
+		ready: make(chan struct{}),
+	}
+	if o.SharedGroup != "" {
+		s.topic = "$share/" + o.SharedGroup + "/" + s.topic
+	}
+	return s, nil
+}
+
+// String names the service.
+func (s *Service) String() string { return "ingest.Service(" + s.o.ClientID + "@" + s.o.Broker + ")" }
+
+// Ready is closed once the service has subscribed for the first time.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// Counters returns a snapshot of the counters.
+func (s *Service) Counters() Counters {
+	c := &s.c
+	return Counters{
+		Received: c.received.Load(), Results: c.results.Load(), Replays: c.replays.Load(),
+		Collisions: c.collisions.Load(), DropTooLarge: c.dropTooLarge.Load(), DropMalformed: c.dropMalformed.Load(),
+		DropVersion: c.dropVersion.Load(), DropInvalid: c.dropInvalid.Load(), DropTopic: c.dropTopic.Load(),
+		DropMismatch: c.dropMismatch.Load(), Batches: c.batches.Load(), DBErrors: c.dbErrors.Load(),
+		PublishErrors: c.publishErrors.Load(), Connects: c.connects.Load(), Subscribes: c.subscribes.Load(),
+	}
+}
+
+// Run connects (and keeps reconnecting) and serves until ctx ends. The batch
+// in hand is finished before it returns; checkins received but not booked
+// are not acknowledged, so the broker delivers them again next time.
+func (s *Service) Run(ctx context.Context) error {
+	if s.started.Swap(true) {
+		return fmt.Errorf("ingest: run: %w", ErrStarted)
+	}
+	mo := mqtt.NewClientOptions().
+		AddBroker(s.o.Broker).
+		SetClientID(s.o.ClientID).
+		SetCleanSession(false).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(min(time.Second, s.o.ReconnectMax)).
+		SetMaxReconnectInterval(s.o.ReconnectMax).
+		SetKeepAlive(30 * time.Second).
+		SetWriteTimeout(10 * time.Second).
+		SetOrderMatters(true).
+		// Acknowledged after the commit (see writer), never before.
+		SetAutoAckDisabled(true).
+		// Queued messages of the persistent session can arrive before the
+		// subscription is renewed: the default handler takes them.
+		SetDefaultPublishHandler(s.onMessage).
+		SetOnConnectHandler(s.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			s.log.Warn("mqtt connection lost", "broker", s.o.Broker, "err", err)
+		})
+	if s.o.TLS != nil {
+		mo.SetTLSConfig(s.o.TLS)
+	}
+	if s.o.Username != "" {
+		mo.SetUsername(s.o.Username)
+		mo.SetPassword(s.o.Password)
+	}
+	client := mqtt.NewClient(mo)
+	client.Connect() // with ConnectRetry it keeps trying in the background
+
+	done := make(chan struct{})
+	go func() { defer close(done); s.writer(client) }()
+	<-ctx.Done()
+	close(s.stop)
+	<-done
+	client.Disconnect(250)
+	s.log.Info("ingest stopped", "counters", fmt.Sprintf("%+v", s.Counters()))
+	return nil
+}
+
+func (s *Service) onConnect(c mqtt.Client) {
+	s.c.connects.Add(1)
+	s.log.Info("mqtt connected", "broker", s.o.Broker, "clientId", s.o.ClientID)
+	t := c.Subscribe(s.topic, 1, s.onMessage)
+	if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+		// The persistent session usually still holds the subscription; the
+		// next reconnect tries again.
+		s.log.Error("mqtt subscribe failed", "topic", s.topic, "err", t.Error())
+		return
+	}
+	if st, ok := t.(*mqtt.SubscribeToken); ok {
+		for topic, qos := range st.Result() {
+			if qos == 0x80 {
+				s.log.Error("mqtt subscribe refused by broker", "topic", topic)
+				return
+			}
+		}
+	}
+	s.c.subscribes.Add(1)
+	s.log.Info("subscribed", "topic", s.topic)
+	s.readyMu.Do(func() { close(s.ready) })
+}
+
+// onMessage runs on paho's router goroutine: it checks the payload and queues
+// it for the writer. A full queue holds the router back, and with it the
+// broker (TCP flow control and its in-flight window): backpressure, not loss.
+func (s *Service) onMessage(_ mqtt.Client, m mqtt.Message) {
+	now := s.o.Clock.Now()
+	s.c.received.Add(1)
+	c, reason, err := s.check(m.Topic(), m.Payload())
+	if err != nil {
+		s.drops.Warn(reason, "checkin dropped", "reason", reason, "topic", m.Topic(), "bytes", len(m.Payload()), "err", err)
+		m.Ack()
+		return
+	}
+	select {
+	case s.in <- item{in: Input{Checkin: c, ReceivedAt: now}, msg: m}:
+	case <-s.stop: // not acknowledged: delivered again next session
+	}
+}
+
+// check decodes a checkin and says why it is dropped, if it is.
+func (s *Service) check(topic string, payload []byte) (protocol.Checkin, string, error) {
+	device, kind, err := protocol.ParseTopic(s.o.Prefix, topic)
+	if err == nil && kind != protocol.KindCheckin {
+		err = fmt.Errorf("ingest: topic kind %q: %w", kind, protocol.ErrBadTopic)
+	}
+	if err != nil {
+		s.c.dropTopic.Add(1)
+		return protocol.Checkin{}, "topic", err
+	}
+	c, err := protocol.DecodeCheckin(payload)
+	switch {
+	case err == nil:
+	case errors.Is(err, protocol.ErrTooLarge):
+		s.c.dropTooLarge.Add(1)
+		return c, "too-large", err
+	case errors.Is(err, protocol.ErrMalformed):
+		s.c.dropMalformed.Add(1)
+		return c, "malformed", err
+	case errors.Is(err, protocol.ErrVersion):
+		s.c.dropVersion.Add(1)
+		return c, "version", err
+	default:
+		s.c.dropInvalid.Add(1)
+		return c, "invalid", err
+	}
+	if c.DeviceID != device {
+		s.c.dropMismatch.Add(1)
+		return c, "device-mismatch", fmt.Errorf("ingest: payload deviceId %q on topic of %q: %w", c.DeviceID, device, protocol.ErrBadDevice)
+	}
+	return c, "", nil
+}
+
+// writer is the one goroutine that writes the ledger: it takes what is
+// queued (up to BatchSize, waiting BatchWait for more), books it in one
+// transaction, and only after the commit publishes the Results and
+// acknowledges the checkins to the broker.
+func (s *Service) writer(client mqtt.Client) {
+	batch := make([]item, 0, s.o.BatchSize)
+	for {
+		batch = batch[:0]
+		select {
+		case <-s.stop:
+			return
+		case it := <-s.in:
+			batch = append(batch, it)
+		}
+		batch = s.fill(batch)
+		if !s.book(client, batch) {
+			return
+		}
+	}
+}
+
+// fill adds to batch what is queued, and what arrives within BatchWait.
+func (s *Service) fill(batch []item) []item {
+	for len(batch) < s.o.BatchSize {
+		select {
+		case it := <-s.in:
+			batch = append(batch, it)
+			continue
+		default:
+		}
+		break
+	}
+	if s.o.BatchWait < 0 || len(batch) >= s.o.BatchSize {
+		return batch
+	}
+	t := s.o.Clock.NewTimer(s.o.BatchWait)
+	defer t.Stop()
+	for len(batch) < s.o.BatchSize {
+		select {
+		case it := <-s.in:
+			batch = append(batch, it)
+		case <-t.C():
+			return batch
+		case <-s.stop:
+			return batch
+		}
+	}
+	return batch
+}
+
+// book commits batch and then answers it. A failed transaction is retried
+// with backoff until it commits or the service stops (then nothing of it is
+// acknowledged); it reports whether to go on.
+func (s *Service) book(client mqtt.Client, batch []item) bool {
+	in := make([]Input, len(batch))
+	for i, it := range batch {
+		in[i] = it.in
+	}
+	// The batch in hand is finished even while Run is being stopped.
+	ctx := context.Background()
+	backoff := 50 * time.Millisecond
+	var out []Outcome
+	for {
+		var err error
+		if out, err = s.l.ProcessBatch(ctx, in); err == nil {
+			break
+		}
+		s.c.dbErrors.Add(1)
+		s.log.Error("ledger write failed; retrying", "checkins", len(in), "err", err, "retryIn", backoff)
+		t := s.o.Clock.NewTimer(backoff)
+		select {
+		case <-t.C():
+		case <-s.stop:
+			t.Stop()
+			return false
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	s.c.batches.Add(1)
+	for i, o := range out {
+		c := batch[i].in.Checkin
+		if o.Replay {
+			s.c.replays.Add(1)
+		}
+		if o.Collision {
+			s.c.collisions.Add(1)
+			s.drops.Warn("collision", "checkin id already booked for another device", "id", c.ID, "device", c.DeviceID)
+		}
+		t := client.Publish(protocol.Topic(s.o.Prefix, c.DeviceID, protocol.KindResult), 1, false, o.Payload)
+		select {
+		case <-t.Done():
+			if t.Error() != nil {
+				s.c.publishErrors.Add(1)
+				s.drops.Warn("publish", "result publish failed", "device", c.DeviceID, "err", t.Error())
+			}
+		default: // in flight; paho resends it after a reconnect
+		}
+		s.c.results.Add(1)
+		s.log.Debug("checkin answered", "id", c.ID, "device", c.DeviceID, "seq", c.Seq,
+			"chip", protocol.MaskChip(c.ChipNumber), "event", c.EventID, "status", o.Result.Status, "replay", o.Replay)
+	}
+	// In receive order, as MQTT wants PUBACKs.
+	for _, it := range batch {
+		it.msg.Ack()
+	}
+	return true
+}
