@@ -58,11 +58,11 @@ type Counters struct {
 	Collisions int64 // ids already in the ledger for another device
 	// Dropped payloads, by reason.
 	DropTooLarge, DropMalformed, DropVersion, DropInvalid, DropTopic, DropMismatch int64
-	Batches       int64 // committed transactions
-	DBErrors      int64 // failed transactions (retried)
-	PublishErrors int64
-	Connects      int64
-	Subscribes    int64
+	Batches                                                                        int64 // committed transactions
+	DBErrors                                                                       int64 // failed transactions (retried)
+	PublishErrors                                                                  int64
+	Connects                                                                       int64
+	Subscribes                                                                     int64
 }
 
 // Dropped is the sum of the drop counters.
