@@ -388,6 +388,9 @@ func (c *Core) result(r protocol.Result) bool {
 		s.Message = r.EndUserMessage["nl"]
 	}
 	c.current.Screen = s
+	if c.last.d.ID == r.ID {
+		c.last.d.Screen = s // a debounced re-tap shows what central said
+	}
 	c.disp.Show(s)
 	if r.Status != protocol.StatusSaved {
 		c.ind.Signal(display.SignalRefused)

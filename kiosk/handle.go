@@ -6,6 +6,7 @@ import (
 
 	"github.com/uitpas/tap-kiosk/display"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
+	"github.com/uitpas/tap-kiosk/protocol"
 	"github.com/uitpas/tap-kiosk/reader"
 )
 
@@ -94,7 +95,7 @@ func (k *Kiosk) status(ctx context.Context) any {
 		r.MQTT = "connected"
 	}
 	if !snap.LastTapAt.IsZero() {
-		r.LastTapAt = snap.LastTapAt.UTC().Format(time.RFC3339)
+		r.LastTapAt = protocol.FormatTime(snap.LastTapAt)
 	}
 	return r
 }

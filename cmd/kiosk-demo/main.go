@@ -1,0 +1,196 @@
+// Command kiosk-demo runs the whole product on a laptop with nothing but Go:
+// an embedded MQTT broker on a free loopback port, the reference ingest, and
+// one kiosk with a simulated reader and a terminal display. It prints the
+// command that taps a card from a second terminal. Ctrl-C stops everything.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/ingest"
+	"github.com/uitpas/tap-kiosk/internal/embedbroker"
+	"github.com/uitpas/tap-kiosk/kiosk"
+	"github.com/uitpas/tap-kiosk/provisioning"
+)
+
+var version = "dev"
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("kiosk-demo", flag.ContinueOnError)
+	dir := fs.String("dir", "", "keep state (queue, ledger, logs) in this `directory` instead of a temporary one")
+	readerDriver := fs.String("reader", "sim", "reader driver: sim, or pn532-emulated (the real PN532 driver over its emulator)")
+	lang := fs.String("lang", "nl", "screen language: nl, fr, en")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: kiosk-demo [-dir DIR] [-reader sim|pn532-emulated] [-lang nl|fr|en]\n\n"+
+			"Runs a broker, the reference ingest and one kiosk; tap from a second terminal.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *showVersion {
+		fmt.Println("kiosk-demo", version)
+		return 0
+	}
+	if err := demo(*dir, *readerDriver, *lang); err != nil {
+		fmt.Fprintln(os.Stderr, "kiosk-demo:", err)
+		return 1
+	}
+	return 0
+}
+
+func demo(dir, readerDriver, lang string) error {
+	keep := dir != ""
+	if !keep {
+		d, err := os.MkdirTemp("", "kiosk-demo-")
+		if err != nil {
+			return err
+		}
+		dir = d
+		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(filepath.Join(dir, "demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	addr, err := embedbroker.FreeAddr()
+	if err != nil {
+		return err
+	}
+	broker, err := embedbroker.Start(addr, log.With("part", "broker"))
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	brokerURL := "tcp://" + addr
+
+	lo := ingest.DefaultOpts()
+	lo.EnrollUnknown = true
+	lo.Logger = log.With("part", "ingest")
+	ledger, err := ingest.Open(filepath.Join(dir, "ledger.db"), lo)
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+	svc, err := ingest.New(ledger, ingest.ServiceOpts{Broker: brokerURL, ClientID: "kiosk-ingest-demo",
+		Logger: log.With("part", "ingest")})
+	if err != nil {
+		return err
+	}
+
+	socket := filepath.Join(dir, "control.sock")
+	cfg, err := provisioning.Parse("demo", []byte(fmt.Sprintf(`
+device_id = "kiosk-demo-01"
+state_dir = %q
+
+[event]
+id = "evt-demo"
+title = "Bib Geel – leesclub"
+counter_id = "balie-demo"
+points = 1
+period = "DAY"
+volume = 1
+checkin_code = "LGIWNWB"
+
+[reader]
+driver = %q
+
+[display]
+driver = "terminal"
+lang = %q
+
+[control]
+socket = %q
+
+[mqtt]
+broker = %q
+allow_insecure = true
+`, filepath.Join(dir, "kiosk"), readerDriver, lang, socket, brokerURL)))
+	if err != nil {
+		return err
+	}
+	ready := make(chan struct{})
+	k, err := kiosk.New(cfg, kiosk.Opts{Version: version, Logger: log.With("part", "kioskd"), Stdout: os.Stdout,
+		OnReady: func() { close(ready) }})
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	for _, f := range []func(context.Context) error{svc.Run, k.Run} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- err
+				stop()
+			}
+		}()
+	}
+	select {
+	case <-ready:
+	case err := <-errc:
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("kiosk did not become ready within 10s")
+	}
+	banner(os.Stdout, brokerURL, socket, dir, keep)
+	<-ctx.Done()
+	fmt.Println("\nstopping…")
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	return nil
+}
+
+func banner(w io.Writer, broker, socket, dir string, keep bool) {
+	ctl := "bin/kioskctl"
+	if _, err := os.Stat(ctl); err != nil {
+		ctl = "go run ./cmd/kioskctl"
+	}
+	fmt.Fprintf(w, `
+UiTPAS tap kiosk demo — broker %s, reference ingest, kiosk "kiosk-demo-01"
+
+Tap a card from a second terminal:
+
+    %s -socket %s tap 04A1B2C3D4E5F6
+
+Tap it again after 3 s for "punt al gespaard" (within 3 s it is the same tap);
+try 08A1B2C3 (a random ID) or any other 7-byte number.
+Status:  %s -socket %s status
+Logs:    %s
+`, broker, ctl, socket, ctl, socket, filepath.Join(dir, "demo.log"))
+	if keep {
+		fmt.Fprintf(w, "Ledger:  go run ./cmd/kiosk-ingest ledger -db %s\n", filepath.Join(dir, "ledger.db"))
+	}
+	fmt.Fprintln(w, "Ctrl-C stops everything.")
+}
