@@ -326,3 +326,26 @@ func nullMs(t time.Time) sql.NullInt64 {
 	}
 	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
 }
+
+// Enroll makes chip a passholder with no points, unless it already is one.
+func (l *Ledger) Enroll(ctx context.Context, chip string) error {
+	if err := protocol.CheckChip(chip); err != nil {
+		return fmt.Errorf("ingest: enroll %s: %w", protocol.MaskChip(chip), err)
+	}
+	if _, err := l.db.ExecContext(ctx, `INSERT INTO passholders (chip_number, total_points, blocked, created_at)
+		VALUES (?, 0, 0, ?) ON CONFLICT (chip_number) DO NOTHING`, chip, protocol.FormatTime(time.Now())); err != nil {
+		return fmt.Errorf("ingest: enroll %s: %w", protocol.MaskChip(chip), err)
+	}
+	return nil
+}
+
+// SetBlocked blocks or unblocks chip, enrolling it if needed; its points stay.
+func (l *Ledger) SetBlocked(ctx context.Context, chip string, blocked bool) error {
+	if err := l.Enroll(ctx, chip); err != nil {
+		return err
+	}
+	if _, err := l.db.ExecContext(ctx, `UPDATE passholders SET blocked = ? WHERE chip_number = ?`, blocked, chip); err != nil {
+		return fmt.Errorf("ingest: block %s: %w", protocol.MaskChip(chip), err)
+	}
+	return nil
+}

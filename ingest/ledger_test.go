@@ -482,3 +482,28 @@ func TestBucketAgreesWithProtocol(t *testing.T) {
 		}
 	}
 }
+
+func TestEnrollAndSetBlocked(t *testing.T) {
+	l := openLedger(t, DefaultOpts())
+	setup(t, l, Event{ID: "evt-1", Points: 1, Period: "DAY", Volume: 1})
+	ctx := context.Background()
+	if err := l.Enroll(ctx, chipA); err != nil { // already there: points kept
+		t.Fatal(err)
+	}
+	if err := l.SetBlocked(ctx, chipA, true); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := l.Passholder(ctx, chipA); err != nil || !p.Blocked || p.TotalPoints != 22 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	if err := l.Enroll(ctx, "08123456"); err == nil {
+		t.Error("random UID enrolled")
+	}
+	if err := l.SetBlocked(ctx, "04AABBCCDDEE02", true); err != nil {
+		t.Fatal(err)
+	}
+	at := mustTime(t, "2026-11-24T09:00:00Z")
+	if o := process1(t, l, checkin(t, "04AABBCCDDEE02", "evt-1", at), at); o.Result.Status != protocol.StatusCardBlocked {
+		t.Errorf("%s", o.Payload)
+	}
+}

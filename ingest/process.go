@@ -61,7 +61,7 @@ func (l *Ledger) ProcessBatch(ctx context.Context, in []Input) ([]Outcome, error
 		return nil, fmt.Errorf("ingest: begin: %w", err)
 	}
 	defer tx.Rollback()
-	b := batch{l: l, ctx: ctx, tx: tx}
+	b := batch{l: l, ctx: ctx, tx: tx, events: map[string]*Event{}}
 	// First learn the highest uptime of every boot in the batch, so that
 	// unsynced checkins are dated against the kiosk's latest known uptime.
 	for _, x := range in {
@@ -88,6 +88,9 @@ type batch struct {
 	l   *Ledger
 	ctx context.Context
 	tx  *sql.Tx
+	// events caches the events looked up in this transaction: a batch
+	// mostly holds checkins of a few events.
+	events map[string]*Event
 }
 
 func (b *batch) stmt(s *sql.Stmt) *sql.Stmt { return b.tx.StmtContext(b.ctx, s) }
@@ -129,6 +132,7 @@ func (b *batch) one(x Input) (Outcome, error) {
 		if _, err := b.stmt(b.l.st.insDefaultEvent).ExecContext(b.ctx, e.ID, e.Points, e.Period, e.Volume); err != nil {
 			return Outcome{}, fmt.Errorf("ingest: create event: %w", err)
 		}
+		b.events[e.ID] = e
 	}
 	if d.enroll {
 		if _, err := b.stmt(b.l.st.insHolder).ExecContext(b.ctx, c.ChipNumber, protocol.FormatTime(x.ReceivedAt)); err != nil {
@@ -141,6 +145,26 @@ func (b *batch) one(x Input) (Outcome, error) {
 		}
 	}
 	return Outcome{Result: d.res, Payload: payload}, nil
+}
+
+// event looks an event up once per batch (nil in the cache: not found).
+func (b *batch) event(id string) (Event, bool, error) {
+	if e, ok := b.events[id]; ok {
+		if e == nil {
+			return Event{}, false, nil
+		}
+		return *e, true, nil
+	}
+	e, ok, err := b.l.event(b.ctx, b.stmt(b.l.st.selEvent), id)
+	if err != nil {
+		return Event{}, false, err
+	}
+	if !ok {
+		b.events[id] = nil
+		return Event{}, false, nil
+	}
+	b.events[id] = &e
+	return e, true, nil
 }
 
 // replay answers an id that is already in the ledger with its stored bytes.
@@ -177,7 +201,7 @@ func (b *batch) decide(x Input) (decision, error) {
 	}
 	d.datedMs = dated.UnixMilli()
 
-	ev, ok, err := b.l.event(b.ctx, b.stmt(b.l.st.selEvent), c.EventID)
+	ev, ok, err := b.event(c.EventID)
 	if err != nil {
 		return d, err
 	}

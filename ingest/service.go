@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,20 +98,34 @@ type item struct {
 	msg mqtt.Message
 }
 
+// Check reports whether the options can work (the broker URL, the prefix).
+func (o ServiceOpts) Check() error {
+	u, err := url.Parse(o.Broker)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("ingest: broker %q: want scheme://host:port: %w", o.Broker, ErrInvalid)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+	default:
+		return fmt.Errorf("ingest: broker %q: scheme %q (want tcp, ssl, ws or wss): %w", o.Broker, u.Scheme, ErrInvalid)
+	}
+	if strings.ContainsAny(o.Prefix, "+#") || strings.HasPrefix(o.Prefix, "/") || strings.HasSuffix(o.Prefix, "/") {
+		return fmt.Errorf("ingest: topic prefix %q: %w", o.Prefix, ErrInvalid)
+	}
+	if strings.ContainsAny(o.SharedGroup, "+#/") {
+		return fmt.Errorf("ingest: shared group %q: %w", o.SharedGroup, ErrInvalid)
+	}
+	return nil
+}
+
 // New makes a Service for ledger; it checks the options but connects only in
 // Run.
 func New(ledger *Ledger, o ServiceOpts) (*Service, error) {
 	if ledger == nil {
 		return nil, fmt.Errorf("ingest: service without ledger: %w", ErrInvalid)
 	}
-	u, err := url.Parse(o.Broker)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("ingest: broker %q: want scheme://host:port: %w", o.Broker, ErrInvalid)
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-	default:
-		return nil, fmt.Errorf("ingest: broker %q: scheme %q: %w", o.Broker, u.Scheme, ErrInvalid)
+	if err := o.Check(); err != nil {
+		return nil, err
 	}
 	if o.Prefix == "" {
 		o.Prefix = protocol.DefaultPrefix
