@@ -35,6 +35,11 @@ type StatusReply struct {
 	EventID        string `json:"eventId"`
 	Seq            int64  `json:"seq"`
 	LastTapAt      string `json:"lastTapAt,omitempty"`
+	Published      int64  `json:"published"`
+	Republished    int64  `json:"republished"`
+	Results        int64  `json:"results"`
+	UnknownResults int64  `json:"unknownResults"`
+	BadPayloads    int64  `json:"badPayloads"`
 }
 
 // tapTimeout bounds how long a control-socket tap waits for its decision.
@@ -91,6 +96,9 @@ func (k *Kiosk) status(ctx context.Context) any {
 	if !st.OldestQueuedAt.IsZero() {
 		r.OldestPendingS = int64(k.o.Clock.Now().Sub(st.OldestQueuedAt) / time.Second)
 	}
+	fc := k.fwd.Counters()
+	r.Published, r.Republished, r.Results, r.UnknownResults, r.BadPayloads =
+		fc.Published, fc.Republished, fc.Results, fc.UnknownResults, fc.BadPayloads
 	if k.fwd.Connected() {
 		r.MQTT = "connected"
 	}

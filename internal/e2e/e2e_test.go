@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
 )
@@ -430,4 +432,50 @@ func TestKillDuringTapsLosesNothing(t *testing.T) {
 	saved[r.ID] = chip(5000)
 	w.waitFor("queue drained after restart", 30*time.Second, func() bool { return w.pending() == 0 })
 	w.checkBookedOnce(saved)
+}
+
+func TestGarbageResultsIgnoredAndCounted(t *testing.T) {
+	w := newWorld(t)
+	w.startKiosk()
+	w.waitFor("kiosk connected", 20*time.Second, func() bool {
+		s, err := w.status()
+		return err == nil && s.MQTT == "connected"
+	})
+	r := w.mustTap(chip(7), "saved")
+	opts := paho.NewClientOptions().AddBroker(w.broker.URL()).SetClientID("e2e-evil")
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	topic := "kiosk/v1/" + w.device + "/result"
+	garbage := [][]byte{
+		[]byte("not json at all"),
+		[]byte(`{"v":1,"id":"` + r.ID + `","status":"saved","pad":"` + strings.Repeat("x", 5000) + `"}`),
+		[]byte(`{"v":2,"id":"` + r.ID + `","status":"saved"}`),
+		[]byte(`{"v":1,"status":"saved"}`),
+		[]byte(`{"v":1,"id":"` + r.ID + `","status":"booked"}`),
+		[]byte{0xff, 0xfe, 0x00, 0x01},
+		[]byte(`[]`),
+	}
+	for _, g := range garbage {
+		if tok := c.Publish(topic, 1, false, g); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	w.waitFor("garbage counted", 20*time.Second, func() bool {
+		s, err := w.status()
+		return err == nil && s.BadPayloads >= int64(len(garbage))
+	})
+	// Nothing was deleted on garbage: the tap is still pending, the daemon alive.
+	if p := w.pending(); p != 1 {
+		t.Fatalf("pending %d, want 1 (garbage must not count as a Result)", p)
+	}
+	w.mustTap(chip(8), "saved")
+	if w.kioskd.exited() {
+		t.Fatal("kioskd died")
+	}
+	// A genuine Result from a late central still settles it.
+	w.startIngest()
+	w.waitFor("queue drained", 30*time.Second, func() bool { return w.pending() == 0 })
 }

@@ -1,0 +1,336 @@
+// Command kiosk-bench measures the kiosk as a whole and prints a table:
+// tap latency through the control socket beside a bare durable SQLite insert,
+// the drain of a 10 000-checkin backlog to Mosquitto with Results beside raw
+// paho QoS 1 publishing, kioskd's resident memory idle and while draining,
+// and start to ready. It runs the real binaries from bin/ (make bench builds
+// them) against a Mosquitto it starts on a free port.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/kiosk/control"
+	"github.com/uitpas/tap-kiosk/protocol"
+	"github.com/uitpas/tap-kiosk/queue"
+	"github.com/uitpas/tap-kiosk/queue/mqttfwd/fwdbench"
+)
+
+func main() {
+	taps := flag.Int("taps", 1000, "taps through the control socket (and bare inserts)")
+	backlog := flag.Int("backlog", 10000, "checkins in the drain backlog")
+	bin := flag.String("bin", "bin", "directory with kioskd and kiosk-ingest")
+	flag.Parse()
+	b := &bench{bin: *bin}
+	code := 0
+	if err := b.run(*taps, *backlog); err != nil {
+		fmt.Fprintln(os.Stderr, "kiosk-bench:", err)
+		code = 1
+	}
+	b.cleanup()
+	os.Exit(code)
+}
+
+// bench is also the testbroker.T of this program.
+type bench struct {
+	bin      string
+	dir      string
+	cleanups []func()
+	rows     [][4]string
+}
+
+func (b *bench) Helper()                   {}
+func (b *bench) Log(a ...any)              { fmt.Fprintln(os.Stderr, a...) }
+func (b *bench) Fatal(a ...any)            { b.cleanup(); fmt.Fprintln(os.Stderr, a...); os.Exit(1) }
+func (b *bench) Fatalf(f string, a ...any) { b.Fatal(fmt.Sprintf(f, a...)) }
+func (b *bench) Cleanup(f func())          { b.cleanups = append(b.cleanups, f) }
+func (b *bench) TempDir() string {
+	d, err := os.MkdirTemp(b.dir, "t")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+func (b *bench) cleanup() {
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		b.cleanups[i]()
+	}
+	b.cleanups = nil
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}
+
+func (b *bench) row(what, figure, yardstick, verdict string) {
+	b.rows = append(b.rows, [4]string{what, figure, yardstick, verdict})
+	fmt.Fprintf(os.Stderr, "  %s: %s\n", what, figure)
+}
+
+func (b *bench) run(nTaps, nBacklog int) error {
+	ctx := context.Background()
+	// The state lives on the same disk as the working tree, as on a kiosk.
+	var err error
+	if b.dir, err = os.MkdirTemp(".", ".bench-"); err != nil {
+		return err
+	}
+	b.dir, _ = filepath.Abs(b.dir)
+	broker := testbroker.Start(b)
+	fmt.Fprintf(os.Stderr, "kiosk-bench: %s broker at %s, state in %s\n", broker.Kind, broker.URL(), b.dir)
+
+	// (a) tap latency beside a bare durable insert.
+	bare, err := queue.MeasureBareInsert(ctx, b.TempDir(), nTaps)
+	if err != nil {
+		return err
+	}
+	enq, err := queue.MeasureEnqueue(ctx, b.TempDir(), nTaps)
+	if err != nil {
+		return err
+	}
+	k := b.newKiosk(broker.URL())
+	ing := b.start("kiosk-ingest", "-broker", broker.URL(), "-db", filepath.Join(b.dir, "ledger.db"), "-enroll-unknown")
+	k.start()
+	lat := make([]time.Duration, 0, nTaps)
+	for i := range nTaps {
+		t0 := time.Now()
+		line, err := control.Call(ctx, k.sock, control.Request{Op: "tap", ChipNumber: fmt.Sprintf("04BE%010X", i)})
+		d := time.Since(t0)
+		if err != nil || !strings.Contains(string(line), `"outcome":"saved"`) {
+			return fmt.Errorf("tap %d: %s %v", i, line, err)
+		}
+		lat = append(lat, d)
+	}
+	tp := summarise(lat)
+	b.row("enqueue in process (Used+Enqueue)", enq.String(), "", "")
+	b.row("bare durable SQLite insert", bare.String(), "", "")
+	b.row("tap via control socket, p50", tp.P50.String(), "bare p50 "+bare.P50.String(), "")
+	b.row("tap via control socket, p99", tp.P99.String(), "bare p99 "+bare.P99.String(),
+		verdict(float64(tp.P99)/float64(bare.P99), 2, "≤ 2× bare"))
+	k.waitPending(0, 60*time.Second)
+
+	// (c) resident memory idle.
+	time.Sleep(2 * time.Second)
+	idle := rssKB(k.p.Process.Pid)
+	b.row("kioskd RSS idle", fmt.Sprintf("%.1f MB", float64(idle)/1024), "", verdict(float64(idle)/1024, 30, "≤ 30 MB"))
+
+	// (d) start to ready, five times.
+	var starts []time.Duration
+	for range 5 {
+		k.stop()
+		starts = append(starts, k.start())
+	}
+	slices.Sort(starts)
+	b.row("start to ready (median of 5)", starts[2].Round(100*time.Microsecond).String(),
+		"max "+starts[4].Round(100*time.Microsecond).String(), verdict(float64(starts[2].Milliseconds()), 200, "≤ 200 ms"))
+
+	// (b) drain a backlog with Results, beside raw QoS 1 publishing.
+	k.stop()
+	if err := b.fill(k, nBacklog); err != nil {
+		return err
+	}
+	raw, err := fwdbench.RawPublish(ctx, broker.URL(), nBacklog)
+	if err != nil {
+		return err
+	}
+	fwd, _, err := fwdbench.Drain(ctx, broker.URL(), b.TempDir(), nBacklog, 0)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	k.start()
+	var peak int64
+	for {
+		if kb := rssKB(k.p.Process.Pid); kb > peak {
+			peak = kb
+		}
+		if p, err := k.pending(); err == nil && p == 0 {
+			break
+		}
+		if time.Since(t0) > 5*time.Minute {
+			return fmt.Errorf("drain did not finish in 5 minutes")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	el := time.Since(t0)
+	rate := float64(nBacklog) / el.Seconds()
+	b.row("raw paho QoS 1 publish", raw.String(), "", "")
+	b.row("drain, forwarder + fake central", fwd.String(), "", verdict(fwd.PerSec()/raw.PerSec(), 0.5, "≥ 0.5× raw"))
+	b.row("drain, kioskd + kiosk-ingest (from exec)", fmt.Sprintf("%d in %v = %.0f/s", nBacklog, el.Round(time.Millisecond), rate),
+		fmt.Sprintf("%.2f× raw", rate/raw.PerSec()), verdict(rate, 3000, "≥ 3000/s"))
+	b.row("kioskd RSS peak while draining", fmt.Sprintf("%.1f MB", float64(peak)/1024), "", verdict(float64(peak)/1024, 40, "≤ 40 MB"))
+	k.stop()
+	ing.Process.Signal(syscall.SIGTERM)
+	ing.Wait()
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measure\tfigure\tbeside\ttarget")
+	fmt.Fprintln(tw, "-------\t------\t------\t------")
+	for _, r := range b.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
+	}
+	return tw.Flush()
+}
+
+func verdict(v, limit float64, target string) string {
+	ok := v <= limit
+	if strings.HasPrefix(target, "≥") {
+		ok = v >= limit
+	}
+	mark := "met"
+	if !ok {
+		mark = "MISSED"
+	}
+	return fmt.Sprintf("%s (%s, %.2f)", target, mark, v)
+}
+
+type latency struct{ P50, P99 time.Duration }
+
+func summarise(d []time.Duration) latency {
+	slices.Sort(d)
+	at := func(p float64) time.Duration { return d[min(len(d)-1, int(float64(len(d))*p))] }
+	return latency{at(0.5), at(0.99)}
+}
+
+// kioskProc is kioskd under measurement.
+type kioskProc struct {
+	b      *bench
+	conf   string
+	sock   string
+	state  string
+	device string
+	p      *exec.Cmd
+}
+
+func (b *bench) newKiosk(broker string) *kioskProc {
+	k := &kioskProc{b: b, conf: filepath.Join(b.dir, "kioskd.toml"), sock: filepath.Join(b.dir, "control.sock"),
+		state: filepath.Join(b.dir, "kiosk"), device: "kiosk-bench-01"}
+	conf := fmt.Sprintf(`device_id = %q
+state_dir = %q
+[event]
+id = "evt-bench"
+period = "DAY"
+[tap]
+debounce = "0s"
+[control]
+socket = %q
+[mqtt]
+broker = %q
+allow_insecure = true
+[log]
+level = "warn"
+`, k.device, k.state, k.sock, broker)
+	if err := os.WriteFile(k.conf, []byte(conf), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return k
+}
+
+func (b *bench) start(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(b.bin, name), args...)
+	log, err := os.Create(filepath.Join(b.dir, name+".log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v (run make build first)", name, err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
+	return cmd
+}
+
+// start runs kioskd and returns the time from exec to its first answer.
+func (k *kioskProc) start() time.Duration {
+	t0 := time.Now()
+	k.p = k.b.start("kioskd", "-config", k.conf)
+	for {
+		if _, err := k.pending(); err == nil {
+			return time.Since(t0)
+		}
+		if time.Since(t0) > 10*time.Second {
+			k.b.Fatal("kioskd did not answer within 10s")
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+func (k *kioskProc) stop() {
+	k.p.Process.Signal(syscall.SIGTERM)
+	k.p.Wait()
+}
+
+func (k *kioskProc) pending() (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	line, err := control.Call(ctx, k.sock, control.Request{Op: "status"})
+	if err != nil {
+		return 0, err
+	}
+	var s struct {
+		Pending int `json:"pending"`
+	}
+	err = json.Unmarshal(line, &s)
+	return s.Pending, err
+}
+
+func (k *kioskProc) waitPending(n int, timeout time.Duration) {
+	t0 := time.Now()
+	for {
+		if p, err := k.pending(); err == nil && p == n {
+			return
+		}
+		if time.Since(t0) > timeout {
+			k.b.Fatalf("pending did not reach %d", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fill queues n checkins in the stopped kiosk's outbox, as its core would.
+func (b *bench) fill(k *kioskProc, n int) error {
+	ob, err := queue.Open(filepath.Join(k.state, "queue.db"), queue.Opts{MinFreeBytes: -1})
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	now := time.Now()
+	for i := range n {
+		chip := fmt.Sprintf("04BF%010X", i)
+		_, err := ob.Enqueue(context.Background(), queue.Entry{Chip: chip, EventID: "evt-bench", Bucket: "bench",
+			Build: func(id string, seq int64) ([]byte, error) {
+				return protocol.Checkin{ID: id, DeviceID: k.device, Seq: seq, ChipNumber: chip, EventID: "evt-bench",
+					TappedAt: protocol.FormatTime(now), ClockSynced: true, BootID: "bench", UptimeMs: 1}.Encode(), nil
+			}})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rssKB reads a process's resident set size from /proc.
+func rssKB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
