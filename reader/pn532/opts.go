@@ -1,0 +1,171 @@
+package pn532
+
+import (
+	"time"
+
+	"periph.io/x/conn/v3/physic"
+)
+
+// BitOrder says how bytes reach the wire least significant bit first, as the
+// PN532 wants them.
+type BitOrder uint8
+
+// Bit orders.
+const (
+	// BitOrderAuto asks the SPI port for LSB-first and falls back to
+	// reversing bits in software when the port refuses (the Raspberry Pi's
+	// controllers do).
+	BitOrderAuto BitOrder = iota
+	// BitOrderHardware requires the port to shift LSB-first.
+	BitOrderHardware
+	// BitOrderSoftware always reverses bits in software over plain mode 0.
+	BitOrderSoftware
+)
+
+func (b BitOrder) String() string {
+	switch b {
+	case BitOrderAuto:
+		return "auto"
+	case BitOrderHardware:
+		return "hardware"
+	case BitOrderSoftware:
+		return "software"
+	}
+	return "invalid"
+}
+
+// Opts configures a Dev. A zero field takes its DefaultOpts value.
+type Opts struct {
+	// Speed is the SPI clock. The chip allows 5 MHz; long wires and cheap
+	// modules fail above ~1 MHz.
+	Speed physic.Frequency
+	// BitOrder picks hardware or software LSB-first.
+	BitOrder BitOrder
+
+	// PollInterval is the pause between poll cycles, with the RF field off.
+	// It bounds tap latency from above (one interval plus one cycle).
+	PollInterval time.Duration
+	// MaxRetries is the passive activation retries of one
+	// InListPassiveTarget (RFConfiguration item 5); it must be finite for a
+	// poller (FF would block the chip until a card comes), so 255 is
+	// clamped to 254. Zero takes the default; use -1 for a single try.
+	MaxRetries int
+
+	// ACKTimeout is how long the chip has to acknowledge a command before
+	// it is sent again (the manual expects the ACK within ~15 ms).
+	ACKTimeout time.Duration
+	// ReplyTimeout is how long the chip has to answer after its ACK.
+	ReplyTimeout time.Duration
+	// Resends is how many times one command is sent again after a missing
+	// ACK, and how many times a bad reply is asked for again (NACK).
+	Resends int
+	// StatusPoll is the status-byte polling period when no IRQ line is
+	// wired (and before SAMConfiguration turned the IRQ pin on).
+	StatusPoll time.Duration
+	// WakeHold is how long chip select is held low to wake the chip (≥ 2 ms).
+	WakeHold time.Duration
+
+	// AbsentCycles is how many poll cycles in a row must miss a card before
+	// it counts as gone: a card resting on the reader is one tap, and it
+	// taps again only after leaving the field for this many full cycles.
+	AbsentCycles int
+
+	// Backoff is the first pause between re-initialisations of a silent
+	// chip; it doubles up to MaxBackoff.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// ResetAfter is how many failed re-initialisations trigger a hardware
+	// reset through RSTPD_N (then again every ResetAfter failures).
+	ResetAfter int
+	// ResetPulse is how long RSTPD_N is held low; ResetSettle how long the
+	// chip is given to boot afterwards.
+	ResetPulse  time.Duration
+	ResetSettle time.Duration
+
+	// LogEvery is the least time between two log lines about the same
+	// recurring error, so a failing reader cannot flood the journal.
+	LogEvery time.Duration
+
+	// ClosePort makes Halt close the SPI port when it is an io.Closer (for
+	// callers that opened the port only for this Dev).
+	ClosePort bool
+}
+
+// DefaultOpts are the production settings.
+var DefaultOpts = Opts{
+	Speed:        physic.MegaHertz,
+	BitOrder:     BitOrderAuto,
+	PollInterval: 100 * time.Millisecond,
+	MaxRetries:   1,
+	ACKTimeout:   30 * time.Millisecond,
+	ReplyTimeout: time.Second,
+	Resends:      3,
+	StatusPoll:   2 * time.Millisecond,
+	WakeHold:     4 * time.Millisecond,
+	AbsentCycles: 1,
+	Backoff:      500 * time.Millisecond,
+	MaxBackoff:   30 * time.Second,
+	ResetAfter:   2,
+	ResetPulse:   20 * time.Millisecond,
+	ResetSettle:  50 * time.Millisecond,
+	LogEvery:     time.Minute,
+}
+
+// withDefaults fills zero fields from DefaultOpts.
+func (o Opts) withDefaults() Opts {
+	d := DefaultOpts
+	if o.Speed <= 0 {
+		o.Speed = d.Speed
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = d.PollInterval
+	}
+	switch {
+	case o.MaxRetries == 0:
+		o.MaxRetries = d.MaxRetries
+	case o.MaxRetries < 0:
+		o.MaxRetries = 0
+	case o.MaxRetries > 0xFE:
+		o.MaxRetries = 0xFE
+	}
+	if o.ACKTimeout <= 0 {
+		o.ACKTimeout = d.ACKTimeout
+	}
+	if o.ReplyTimeout <= 0 {
+		o.ReplyTimeout = d.ReplyTimeout
+	}
+	if o.Resends <= 0 {
+		o.Resends = d.Resends
+	}
+	if o.StatusPoll <= 0 {
+		o.StatusPoll = d.StatusPoll
+	}
+	if o.WakeHold <= 0 {
+		o.WakeHold = d.WakeHold
+	}
+	if o.AbsentCycles <= 0 {
+		o.AbsentCycles = d.AbsentCycles
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = d.Backoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = d.MaxBackoff
+	}
+	if o.MaxBackoff < o.Backoff {
+		o.MaxBackoff = o.Backoff
+	}
+	if o.ResetAfter <= 0 {
+		o.ResetAfter = d.ResetAfter
+	}
+	if o.ResetPulse <= 0 {
+		o.ResetPulse = d.ResetPulse
+	}
+	if o.ResetSettle <= 0 {
+		o.ResetSettle = d.ResetSettle
+	}
+	if o.LogEvery <= 0 {
+		o.LogEvery = d.LogEvery
+	}
+	return o
+}

@@ -1,0 +1,176 @@
+package pn532
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/reader"
+)
+
+// Run polls for cards until ctx is done and delivers a reader.Tap for every
+// card that enters the field, and reader.Health when the chip fails and when
+// it recovers. It returns ctx.Err(), or ErrHalted after Halt.
+func (d *Dev) Run(ctx context.Context, events chan<- reader.Event) error {
+	if !d.running.CompareAndSwap(false, true) {
+		return ErrBusy
+	}
+	defer d.running.Store(false)
+	defer func() {
+		if d.runT != nil {
+			d.disarm(d.runT)
+		}
+	}()
+	r := runState{d: d, events: events}
+	ready := false
+	for {
+		if !ready {
+			if err := r.recover(ctx); err != nil {
+				return err
+			}
+			ready = true
+		}
+		uid, err := d.Poll(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrHalted):
+			return ErrHalted
+		case errors.Is(err, ErrBadReply):
+			// The chip is fine; what it heard from a card was not.
+			d.lim.log(d.log, d.clk.Now(), "reply", slog.LevelWarn, "pn532: ignored a malformed card reply", err)
+		case err != nil:
+			d.lim.log(d.log, d.clk.Now(), "poll", slog.LevelWarn, "pn532: poll failed; re-initialising", err)
+			ready = false
+			continue
+		default:
+			if r.seen(uid) {
+				if err := r.send(ctx, reader.Event{Tap: &reader.Tap{UID: bytes.Clone(uid), At: d.clk.Now()}}); err != nil {
+					return err
+				}
+			}
+		}
+		if err := d.sleep(ctx, &d.runT, d.opts.PollInterval); err != nil {
+			return err
+		}
+	}
+}
+
+// runState is what one Run remembers between cycles.
+type runState struct {
+	d       *Dev
+	events  chan<- reader.Event
+	faulted bool
+	// The card last taken as a tap, and how many cycles in a row missed it.
+	card   [10]byte
+	cardN  int
+	absent int
+}
+
+// seen updates presence with one cycle's result and reports a new tap.
+func (r *runState) seen(uid []byte) bool {
+	if uid == nil {
+		if r.cardN > 0 {
+			r.absent++
+			if r.absent >= r.d.opts.AbsentCycles {
+				r.cardN = 0
+			}
+		}
+		return false
+	}
+	if r.cardN > 0 && bytes.Equal(uid, r.card[:r.cardN]) {
+		r.absent = 0
+		return false
+	}
+	r.cardN = copy(r.card[:], uid)
+	r.absent = 0
+	return true
+}
+
+func (r *runState) send(ctx context.Context, ev reader.Event) error {
+	select {
+	case r.events <- ev:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// recover (re)initialises the chip until it answers: with doubling backoff
+// between attempts and a hardware reset every ResetAfter failures. The first
+// failure is reported as Health Fault, the success after it as Health OK.
+func (r *runState) recover(ctx context.Context) error {
+	d := r.d
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if err := d.sleep(ctx, &d.runT, backoff(d.opts, attempt)); err != nil {
+				return err
+			}
+		}
+		if attempt > 0 && attempt%d.opts.ResetAfter == 0 && d.rst != nil {
+			d.log.Info("pn532: resetting the chip through RSTPD_N", "attempt", attempt)
+			if err := d.hardReset(ctx); err != nil {
+				if ctx.Err() != nil || errors.Is(err, ErrHalted) {
+					return err
+				}
+				d.lim.log(d.log, d.clk.Now(), "reset", slog.LevelError, "pn532: hardware reset failed", err)
+			}
+		}
+		fw, err := d.Init(ctx)
+		if err == nil {
+			d.log.Info("pn532: ready", "firmware", fw.String(), "bus", d.String(), "softwareBitOrder", d.soft)
+			if r.faulted {
+				r.faulted = false
+				return r.send(ctx, reader.Event{Health: &reader.Health{State: reader.OK}})
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, ErrHalted) {
+			return err
+		}
+		d.lim.log(d.log, d.clk.Now(), "init", slog.LevelError, "pn532: chip does not answer", err)
+		if !r.faulted {
+			r.faulted = true
+			if err := r.send(ctx, reader.Event{Health: &reader.Health{State: reader.Fault, Err: err}}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// backoff is the pause before re-initialisation attempt n (n ≥ 1).
+func backoff(o Opts, n int) time.Duration {
+	b := o.Backoff
+	for i := 1; i < n && b < o.MaxBackoff; i++ {
+		b *= 2
+	}
+	return min(b, o.MaxBackoff)
+}
+
+// limiter rate-limits log lines per key: the first is logged, repeats within
+// every are counted and the count goes with the next line logged.
+type limiter struct {
+	every time.Duration
+	last  map[string]time.Time
+	quiet map[string]int
+}
+
+func (l *limiter) log(log *slog.Logger, now time.Time, key string, level slog.Level, msg string, err error) {
+	if l.last == nil {
+		l.last = make(map[string]time.Time)
+		l.quiet = make(map[string]int)
+	}
+	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
+		l.quiet[key]++
+		return
+	}
+	l.last[key] = now
+	n := l.quiet[key]
+	l.quiet[key] = 0
+	log.Log(context.Background(), level, msg, "err", err, "suppressed", n)
+}
