@@ -412,7 +412,7 @@ func TestKillDuringTapsLosesNothing(t *testing.T) {
 			got <- r
 		}
 	}()
-	w.waitFor("some taps", 20*time.Second, func() bool { return len(got) >= 30 })
+	w.waitFor("some taps", 20*time.Second, func() bool { return len(got) >= 150 })
 	w.kioskd.stop(syscall.SIGKILL)
 	close(stop)
 	var maxSeq int64

@@ -87,6 +87,11 @@ func StartOpts(tb T, o Opts) *Broker {
 		listener = strings.ReplaceAll(o.Listener, "%PORT%", fmt.Sprint(b.Port))
 	}
 	b.conf = filepath.Join(b.dir, "mosquitto.conf")
+	// Started as root, Mosquitto drops to user "mosquitto", who may not
+	// write the test's directory: stay the user we are.
+	if os.Geteuid() == 0 {
+		listener = "user root\n" + listener
+	}
 	conf := listener +
 		"persistence true\npersistence_location " + b.dir + "/\n" +
 		"max_inflight_messages 100\nmax_queued_messages 100000\n" +
