@@ -21,6 +21,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -115,16 +116,19 @@ type Outbox struct {
 	log  *slog.Logger
 	clk  clock.Clock
 
-	db    *sql.DB
-	w     *sql.Conn // the one writer; also serves Used on the tap path
+	db *sql.DB
+	// w writes checkins (synchronous=FULL) and serves Used on the tap path.
+	// d deletes (synchronous=NORMAL: a lost delete is only a republish, and
+	// the next FULL commit on w syncs d's WAL frames too). ob.mu serialises
+	// them, so they never wait on each other's SQLite lock.
+	w, d  writer
 	stmts struct {
-		begin, commit, rollback                  *sql.Stmt
-		insCheckin, insHistory, used, delCheckin *sql.Stmt
-		delHistory, setLastSeq                   *sql.Stmt
-		pending, oldest                          *sql.Stmt // on the pool
+		insCheckin, insHistory, used        *sql.Stmt // on w
+		delCheckins, delHistory, setLastSeq *sql.Stmt // on d
+		pending, oldest                     *sql.Stmt // on the pool
 	}
 
-	mu       sync.Mutex // guards everything below and the use of w
+	mu       sync.Mutex // guards everything below and the use of w and d
 	closed   bool
 	lastSeq  int64 // highest seq assigned
 	metaSeq  int64 // meta.last_seq as on disk
@@ -133,6 +137,12 @@ type Outbox struct {
 	commits  int
 	ckptKick chan struct{}
 	ckptDone chan struct{}
+}
+
+// writer is a connection kept for writes, with its transaction statements.
+type writer struct {
+	c                       *sql.Conn
+	begin, commit, rollback *sql.Stmt
 }
 
 // Open opens or creates the outbox database at path, applies the embedded
@@ -199,29 +209,35 @@ func (ob *Outbox) open() error {
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 	ctx := context.Background()
-	if ob.w, err = db.Conn(ctx); err != nil {
+	if ob.w.c, err = db.Conn(ctx); err != nil {
 		return err
 	}
 	var mode string
-	if err := ob.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := ob.w.c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return err
 	}
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal_mode is %q, not wal (read-only file or directory?)", mode)
 	}
-	if err := migrate(ctx, ob.w); err != nil {
+	if err := migrate(ctx, ob.w.c); err != nil {
 		return err
 	}
 	// A write probe: a read-only file or directory fails here, not at the
 	// first tap.
-	if _, err := ob.w.ExecContext(ctx, "UPDATE meta SET v = v WHERE k = 'last_seq'"); err != nil {
+	if _, err := ob.w.c.ExecContext(ctx, "UPDATE meta SET v = v WHERE k = 'last_seq'"); err != nil {
 		return fmt.Errorf("write probe: %w", err)
 	}
-	var maxSeq, n, body sql.NullInt64
-	if err := ob.w.QueryRowContext(ctx, "SELECT v FROM meta WHERE k = 'last_seq'").Scan(&ob.metaSeq); err != nil {
+	if ob.d.c, err = db.Conn(ctx); err != nil {
 		return err
 	}
-	if err := ob.w.QueryRowContext(ctx, "SELECT max(seq), count(*), sum(length(body)) FROM checkin").Scan(&maxSeq, &n, &body); err != nil {
+	if _, err := ob.d.c.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return err
+	}
+	var maxSeq, n, body sql.NullInt64
+	if err := ob.w.c.QueryRowContext(ctx, "SELECT v FROM meta WHERE k = 'last_seq'").Scan(&ob.metaSeq); err != nil {
+		return err
+	}
+	if err := ob.w.c.QueryRowContext(ctx, "SELECT max(seq), count(*), sum(length(body)) FROM checkin").Scan(&maxSeq, &n, &body); err != nil {
 		return err
 	}
 	ob.lastSeq = max(ob.metaSeq, maxSeq.Int64)
@@ -243,15 +259,18 @@ func (ob *Outbox) prepare(ctx context.Context) error {
 		return s
 	}
 	s := &ob.stmts
-	s.begin = p(ob.w, "BEGIN IMMEDIATE")
-	s.commit = p(ob.w, "COMMIT")
-	s.rollback = p(ob.w, "ROLLBACK")
-	s.insCheckin = p(ob.w, "INSERT INTO checkin (seq, id, queued_at, chip_key, event_id, bucket, body) VALUES (?, ?, ?, ?, ?, ?, ?)")
-	s.insHistory = p(ob.w, "INSERT INTO history (chip_key, event_id, bucket, id, at) VALUES (?, ?, ?, ?, ?)")
-	s.used = p(ob.w, "SELECT count(*) FROM history WHERE chip_key = ? AND event_id = ? AND bucket = ?")
-	s.delCheckin = p(ob.w, "DELETE FROM checkin WHERE id = ? RETURNING seq, length(body), chip_key, event_id, bucket")
-	s.delHistory = p(ob.w, "DELETE FROM history WHERE chip_key = ? AND event_id = ? AND bucket = ? AND id = ?")
-	s.setLastSeq = p(ob.w, "UPDATE meta SET v = ? WHERE k = 'last_seq' AND v < ?")
+	for _, w := range []*writer{&ob.w, &ob.d} {
+		w.begin = p(w.c, "BEGIN IMMEDIATE")
+		w.commit = p(w.c, "COMMIT")
+		w.rollback = p(w.c, "ROLLBACK")
+	}
+	s.insCheckin = p(ob.w.c, "INSERT INTO checkin (seq, id, queued_at, chip_key, event_id, bucket, body) VALUES (?, ?, ?, ?, ?, ?, ?)")
+	s.insHistory = p(ob.w.c, "INSERT INTO history (chip_key, event_id, bucket, id, at) VALUES (?, ?, ?, ?, ?)")
+	s.used = p(ob.w.c, "SELECT count(*) FROM history WHERE chip_key = ? AND event_id = ? AND bucket = ?")
+	s.delCheckins = p(ob.d.c, `DELETE FROM checkin WHERE id IN (SELECT value FROM json_each(?))
+		RETURNING id, seq, length(body), chip_key, event_id, bucket`)
+	s.delHistory = p(ob.d.c, "DELETE FROM history WHERE chip_key = ? AND event_id = ? AND bucket = ? AND id = ?")
+	s.setLastSeq = p(ob.d.c, "UPDATE meta SET v = ? WHERE k = 'last_seq' AND v < ?")
 	s.pending = p(ob.db, "SELECT seq, id, body, queued_at FROM checkin WHERE seq > ? ORDER BY seq LIMIT ?")
 	s.oldest = p(ob.db, "SELECT queued_at FROM checkin ORDER BY seq LIMIT 1")
 	return err
@@ -328,7 +347,7 @@ func (ob *Outbox) Close() error {
 	<-ob.ckptDone
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
-	if _, err := ob.w.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+	if _, err := ob.w.c.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		ob.log.Warn("queue: checkpoint at close", "err", err)
 	}
 	if err := ob.closeDB(); err != nil {
@@ -339,14 +358,17 @@ func (ob *Outbox) Close() error {
 
 func (ob *Outbox) closeDB() error {
 	s := &ob.stmts
-	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.insCheckin,
-		s.insHistory, s.used, s.delCheckin, s.delHistory, s.setLastSeq, s.pending, s.oldest} {
+	for _, st := range []*sql.Stmt{s.insCheckin, s.insHistory, s.used, s.delCheckins, s.delHistory,
+		s.setLastSeq, s.pending, s.oldest, ob.w.begin, ob.w.commit, ob.w.rollback, ob.d.begin, ob.d.commit, ob.d.rollback} {
 		if st != nil {
 			st.Close()
 		}
 	}
-	if ob.w != nil {
-		ob.w.Close()
+	if ob.d.c != nil {
+		ob.d.c.Close()
+	}
+	if ob.w.c != nil {
+		ob.w.c.Close()
 	}
 	if ob.db != nil {
 		return ob.db.Close()
@@ -365,7 +387,7 @@ func (ob *Outbox) checkpointer() {
 	for range ob.ckptKick {
 		ob.mu.Lock()
 		if !ob.closed {
-			if _, err := ob.w.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+			if _, err := ob.w.c.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
 				ob.log.Warn("queue: checkpoint", "err", err)
 			}
 		}
@@ -434,7 +456,7 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 	wctx := context.WithoutCancel(ctx)
 	key := chipKey(e.Chip)
 	ms := now.UnixMilli()
-	err = ob.tx(wctx, func() error {
+	err = ob.tx(wctx, &ob.w, func() error {
 		if _, err := ob.stmts.insCheckin.ExecContext(wctx, seq, id, ms, key, e.EventID, e.Bucket, body); err != nil {
 			return err
 		}
@@ -453,20 +475,20 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 	return Item{ID: id, Seq: seq, Body: body, QueuedAt: now}, nil
 }
 
-// tx runs f between BEGIN IMMEDIATE and COMMIT on the writer. ob.mu held.
-func (ob *Outbox) tx(ctx context.Context, f func() error) error {
-	if _, err := ob.stmts.begin.ExecContext(ctx); err != nil {
+// tx runs f between BEGIN IMMEDIATE and COMMIT on w. ob.mu held.
+func (ob *Outbox) tx(ctx context.Context, w *writer, f func() error) error {
+	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return err
 	}
 	if err := f(); err != nil {
-		if _, rerr := ob.stmts.rollback.ExecContext(ctx); rerr != nil {
+		if _, rerr := w.rollback.ExecContext(ctx); rerr != nil {
 			ob.log.Warn("queue: rollback", "err", rerr)
 		}
 		return err
 	}
-	if _, err := ob.stmts.commit.ExecContext(ctx); err != nil {
+	if _, err := w.commit.ExecContext(ctx); err != nil {
 		// A failed COMMIT may leave the transaction open.
-		ob.stmts.rollback.ExecContext(ctx)
+		w.rollback.ExecContext(ctx)
 		return err
 	}
 	ob.committed()
@@ -542,7 +564,7 @@ func (ob *Outbox) Done(ctx context.Context, id string, keepHistory bool) (bool, 
 }
 
 // DoneBatch is Done for many ids in one transaction; known[i] says whether
-// acks[i].ID was pending.
+// acks[i].ID was pending (a repeated id is known only the first time).
 func (ob *Outbox) DoneBatch(ctx context.Context, acks []Ack) ([]bool, error) {
 	known := make([]bool, len(acks))
 	if len(acks) == 0 {
@@ -551,43 +573,68 @@ func (ob *Outbox) DoneBatch(ctx context.Context, acks []Ack) ([]bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("queue: done: %w", err)
 	}
+	first := make(map[string]int, len(acks))
+	ids := make([]string, 0, len(acks))
+	for i, a := range acks {
+		if _, ok := first[a.ID]; !ok {
+			first[a.ID] = i
+			ids = append(ids, a.ID)
+		}
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("queue: done: %w", err)
+	}
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
 	if ob.closed {
 		return nil, fmt.Errorf("queue: done: %w", ErrClosed)
 	}
 	wctx := context.WithoutCancel(ctx)
-	// Not prepared statements: SQLite applies this pragma when it compiles it.
-	if _, err := ob.w.ExecContext(wctx, "PRAGMA synchronous = NORMAL"); err != nil {
-		return nil, storageErr("done", err)
-	}
-	defer func() {
-		if _, err := ob.w.ExecContext(wctx, "PRAGMA synchronous = FULL"); err != nil {
-			ob.log.Error("queue: restore synchronous=FULL", "err", err)
-		}
-	}()
 	var removed int
 	var removedBytes, maxSeq int64
-	err := ob.tx(wctx, func() error {
-		for i, a := range acks {
+	err = ob.tx(wctx, &ob.d, func() error {
+		// One statement for the whole batch: per-row statements cost more
+		// than the deletes themselves.
+		rows, err := ob.stmts.delCheckins.QueryContext(wctx, idsJSON)
+		if err != nil {
+			return err
+		}
+		type hist struct {
+			key        []byte
+			ev, bucket string
+			id         string
+		}
+		var drop []hist
+		for rows.Next() {
+			var id, ev, bucket string
 			var seq, n int64
 			var key []byte
-			var ev, bucket string
-			err := ob.stmts.delCheckin.QueryRowContext(wctx, a.ID).Scan(&seq, &n, &key, &ev, &bucket)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
-			if err != nil {
+			if err := rows.Scan(&id, &seq, &n, &key, &ev, &bucket); err != nil {
+				rows.Close()
 				return err
+			}
+			i, ok := first[id]
+			if !ok {
+				continue
 			}
 			known[i] = true
 			removed++
 			removedBytes += n + EntryOverhead
 			maxSeq = max(maxSeq, seq)
-			if !a.KeepHistory && bucket != "" {
-				if _, err := ob.stmts.delHistory.ExecContext(wctx, key, ev, bucket, a.ID); err != nil {
-					return err
-				}
+			if !acks[i].KeepHistory && bucket != "" {
+				drop = append(drop, hist{key, ev, bucket, id})
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, h := range drop {
+			if _, err := ob.stmts.delHistory.ExecContext(wctx, h.key, h.ev, h.bucket, h.id); err != nil {
+				return err
 			}
 		}
 		if maxSeq > ob.metaSeq {
@@ -639,8 +686,8 @@ func (ob *Outbox) PruneHistory(ctx context.Context, olderThan time.Time) (int, e
 		return 0, fmt.Errorf("queue: prune: %w", ErrClosed)
 	}
 	var n int64
-	err := ob.tx(ctx, func() error {
-		r, err := ob.w.ExecContext(ctx, `DELETE FROM history WHERE at < ?
+	err := ob.tx(ctx, &ob.d, func() error {
+		r, err := ob.d.c.ExecContext(ctx, `DELETE FROM history WHERE at < ?
 			AND NOT EXISTS (SELECT 1 FROM checkin WHERE checkin.id = history.id)`, olderThan.UnixMilli())
 		if err != nil {
 			return err

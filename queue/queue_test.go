@@ -383,7 +383,7 @@ func TestSynchronousFull(t *testing.T) {
 		ob.mu.Lock()
 		defer ob.mu.Unlock()
 		var s int
-		if err := ob.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&s); err != nil || s != 2 {
+		if err := ob.w.c.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&s); err != nil || s != 2 {
 			t.Fatalf("%s: synchronous = %d, %v; want 2 (FULL)", when, s, err)
 		}
 	}
