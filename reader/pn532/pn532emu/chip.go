@@ -187,6 +187,7 @@ type Chip struct {
 	cards   []cardState
 	listSeq int
 	notify  chan struct{} // closed and replaced on every InListPassiveTarget answer
+	waiters int           // goroutines waiting on notify
 
 	q    [queueLen]outFrame
 	head int
@@ -391,6 +392,9 @@ func (c *Chip) waitFor(ctx context.Context, cond func() bool) error {
 	for {
 		c.mu.Lock()
 		ok, ch, closed := cond(), c.notify, c.closed
+		if !ok && !closed {
+			c.waiters++
+		}
 		c.mu.Unlock()
 		if ok {
 			return nil
@@ -398,11 +402,18 @@ func (c *Chip) waitFor(ctx context.Context, cond func() bool) error {
 		if closed {
 			return ErrClosed
 		}
+		var err error
 		select {
 		case <-ch:
 		case <-c.done:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		}
+		c.mu.Lock()
+		c.waiters--
+		c.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -773,8 +784,10 @@ func (c *Chip) answerList(maxTg byte) {
 	}
 	c.stats.Lists++
 	c.listSeq++
-	close(c.notify)
-	c.notify = make(chan struct{})
+	if c.waiters > 0 { // only then: a new channel per answer would allocate
+		close(c.notify)
+		c.notify = make(chan struct{})
+	}
 	c.queueReply(r, c.opts.ListTime)
 }
 
