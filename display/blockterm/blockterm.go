@@ -1,0 +1,130 @@
+// Package blockterm shows the kiosk's screens on a terminal as the OLED would:
+// the rendered 1-bit image in Unicode half blocks (▀ ▄ █), two pixel rows a
+// character, so 128×64 becomes 128×32 characters, with the screen's words on
+// a line underneath for logs and screen readers.
+package blockterm
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"periph.io/x/devices/v3/ssd1306/image1bit"
+
+	"github.com/uitpas/tap-kiosk/display"
+	"github.com/uitpas/tap-kiosk/display/internal/mailbox"
+	"github.com/uitpas/tap-kiosk/display/render"
+)
+
+// Opts configures the terminal output.
+type Opts struct {
+	Width, Height int // of the emulated panel; 128×64
+	// InPlace redraws at the top of the terminal (ANSI clear) instead of
+	// scrolling: for a terminal of its own, not for one shared with logs.
+	InPlace bool
+}
+
+// DefaultOpts emulates the 128×64 panel, scrolling.
+var DefaultOpts = Opts{Width: 128, Height: 64}
+
+// Display draws screens on a terminal.
+type Display struct {
+	w    io.Writer
+	o    Opts
+	r    *render.Renderer
+	box  *mailbox.Box[display.Screen]
+	done chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// New returns a terminal display writing to w; o may be nil.
+func New(w io.Writer, o *Opts) (*Display, error) {
+	opts := DefaultOpts
+	if o != nil {
+		opts = *o
+	}
+	r, err := render.New(&render.Opts{Width: opts.Width, Height: opts.Height})
+	if err != nil {
+		return nil, fmt.Errorf("blockterm: %w", err)
+	}
+	d := &Display{w: w, o: opts, r: r, box: mailbox.New[display.Screen](), done: make(chan struct{})}
+	d.wg.Add(1)
+	go d.run()
+	return d, nil
+}
+
+// Show hands s to the drawing goroutine and returns at once.
+func (d *Display) Show(s display.Screen) { d.box.Put(s) }
+
+// Halt draws a screen still waiting, then stops.
+func (d *Display) Halt() error {
+	d.once.Do(func() {
+		close(d.done)
+		d.wg.Wait()
+	})
+	return nil
+}
+
+func (d *Display) String() string { return "blockterm" }
+
+func (d *Display) run() {
+	defer d.wg.Done()
+	img := image1bit.NewVerticalLSB(d.r.Bounds())
+	draw := func() {
+		if s, ok := d.box.Take(); ok {
+			d.r.Draw(img, s)
+			io.WriteString(d.w, Frame(img, s, d.o.InPlace))
+		}
+	}
+	for {
+		select {
+		case <-d.done:
+			draw()
+			return
+		case <-d.box.C():
+			draw()
+		}
+	}
+}
+
+// Blocks returns img in half blocks, one line per two pixel rows, framed.
+func Blocks(img *image1bit.VerticalLSB) string {
+	b := img.Bounds()
+	var sb strings.Builder
+	sb.Grow((b.Dx() + 3) * 3 * (b.Dy()/2 + 2))
+	sb.WriteString("┌" + strings.Repeat("─", b.Dx()) + "┐\n")
+	for y := b.Min.Y; y < b.Max.Y; y += 2 {
+		sb.WriteString("│")
+		for x := b.Min.X; x < b.Max.X; x++ {
+			top, bottom := bool(img.BitAt(x, y)), y+1 < b.Max.Y && bool(img.BitAt(x, y+1))
+			switch {
+			case top && bottom:
+				sb.WriteString("█")
+			case top:
+				sb.WriteString("▀")
+			case bottom:
+				sb.WriteString("▄")
+			default:
+				sb.WriteByte(' ')
+			}
+		}
+		sb.WriteString("│\n")
+	}
+	sb.WriteString("└" + strings.Repeat("─", b.Dx()) + "┘\n")
+	return sb.String()
+}
+
+// Frame is what Show writes for s drawn as img: the blocks and the words.
+func Frame(img *image1bit.VerticalLSB, s display.Screen, inPlace bool) string {
+	var sb strings.Builder
+	if inPlace {
+		sb.WriteString("\x1b[H\x1b[2J")
+	}
+	sb.WriteString(Blocks(img))
+	fmt.Fprintf(&sb, " [%s] %s\n", s.Kind, display.Plain(s))
+	return sb.String()
+}
+
+var _ display.Display = (*Display)(nil)
