@@ -881,3 +881,8 @@ func (c *Chip) hostRead(out []byte) {
 		c.pop()
 	}
 }
+
+// LimitSpeed implements spi.PortCloser (the clock is set by Connect).
+func (c *Chip) LimitSpeed(f physic.Frequency) error { return nil }
+
+var _ spi.PortCloser = (*Chip)(nil)
