@@ -103,4 +103,3 @@ func TestReplaySessions(t *testing.T) {
 		})
 	}
 }
-
