@@ -34,4 +34,16 @@
 //     the date is (latest receipt − (latest uptimeMs − uptimeMs)). When a
 //     batch holds several checkins of one boot, the latest of them counts.
 //   - The check-in window (validFrom, validUntil) is compared with that date.
+//   - Constraint periods are counted as intervals of that date ([start, end)
+//     of the Brussels calendar period, see Bucket), not as stored keys, so
+//     changing an event's period applies to its past check-ins too. They
+//     agree with protocol.PeriodBucket, the kiosk's local pre-filter.
+//
+// Broker configuration for a fleet: the service subscribes with a persistent
+// session (clean session false, stable ClientID) and acknowledges after the
+// commit, so the broker's per-client in-flight window (Mosquitto's
+// max_inflight_messages, default 20) bounds how many checkins one batch can
+// hold: raise it (e.g. 1000) for the ingest, and max_queued_messages so that
+// checkins queued while the ingest is down are not dropped; turn persistence
+// on so they survive a broker restart.
 package ingest

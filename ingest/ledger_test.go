@@ -507,3 +507,29 @@ func TestEnrollAndSetBlocked(t *testing.T) {
 		t.Errorf("%s", o.Payload)
 	}
 }
+
+// FuzzProcess books arbitrary field values: never an error, always one known
+// status, and the replay is identical.
+func FuzzProcess(f *testing.F) {
+	f.Add(chipA, "evt-1", "2026-11-24T09:12:33.481Z", true, "boot", int64(1000))
+	f.Add("08123456", "", "1970-01-01T00:00:00Z", false, "", int64(-1))
+	f.Add("04AABBCCDDEEFF0011", "evt-x", "9999-12-31T23:59:59Z", false, "b", int64(1)<<62)
+	o := DefaultOpts()
+	o.EnrollUnknown = true
+	l := openLedger(f, o)
+	rcv := mustTime(f, "2026-11-24T10:00:00Z")
+	f.Fuzz(func(t *testing.T, chip, event, tapped string, synced bool, boot string, uptime int64) {
+		c := protocol.Checkin{V: 1, ID: newID(t), DeviceID: "kiosk-fuzz-01", Seq: 1, ChipNumber: chip, EventID: event,
+			TappedAt: tapped, ClockSynced: synced, BootID: boot, UptimeMs: uptime}
+		out, err := l.ProcessBatch(context.Background(), []Input{{c, rcv}, {c, rcv.Add(time.Second)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !protocol.KnownStatus(out[0].Result.Status) || !out[1].Replay || !bytes.Equal(out[0].Payload, out[1].Payload) {
+			t.Fatalf("%+v", out)
+		}
+		if _, err := protocol.DecodeResult(out[0].Payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,16 +18,6 @@ import (
 
 const prefix = protocol.DefaultPrefix
 
-// startBroker starts a test broker. Mosquitto started as root drops to the
-// mosquitto user, which cannot write the test's temporary directory, so its
-// persistence (and log) would silently be off: keep it root then.
-func startBroker(t testing.TB) *testbroker.Broker {
-	t.Helper()
-	if testbroker.Mosquitto() != "" && os.Geteuid() == 0 {
-		return testbroker.StartOpts(t, testbroker.Opts{Extra: "user root\n"})
-	}
-	return testbroker.Start(t)
-}
 
 // results collects every Result published under the prefix.
 type results struct {
@@ -168,7 +157,7 @@ func serviceLedger(t testing.TB) *Ledger {
 }
 
 func TestServiceOneResultPerIDAndReplay(t *testing.T) {
-	b := startBroker(t)
+	b := testbroker.Start(t)
 	l := serviceLedger(t)
 	svc, _ := runService(t, l, ServiceOpts{Broker: b.URL(), ClientID: "ingest-1"})
 	res := subscribeResults(t, b.URL())
@@ -223,7 +212,7 @@ func TestServiceOneResultPerIDAndReplay(t *testing.T) {
 }
 
 func TestServiceDropsGarbageAndStaysAlive(t *testing.T) {
-	b := startBroker(t)
+	b := testbroker.Start(t)
 	l := serviceLedger(t)
 	svc, _ := runService(t, l, ServiceOpts{Broker: b.URL()})
 	res := subscribeResults(t, b.URL())
@@ -254,7 +243,7 @@ func TestServiceDropsGarbageAndStaysAlive(t *testing.T) {
 }
 
 func TestServiceManyDevices(t *testing.T) {
-	b := startBroker(t)
+	b := testbroker.Start(t)
 	l := serviceLedger(t)
 	svc, _ := runService(t, l, ServiceOpts{Broker: b.URL()})
 	res := subscribeResults(t, b.URL())
@@ -306,7 +295,7 @@ func TestServiceManyDevices(t *testing.T) {
 // service's persistent session keeps its subscription, and checkins published
 // before it has reconnected are queued for it by the broker.
 func TestServiceSurvivesBrokerRestart(t *testing.T) {
-	b := startBroker(t)
+	b := testbroker.Start(t)
 	if b.Kind != "mosquitto" {
 		t.Skip("needs a restartable Mosquitto")
 	}
@@ -338,7 +327,7 @@ func TestServiceSurvivesBrokerRestart(t *testing.T) {
 // TestServiceGetsWhatCameWhileAway stops the service, lets a kiosk publish,
 // and starts a new service with the same client id on the same ledger.
 func TestServiceGetsWhatCameWhileAway(t *testing.T) {
-	b := startBroker(t)
+	b := testbroker.Start(t)
 	l := serviceLedger(t)
 	_, stop := runService(t, l, ServiceOpts{Broker: b.URL(), ClientID: "ingest-away"})
 	stop()
@@ -368,4 +357,35 @@ func TestNewChecksOpts(t *testing.T) {
 	if err != nil || s.topic != "$share/g/kiosk/v1/+/checkin" {
 		t.Fatalf("%v %v", s, err)
 	}
+}
+
+// FuzzCheck feeds the service's payload check arbitrary topics and bytes: it
+// must never panic, and what it accepts is a valid checkin of the topic's
+// device.
+func FuzzCheck(f *testing.F) {
+	good := protocol.Checkin{V: 1, ID: "0193a1f4-7c1e-7d2a-9b1f-2f0c6a8e4d11", DeviceID: "kiosk-f-01", Seq: 1,
+		ChipNumber: chipA, EventID: "evt-1", TappedAt: "2026-11-24T09:12:33.481Z"}
+	f.Add("kiosk/v1/kiosk-f-01/checkin", good.Encode())
+	f.Add("kiosk/v1/kiosk-f-02/checkin", good.Encode())
+	f.Add("kiosk/v1/kiosk-f-01/result", []byte(`{"v":1}`))
+	f.Add("kiosk/v1//checkin", []byte(`{"v":2}`))
+	f.Add("kiosk/v1/kiosk-f-01/checkin", []byte("\x00\xff"))
+	l := openLedger(f, DefaultOpts())
+	s, err := New(l, ServiceOpts{Broker: "tcp://127.0.0.1:1"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		c, reason, err := s.check(topic, payload)
+		if err != nil {
+			if reason == "" {
+				t.Fatalf("dropped without a reason: %v", err)
+			}
+			return
+		}
+		device, _, _ := protocol.ParseTopic(prefix, topic)
+		if c.DeviceID != device || !protocol.ValidID(c.ID) || len(payload) > protocol.MaxPayload {
+			t.Fatalf("accepted %q on %q", payload, topic)
+		}
+	})
 }
