@@ -18,7 +18,6 @@ import (
 
 const prefix = protocol.DefaultPrefix
 
-
 // results collects every Result published under the prefix.
 type results struct {
 	mu   sync.Mutex
