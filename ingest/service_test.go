@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -387,4 +388,27 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("accepted %q on %q", payload, topic)
 		}
 	})
+}
+
+func TestRunStopsWhileBrokerUnreachable(t *testing.T) {
+	l := openLedger(t, DefaultOpts())
+	svc, err := New(l, ServiceOpts{Broker: fmt.Sprintf("tcp://127.0.0.1:%d", testbroker.FreePort(t)), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if err := svc.Run(context.Background()); !errors.Is(err, ErrStarted) {
+		t.Errorf("second Run: %v", err)
+	}
 }
