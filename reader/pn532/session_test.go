@@ -12,6 +12,7 @@ import (
 
 	"github.com/uitpas/tap-kiosk/reader/pn532"
 	"github.com/uitpas/tap-kiosk/reader/pn532/pn532emu"
+	"periph.io/x/conn/v3/physic"
 	"periph.io/x/conn/v3/spi/spitest"
 )
 
@@ -78,7 +79,7 @@ func TestReplaySessions(t *testing.T) {
 			r := newRig(t, rigOpts{silent: true}) // for its clock
 			p := s.Replay()
 			o := testOpts()
-			o.Speed = 0
+			o.Speed = physic.Frequency(s.SpeedHz) * physic.Hertz
 			dev, err := pn532.NewSPI(p, nil, nil, r.clk, nil, &o)
 			if err != nil {
 				t.Fatal(err)

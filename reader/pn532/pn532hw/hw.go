@@ -1,0 +1,120 @@
+// Package pn532hw wires a pn532.Dev to a Linux host: spidev through periph
+// (host.Init happens here and only here) and the IRQ and reset lines through
+// the GPIO character device (go-gpiocdev). Everything else in the kiosk
+// takes the driver's interfaces and never touches hardware packages.
+package pn532hw
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/uitpas/tap-kiosk/clock"
+	"github.com/uitpas/tap-kiosk/reader/pn532"
+	"periph.io/x/conn/v3/physic"
+	"periph.io/x/conn/v3/spi"
+)
+
+// Config says where the PN532 is.
+type Config struct {
+	SPIDev  string // "/dev/spidev0.0"
+	SpeedHz int64  // 0 → Opts.Speed, else 1 MHz
+	// IRQ and Reset name GPIO lines: "gpiochip0:25" (chip and offset),
+	// "gpiochip0:GPIO25" (chip and line name) or "GPIO25" (a name looked up
+	// on every chip). IRQ "" → status-byte polling; Reset "" → no hardware
+	// reset.
+	IRQ   string
+	Reset string
+	Opts  pn532.Opts // zero fields take pn532.DefaultOpts
+}
+
+// ErrUnsupported is returned off Linux.
+var ErrUnsupported = errors.New("pn532hw: only on Linux")
+
+// Parts are the opened pieces, for callers that wrap the port (the smoke
+// tool records the bus with spitest.Record).
+type Parts struct {
+	Port  spi.PortCloser
+	IRQ   pn532.IRQ   // nil when Config.IRQ is ""
+	Reset pn532.Reset // nil when Config.Reset is ""
+	// Opts is Config.Opts with the speed applied and BitOrderAuto resolved
+	// by probing, since a port cannot be connected twice.
+	Opts pn532.Opts
+}
+
+// Close releases every part.
+func (p Parts) Close() error {
+	var errs []error
+	if p.IRQ != nil {
+		errs = append(errs, p.IRQ.Close())
+	}
+	if p.Reset != nil {
+		errs = append(errs, p.Reset.Close())
+	}
+	if p.Port != nil {
+		errs = append(errs, p.Port.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Open opens the reader described by cfg. The Dev owns the port and lines:
+// its Halt releases them.
+func Open(cfg Config, clk clock.Clock, log *slog.Logger) (*pn532.Dev, error) {
+	p, err := OpenParts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	o := p.Opts
+	o.ClosePort = true
+	d, err := pn532.NewSPI(p.Port, p.IRQ, p.Reset, clk, log, &o)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("pn532hw: %w", err)
+	}
+	return d, nil
+}
+
+func (cfg Config) opts() pn532.Opts {
+	o := cfg.Opts
+	if cfg.SpeedHz > 0 {
+		o.Speed = physic.Frequency(cfg.SpeedHz) * physic.Hertz
+	}
+	if o.Speed <= 0 {
+		o.Speed = pn532.DefaultOpts.Speed
+	}
+	return o
+}
+
+// lineSpec is a parsed line name.
+type lineSpec struct {
+	chip   string // "" → search every chip for name
+	offset int
+	name   string // "" → offset
+}
+
+// parseLine parses "gpiochip0:25", "gpiochip0:GPIO25" or "GPIO25".
+func parseLine(s string) (lineSpec, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return lineSpec{}, errors.New("pn532hw: empty line name")
+	}
+	chip, line, found := strings.Cut(s, ":")
+	if !found {
+		chip, line = "", s
+	}
+	if found && (chip == "" || line == "") {
+		return lineSpec{}, fmt.Errorf("pn532hw: line %q: want chip:offset, chip:name or name", s)
+	}
+	if n, err := strconv.Atoi(line); err == nil {
+		if n < 0 {
+			return lineSpec{}, fmt.Errorf("pn532hw: line %q: negative offset", s)
+		}
+		if chip == "" {
+			return lineSpec{}, fmt.Errorf("pn532hw: line %q: an offset needs its chip (gpiochip0:%d)", s, n)
+		}
+		return lineSpec{chip: chip, offset: n}, nil
+	}
+	return lineSpec{chip: chip, name: line}, nil
+}
