@@ -41,23 +41,27 @@ type Opts struct {
 	OnReady func()
 	// OnTick is called from the tap loop (the systemd watchdog).
 	OnTick func()
+	// Display, when set, replaces the configured display output (tests
+	// drive an SSD1306 over a fake bus this way).
+	Display display.Display
 }
 
 // Kiosk is one assembled kiosk.
 type Kiosk struct {
-	cfg   provisioning.Config
-	o     Opts
-	log   *slog.Logger
-	ob    *queue.Outbox
-	core  *device.Core
-	fwd   *mqttfwd.Forwarder
-	rd    reader.Reader
-	pres  reader.Presenter
-	disp  display.Display
-	ind   display.Indicator
-	halt  []func() error // hardware to release at the end, in order
-	ctl   *control.Server
-	ctlMu sync.Mutex
+	cfg    provisioning.Config
+	o      Opts
+	log    *slog.Logger
+	ob     *queue.Outbox
+	core   *device.Core
+	fwd    *mqttfwd.Forwarder
+	rd     reader.Reader
+	pres   reader.Presenter
+	disp   display.Display
+	ind    display.Indicator
+	halt   []func() error // hardware to release at the end, in order
+	health []func() error // display and indicator health
+	ctl    *control.Server
+	ctlMu  sync.Mutex
 }
 
 // New builds a kiosk. Nothing runs until Run.
@@ -102,9 +106,14 @@ func New(cfg provisioning.Config, o Opts) (k *Kiosk, err error) {
 	k.core = device.New(device.Opts{DeviceID: cfg.DeviceID, Version: o.Version, Event: ev,
 		Debounce: cfg.Tap.Debounce, Hold: cfg.Tap.Hold, Location: cfg.Location(), Lang: cfg.Display.Lang,
 		Clock: o.Clock, Host: o.Host, Logger: o.Logger.With("part", "core"), OnTick: o.OnTick}, k.ob, k.disp, k.ind)
-	if h, ok := k.disp.(interface{ Err() error }); ok {
-		k.core.SetDisplayHealth(h.Err)
-	}
+	k.core.SetDisplayHealth(func() error {
+		for _, h := range k.health {
+			if err := h(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	tlsConf, err := tlsConfig(cfg.MQTT)
 	if err != nil {
 		return nil, err
@@ -149,19 +158,6 @@ func (k *Kiosk) openReader() error {
 		return nil
 	}
 	return k.openHardwareReader()
-}
-
-func (k *Kiosk) openDisplay() error {
-	k.ind = display.None{}
-	switch k.cfg.Display.Driver {
-	case "none":
-		k.disp = display.None{}
-		return nil
-	case "terminal":
-		k.disp = display.NewTerminal(k.o.Stdout)
-		return nil
-	}
-	return k.openHardwareDisplay()
 }
 
 // tlsConfig builds the client TLS configuration for ssl:// brokers.

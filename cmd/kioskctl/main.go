@@ -25,6 +25,9 @@ commands:
   tap CHIP        put a card on the kiosk's simulated reader; prints the reply
   status          prints the kiosk's status
   identify        makes the kiosk blink and beep
+  screens -out DIR [-size 128x64] [-scale 4]
+                  renders every screen in every language to PNG files in DIR,
+                  plus contact-sheet.png
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -53,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	var req control.Request
 	switch cmd {
+	case "screens":
+		return screens(rest, stdout, stderr)
 	case "tap":
 		if len(rest) != 1 {
 			fmt.Fprintln(stderr, "kioskctl: tap takes one chip number, e.g. tap 04A1B2C3D4E5F6")
