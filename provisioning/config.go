@@ -1,5 +1,7 @@
 // Package provisioning holds what makes a kiosk this kiosk: its configuration
-// file, and (see identity.go when present) its identity and keys.
+// file, its identity (key, pairing code, CSR), the provisioning bundle that
+// central issues for it, the signed remote config in force — and central's
+// side of the same: the fleet CA, bundles, Mosquitto's configuration.
 package provisioning
 
 import (
@@ -95,14 +97,17 @@ type ControlConfig struct {
 
 // MQTTConfig is the link to central.
 type MQTTConfig struct {
-	Broker        string        `toml:"broker"`
-	TopicPrefix   string        `toml:"topic_prefix"`
-	AllowInsecure bool          `toml:"allow_insecure"`
-	CAFile        string        `toml:"ca_file"`
-	CertFile      string        `toml:"cert_file"`
-	KeyFile       string        `toml:"key_file"`
-	Window        int           `toml:"window"`
-	RetryAfter    time.Duration `toml:"retry_after"`
+	Broker        string `toml:"broker"`
+	TopicPrefix   string `toml:"topic_prefix"`
+	AllowInsecure bool   `toml:"allow_insecure"`
+	CAFile        string `toml:"ca_file"`
+	CertFile      string `toml:"cert_file"`
+	KeyFile       string `toml:"key_file"`
+	// ConfigKey is central's config-signing public key (base64 Ed25519)
+	// for kiosks set up by hand; a provisioning bundle supplies its own.
+	ConfigKey  string        `toml:"config_key"`
+	Window     int           `toml:"window"`
+	RetryAfter time.Duration `toml:"retry_after"`
 }
 
 // QueueConfig bounds the outbox: a full queue refuses taps visibly.
@@ -269,7 +274,8 @@ func (c *Config) Validate() error {
 	m := c.MQTT
 	switch {
 	case m.Broker == "":
-		return bad("mqtt.broker", "missing (ssl://host:8883)")
+		// Not set: the provisioning bundle in state_dir supplies it; until
+		// one is applied the kiosk shows its pairing code and stays offline.
 	case strings.HasPrefix(m.Broker, "tcp://"):
 		if !m.AllowInsecure {
 			return bad("mqtt.broker", "%q is plain tcp:// without allow_insecure = true; use ssl:// in production", m.Broker)
@@ -277,6 +283,11 @@ func (c *Config) Validate() error {
 	case strings.HasPrefix(m.Broker, "ssl://"), strings.HasPrefix(m.Broker, "tls://"):
 	default:
 		return bad("mqtt.broker", "%q must start with ssl:// (or tcp:// with allow_insecure)", m.Broker)
+	}
+	if m.ConfigKey != "" {
+		if _, err := ParseConfigKey(m.ConfigKey); err != nil {
+			return bad("mqtt.config_key", "not base64 of a 32-byte Ed25519 public key (config.pub of `kioskctl ca init`)")
+		}
 	}
 	if m.TopicPrefix == "" || strings.ContainsAny(m.TopicPrefix, "+#") || strings.HasSuffix(m.TopicPrefix, "/") {
 		return bad("mqtt.topic_prefix", "%q: must be non-empty, without + # or a trailing /", m.TopicPrefix)
