@@ -1,0 +1,48 @@
+package mqttfwd_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/queue/mqttfwd/fwdbench"
+)
+
+// BenchmarkRawPublish10k is the yardstick: paho QoS 1 publishes of 10 000
+// checkin-sized messages to the broker, until every PUBACK.
+func BenchmarkRawPublish10k(b *testing.B) {
+	br := testbroker.Start(b)
+	var rate float64
+	for range b.N {
+		r, err := fwdbench.RawPublish(context.Background(), br.URL(), 10000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rate += r.PerSec()
+	}
+	b.ReportMetric(rate/float64(b.N), "msgs/s")
+}
+
+// BenchmarkDrain10k drains a backlog of 10 000 checkins through a fake
+// central; a checkin counts when its Result deleted it from the outbox.
+func BenchmarkDrain10k(b *testing.B) {
+	br := testbroker.Start(b)
+	var rate float64
+	for range b.N {
+		r, c, err := fwdbench.Drain(context.Background(), br.URL(), b.TempDir(), 10000, benchWindow())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%v %+v", r, c)
+		rate += r.PerSec()
+	}
+	b.ReportMetric(rate/float64(b.N), "msgs/s")
+}
+
+// benchWindow lets MQTTFWD_BENCH_WINDOW try other windows.
+func benchWindow() int {
+	n, _ := strconv.Atoi(os.Getenv("MQTTFWD_BENCH_WINDOW"))
+	return n
+}

@@ -1,0 +1,12 @@
+package mqttfwd
+
+import "time"
+
+// DropConn closes the network connection without a DISCONNECT.
+func (f *Forwarder) DropConn() { f.dropConn() }
+
+// SetBackoff shortens the reconnect backoff for tests; call before Run.
+func (f *Forwarder) SetBackoff(min, max time.Duration) { f.bmin, f.bmax = min, max }
+
+// Backoff exposes the backoff for attempt n.
+func (f *Forwarder) Backoff(n int64) time.Duration { return f.backoff(n) }

@@ -1,0 +1,710 @@
+// Package mqttfwd forwards the outbox's checkins to central over MQTT (paho)
+// and applies central's Results back to the outbox.
+//
+// The SQLite outbox is the queue of record: paho's memory store only holds
+// the in-flight window, and a checkin leaves the outbox only when its Result
+// arrives (a PUBACK is not delivery). Checkins go out in seq order, QoS 1, at
+// most Window awaiting a Result; those without a Result are republished
+// (same bytes) after a reconnect and after RetryAfter. Central answers a
+// repeated id with the identical Result, so duplicates are harmless.
+//
+// One goroutine (the loop in Run) owns the window and publishes; a second
+// (the applier) decodes Results and deletes their checkins in batches, so the
+// outbox's writes and the publishing overlap. Paho's callbacks only hand
+// payloads and connection events over channels: paho's router must not block.
+package mqttfwd
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/uitpas/tap-kiosk/clock"
+	"github.com/uitpas/tap-kiosk/protocol"
+	"github.com/uitpas/tap-kiosk/queue"
+)
+
+// Defaults for Opts.
+const (
+	DefaultWindow     = 64
+	DefaultRetryAfter = 30 * time.Second
+	// StatusEvery is the least time between two Status publications made
+	// because pending changed (the contract's "at most every 10 s").
+	StatusEvery = 10 * time.Second
+)
+
+const (
+	opTimeout     = 10 * time.Second // subscribe, dial, final status
+	backoffMin    = 500 * time.Millisecond
+	backoffMax    = 60 * time.Second
+	resultsDepth  = 4096
+	maxResultRun  = 4096 // most Results applied in one outbox transaction
+	badLogEvery   = 10 * time.Second
+	keepAlive     = 30 * time.Second
+	disconnectQMs = 500
+)
+
+// Opts configures a Forwarder.
+type Opts struct {
+	Broker     string        // tcp://… or ssl://…
+	TLS        *tls.Config   // for ssl://
+	Prefix     string        // topic prefix, default protocol.DefaultPrefix
+	DeviceID   string        // also the MQTT client id; clean session false
+	Window     int           // max checkins published and awaiting a Result; default 64
+	RetryAfter time.Duration // republish a checkin with no Result after this; default 30s
+	Clock      clock.Clock   // nil → clock.Real{}
+	Logger     *slog.Logger  // nil → discard
+	// OnResult is called after a Result was applied to the outbox (known =
+	// the id was pending). It runs on the forwarder's applier goroutine:
+	// keep it short.
+	OnResult func(r protocol.Result, known bool)
+	// OnConfig gets raw retained config payloads; the core verifies them.
+	OnConfig func(payload []byte)
+	// Status is the core's snapshot; the forwarder fills Online, At,
+	// Pending, OldestPendingS and DeviceID.
+	Status func() protocol.Status
+}
+
+// Counters are the forwarder's running totals.
+type Counters struct {
+	Published, Republished, Results, UnknownResults, BadPayloads int64
+}
+
+// Forwarder moves checkins from the outbox to central. Make one with New.
+type Forwarder struct {
+	ob  *queue.Outbox
+	o   Opts
+	clk clock.Clock
+	log *slog.Logger
+
+	tCheckin, tResult, tStatus, tConfig string
+
+	kick       chan struct{}
+	statusKick chan struct{}
+	results    chan []byte
+	events     chan bool     // true: connected and subscribed; false: connection lost
+	freed      chan []string // ids whose Result the applier handled
+	done       chan struct{}
+	running    atomic.Bool
+
+	connected                                      atomic.Bool
+	published, republished, nresults, unknown, bad atomic.Int64
+
+	client     mqtt.Client
+	bmin, bmax time.Duration // reconnect backoff bounds
+	runCtx     context.Context
+	attempts   atomic.Int64 // dials since the last successful connect
+
+	mu       sync.Mutex // guards conn, rng, badLast, badQuiet
+	conn     *dropConn
+	rng      *mrand.Rand
+	badLast  time.Time
+	badQuiet int
+
+	// loop state, owned by Run's goroutine
+	inflight map[string]*flight
+	fifo     []fifoEntry // publish order, for the retry deadline; stale entries skipped
+	cursor   int64       // highest seq loaded into the window
+	more     bool        // the outbox may hold checkins beyond cursor
+	online   bool        // loop's view of the connection
+}
+
+type flight struct {
+	item   queue.Item
+	sentAt time.Time
+	gen    int
+}
+
+type fifoEntry struct {
+	id  string
+	gen int
+}
+
+// New checks the options and returns a Forwarder for ob.
+func New(ob *queue.Outbox, o Opts) (*Forwarder, error) {
+	if ob == nil {
+		return nil, errors.New("mqttfwd: nil outbox")
+	}
+	if !protocol.ValidDeviceID(o.DeviceID) {
+		return nil, fmt.Errorf("mqttfwd: device id %q: %w", o.DeviceID, protocol.ErrBadDevice)
+	}
+	u, err := url.Parse(o.Broker)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("mqttfwd: broker %q: not a URL like tcp://host:1883 or ssl://host:8883", o.Broker)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "tcps":
+	default:
+		return nil, fmt.Errorf("mqttfwd: broker %q: scheme must be tcp or ssl", o.Broker)
+	}
+	if o.Prefix == "" {
+		o.Prefix = protocol.DefaultPrefix
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = DefaultRetryAfter
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	var seed [16]byte
+	rand.Read(seed[:])
+	f := &Forwarder{
+		ob: ob, o: o, clk: o.Clock, log: o.Logger,
+		tCheckin:   protocol.Topic(o.Prefix, o.DeviceID, protocol.KindCheckin),
+		tResult:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindResult),
+		tStatus:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindStatus),
+		tConfig:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindConfig),
+		kick:       make(chan struct{}, 1),
+		statusKick: make(chan struct{}, 1),
+		results:    make(chan []byte, resultsDepth),
+		events:     make(chan bool, 16),
+		freed:      make(chan []string, 64),
+		done:       make(chan struct{}),
+		rng:        mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
+		inflight:   map[string]*flight{},
+		bmin:       backoffMin,
+		bmax:       backoffMax,
+	}
+	return f, nil
+}
+
+// String names the forwarder for logs.
+func (f *Forwarder) String() string { return "mqttfwd(" + f.o.DeviceID + "@" + f.o.Broker + ")" }
+
+// Kick tells the forwarder a checkin was enqueued; it never blocks.
+func (f *Forwarder) Kick() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// StatusChanged asks for a Status publication now; it never blocks.
+func (f *Forwarder) StatusChanged() {
+	select {
+	case f.statusKick <- struct{}{}:
+	default:
+	}
+}
+
+// Connected reports whether the forwarder has a session with the broker
+// (connected and subscribed).
+func (f *Forwarder) Connected() bool { return f.connected.Load() }
+
+// Counters returns the running totals.
+func (f *Forwarder) Counters() Counters {
+	return Counters{
+		Published:      f.published.Load(),
+		Republished:    f.republished.Load(),
+		Results:        f.nresults.Load(),
+		UnknownResults: f.unknown.Load(),
+		BadPayloads:    f.bad.Load(),
+	}
+}
+
+// Run connects (retrying with jittered, capped backoff), forwards until ctx
+// is done, then publishes the offline status and disconnects cleanly. It
+// may be called once.
+func (f *Forwarder) Run(ctx context.Context) error {
+	if !f.running.CompareAndSwap(false, true) {
+		return errors.New("mqttfwd: Run called twice")
+	}
+	f.runCtx = ctx
+	opts := mqtt.NewClientOptions().
+		AddBroker(f.o.Broker).
+		SetClientID(f.o.DeviceID).
+		SetCleanSession(false).
+		SetStore(mqtt.NewMemoryStore()).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		// Our dialer sleeps the jittered backoff; paho's own pauses stay short.
+		SetConnectRetryInterval(100*time.Millisecond).
+		SetMaxReconnectInterval(100*time.Millisecond).
+		SetConnectTimeout(opTimeout).
+		SetWriteTimeout(opTimeout).
+		SetKeepAlive(keepAlive).
+		SetPingTimeout(opTimeout).
+		SetOrderMatters(false).
+		SetResumeSubs(false). // we subscribe in OnConnect, every time
+		SetMaxResumePubInFlight(f.o.Window).
+		SetBinaryWill(f.tStatus, protocol.Will(f.o.DeviceID), 1, true).
+		SetCustomOpenConnectionFn(f.dial).
+		SetOnConnectHandler(f.onConnect).
+		SetConnectionLostHandler(f.onLost)
+	if f.o.TLS != nil {
+		opts.SetTLSConfig(f.o.TLS)
+	}
+	f.client = mqtt.NewClient(opts)
+	f.client.Connect() // completes only when connected; onConnect tells the loop
+
+	appliedDone := make(chan struct{})
+	go func() { defer close(appliedDone); f.applier(ctx) }()
+	f.loop(ctx)
+
+	close(f.done)
+	<-appliedDone
+	if f.client.IsConnectionOpen() {
+		// A clean DISCONNECT suppresses the will: say offline ourselves.
+		t := f.client.Publish(f.tStatus, 1, true, protocol.Will(f.o.DeviceID))
+		if !t.WaitTimeout(2*time.Second) || t.Error() != nil {
+			f.log.Warn("mqttfwd: offline status not confirmed", "err", t.Error())
+		}
+	}
+	f.client.Disconnect(disconnectQMs)
+	f.connected.Store(false)
+	return nil
+}
+
+// dial opens the network connection for paho, after the backoff that the
+// number of attempts since the last connect calls for.
+func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+	n := f.attempts.Add(1) - 1
+	if n > 0 {
+		d := f.backoff(n)
+		f.log.Debug("mqttfwd: reconnect backoff", "attempt", n, "wait", d)
+		t := f.clk.NewTimer(d)
+		select {
+		case <-t.C():
+		case <-f.runCtx.Done():
+			t.Stop()
+			return nil, f.runCtx.Err()
+		}
+	}
+	ctx, cancel := context.WithTimeout(f.runCtx, opTimeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "tcps":
+		cfg := o.TLSConfig
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		d := tls.Dialer{Config: cfg}
+		conn, err = d.DialContext(ctx, "tcp", u.Host)
+	default:
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", u.Host)
+	}
+	if err != nil {
+		f.log.Debug("mqttfwd: dial", "broker", f.o.Broker, "err", err)
+		return nil, err
+	}
+	dc := &dropConn{Conn: conn}
+	f.mu.Lock()
+	f.conn = dc
+	f.mu.Unlock()
+	return dc, nil
+}
+
+// errDropped is what paho reads from a connection we dropped: paho ignores
+// "use of closed network connection", as if it had closed it itself.
+var errDropped = errors.New("mqttfwd: connection dropped")
+
+// dropConn is the network connection with a way to cut it that paho notices.
+type dropConn struct {
+	net.Conn
+	dropped atomic.Bool
+}
+
+func (c *dropConn) drop() {
+	c.dropped.Store(true)
+	c.Conn.Close()
+}
+
+func (c *dropConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil && c.dropped.Load() {
+		err = errDropped
+	}
+	return n, err
+}
+
+func (c *dropConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil && c.dropped.Load() {
+		err = errDropped
+	}
+	return n, err
+}
+
+// backoff is the wait before reconnect attempt n (n ≥ 1): doubling from
+// bmin, capped at bmax, each scaled by a random factor in
+// [0.5, 1) so that a fleet does not reconnect in step.
+func (f *Forwarder) backoff(n int64) time.Duration {
+	d := f.bmax
+	if n < 20 {
+		d = min(f.bmax, f.bmin<<(n-1))
+	}
+	f.mu.Lock()
+	j := 0.5 + f.rng.Float64()/2
+	f.mu.Unlock()
+	return time.Duration(float64(d) * j)
+}
+
+// dropConn closes the network connection without a DISCONNECT, as a power
+// cut or a dead link would: the broker publishes the will. Tests use it.
+func (f *Forwarder) dropConn() {
+	f.mu.Lock()
+	c := f.conn
+	f.mu.Unlock()
+	if c != nil {
+		c.drop()
+	}
+}
+
+// onConnect subscribes before anything is published on the new connection
+// (runs on its own goroutine, started by paho).
+func (f *Forwarder) onConnect(c mqtt.Client) {
+	t := c.SubscribeMultiple(map[string]byte{f.tResult: 1, f.tConfig: 1}, f.onMessage)
+	if !t.WaitTimeout(opTimeout) || t.Error() != nil {
+		f.log.Warn("mqttfwd: subscribe failed; reconnecting", "err", t.Error())
+		f.dropConn()
+		return
+	}
+	f.attempts.Store(0)
+	f.connected.Store(true)
+	f.log.Info("mqttfwd: connected", "broker", f.o.Broker)
+	f.event(true)
+}
+
+func (f *Forwarder) onLost(_ mqtt.Client, err error) {
+	f.connected.Store(false)
+	f.log.Warn("mqttfwd: connection lost", "err", err)
+	f.event(false)
+}
+
+func (f *Forwarder) event(up bool) {
+	select {
+	case f.events <- up:
+	case <-f.done:
+	}
+}
+
+// onMessage hands payloads to the loop; it never touches the outbox.
+func (f *Forwarder) onMessage(_ mqtt.Client, m mqtt.Message) {
+	switch m.Topic() {
+	case f.tResult:
+		select {
+		case f.results <- m.Payload():
+		case <-f.done:
+		}
+	case f.tConfig:
+		if f.o.OnConfig != nil && len(m.Payload()) > 0 { // empty = retained config cleared
+			f.o.OnConfig(m.Payload())
+		}
+	}
+}
+
+// loop owns the window until ctx is done.
+func (f *Forwarder) loop(ctx context.Context) {
+	retryT := f.clk.NewTimer(time.Hour)
+	retryT.Stop()
+	var retryAt time.Time
+	statusT := f.clk.NewTimer(time.Hour)
+	statusT.Stop()
+	var lastStatus, statusAt time.Time
+	dirty := false
+	f.more = true
+
+	publishStatus := func() {
+		if !f.online {
+			return
+		}
+		f.publishStatus(ctx)
+		lastStatus = f.clk.Now()
+		dirty = false
+	}
+	for {
+		if f.online {
+			f.refill(ctx)
+		}
+		// Arm the retry timer for the oldest flight.
+		if at, ok := f.nextRetry(); ok && f.online {
+			if !at.Equal(retryAt) {
+				retryAt = at
+				retryT.Reset(at.Sub(f.clk.Now()))
+			}
+		} else if !retryAt.IsZero() {
+			retryT.Stop()
+			retryAt = time.Time{}
+		}
+		// Arm the status timer while pending changed since the last one.
+		if dirty && f.online {
+			if at := lastStatus.Add(StatusEvery); !at.Equal(statusAt) {
+				statusAt = at
+				statusT.Reset(at.Sub(f.clk.Now()))
+			}
+		} else if !statusAt.IsZero() {
+			statusT.Stop()
+			statusAt = time.Time{}
+		}
+
+		select {
+		case <-ctx.Done():
+			retryT.Stop()
+			statusT.Stop()
+			return
+		case <-f.kick:
+			f.more = true
+			dirty = true
+		case <-f.statusKick:
+			publishStatus()
+		case ids := <-f.freed:
+			for _, id := range ids {
+				delete(f.inflight, id)
+			}
+			dirty = true
+		case up := <-f.events:
+			f.online = up
+			if up {
+				f.more = true
+				f.republishAll()
+				publishStatus()
+			}
+		case <-retryT.C():
+			retryAt = time.Time{}
+			f.republishDue()
+		case <-statusT.C():
+			statusAt = time.Time{}
+			publishStatus()
+		}
+	}
+}
+
+// refill loads and publishes checkins beyond the cursor while the window
+// has room.
+func (f *Forwarder) refill(ctx context.Context) {
+	for f.more && len(f.inflight) < f.o.Window && ctx.Err() == nil {
+		limit := f.o.Window - len(f.inflight)
+		items, err := f.ob.Pending(ctx, f.cursor, limit)
+		if err != nil {
+			if ctx.Err() == nil {
+				f.log.Error("mqttfwd: read outbox", "err", err)
+			}
+			return // tried again on the next event
+		}
+		if len(items) < limit {
+			f.more = false
+		}
+		now := f.clk.Now()
+		for _, it := range items {
+			f.cursor = max(f.cursor, it.Seq)
+			if _, ok := f.inflight[it.ID]; ok {
+				continue
+			}
+			fl := &flight{item: it}
+			f.inflight[it.ID] = fl
+			f.send(fl, now)
+			f.published.Add(1)
+		}
+	}
+}
+
+// send publishes a flight without waiting for its token: the Result, not
+// the PUBACK, completes it.
+func (f *Forwarder) send(fl *flight, now time.Time) {
+	fl.sentAt = now
+	fl.gen++
+	f.fifo = append(f.fifo, fifoEntry{fl.item.ID, fl.gen})
+	if len(f.fifo) > 4*f.o.Window+1024 {
+		f.compactFIFO()
+	}
+	t := f.client.Publish(f.tCheckin, 1, false, fl.item.Body)
+	select {
+	case <-t.Done():
+		if err := t.Error(); err != nil {
+			f.log.Debug("mqttfwd: publish", "seq", fl.item.Seq, "err", err)
+		}
+	default:
+	}
+}
+
+// compactFIFO drops stale entries (a stuck oldest flight keeps them from
+// being popped).
+func (f *Forwarder) compactFIFO() {
+	live := f.fifo[:0:0]
+	for _, e := range f.fifo {
+		if fl, ok := f.inflight[e.id]; ok && fl.gen == e.gen {
+			live = append(live, e)
+		}
+	}
+	f.fifo = live
+}
+
+// nextRetry is when the oldest flight is due for a republish.
+func (f *Forwarder) nextRetry() (time.Time, bool) {
+	for len(f.fifo) > 0 {
+		e := f.fifo[0]
+		if fl, ok := f.inflight[e.id]; ok && fl.gen == e.gen {
+			return fl.sentAt.Add(f.o.RetryAfter), true
+		}
+		f.fifo[0] = fifoEntry{}
+		f.fifo = f.fifo[1:]
+	}
+	f.fifo = nil // let the backing array go
+	return time.Time{}, false
+}
+
+// republishDue republishes, in seq order, every flight whose Result is
+// overdue.
+func (f *Forwarder) republishDue() {
+	now := f.clk.Now()
+	var due []*flight
+	for _, fl := range f.inflight {
+		if !now.Before(fl.sentAt.Add(f.o.RetryAfter)) {
+			due = append(due, fl)
+		}
+	}
+	f.resend(due, now)
+}
+
+// republishAll republishes, in seq order, every flight awaiting a Result
+// (after a reconnect).
+func (f *Forwarder) republishAll() {
+	due := make([]*flight, 0, len(f.inflight))
+	for _, fl := range f.inflight {
+		due = append(due, fl)
+	}
+	f.resend(due, f.clk.Now())
+}
+
+func (f *Forwarder) resend(due []*flight, now time.Time) {
+	if len(due) == 0 {
+		return
+	}
+	slices.SortFunc(due, func(a, b *flight) int { return int(a.item.Seq - b.item.Seq) })
+	f.log.Info("mqttfwd: republishing checkins without a Result", "n", len(due), "firstSeq", due[0].item.Seq)
+	for _, fl := range due {
+		f.send(fl, now)
+		f.republished.Add(1)
+	}
+}
+
+// applier applies Results until ctx is done, each run of payloads that
+// queued up meanwhile in one outbox transaction: the slower the disk, the
+// bigger the batch.
+func (f *Forwarder) applier(ctx context.Context) {
+	for {
+		var batch [][]byte
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-f.results:
+			batch = append(batch, p)
+		}
+	drain:
+		for len(batch) < maxResultRun {
+			select {
+			case p := <-f.results:
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		if ids := f.applyResults(ctx, batch); len(ids) > 0 {
+			select {
+			case f.freed <- ids:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// applyResults decodes a run of Result payloads and deletes their checkins
+// in one outbox transaction. It returns the ids of the valid Results.
+func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) []string {
+	rs := make([]protocol.Result, 0, len(payloads))
+	acks := make([]queue.Ack, 0, len(payloads))
+	for _, p := range payloads {
+		r, err := protocol.DecodeResult(p)
+		if err != nil {
+			f.badPayload(err, len(p))
+			continue
+		}
+		rs = append(rs, r)
+		keep := r.Status == protocol.StatusSaved || r.Status == protocol.StatusMaximumReached
+		acks = append(acks, queue.Ack{ID: r.ID, KeepHistory: keep})
+	}
+	if len(acks) == 0 {
+		return nil
+	}
+	known, err := f.ob.DoneBatch(context.WithoutCancel(ctx), acks)
+	if err != nil {
+		// The checkins stay queued and in the window; they are republished
+		// after RetryAfter and central answers again.
+		f.log.Error("mqttfwd: apply results", "n", len(acks), "err", err)
+		return nil
+	}
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+		f.nresults.Add(1)
+		if !known[i] {
+			f.unknown.Add(1)
+		}
+		if f.o.OnResult != nil {
+			f.o.OnResult(r, known[i])
+		}
+	}
+	return ids
+}
+
+// badPayload counts a payload that is not a Result and logs it, at most
+// once per badLogEvery (a broken central must not flood the journal).
+func (f *Forwarder) badPayload(err error, size int) {
+	f.bad.Add(1)
+	now := f.clk.Now()
+	f.mu.Lock()
+	if !f.badLast.IsZero() && now.Sub(f.badLast) < badLogEvery {
+		f.badQuiet++
+		f.mu.Unlock()
+		return
+	}
+	quiet := f.badQuiet
+	f.badLast, f.badQuiet = now, 0
+	f.mu.Unlock()
+	f.log.Warn("mqttfwd: dropped a bad result payload", "topic", f.tResult, "bytes", size, "err", err, "suppressed", quiet)
+}
+
+// publishStatus publishes the retained Status without waiting.
+func (f *Forwarder) publishStatus(ctx context.Context) {
+	var s protocol.Status
+	if f.o.Status != nil {
+		s = f.o.Status()
+	}
+	now := f.clk.Now()
+	s.Online = true
+	s.DeviceID = f.o.DeviceID
+	s.At = protocol.FormatTime(now)
+	if st, err := f.ob.Stats(ctx); err == nil {
+		s.Pending = st.Pending
+		s.OldestPendingS = 0
+		if !st.OldestQueuedAt.IsZero() {
+			s.OldestPendingS = max(0, int64(now.Sub(st.OldestQueuedAt)/time.Second))
+		}
+	} else if ctx.Err() == nil {
+		f.log.Error("mqttfwd: status: outbox stats", "err", err)
+	}
+	f.client.Publish(f.tStatus, 1, true, s.Encode())
+}
