@@ -3,8 +3,7 @@ package oled
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"sync"
+	"github.com/uitpas/tap-kiosk/display/oled/oledtest"
 	"testing"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 	"periph.io/x/conn/v3/i2c/i2ctest"
-	"periph.io/x/conn/v3/physic"
 	"periph.io/x/conn/v3/spi/spitest"
 
 	"github.com/uitpas/tap-kiosk/clock"
@@ -191,84 +189,10 @@ func TestSPIBytes(t *testing.T) {
 	}
 }
 
-// panel simulates an SSD1306 on I²C: it keeps the RAM the commands and data
-// write, counts bytes, and can fail or stall.
-type panel struct {
-	mu       sync.Mutex
-	ram      [1024]byte
-	page     int
-	col      int
-	contrast []byte
-	inits    int
-	bytes    int // including one address byte per transaction
-	txs      int
-	fail     bool
-	stall    chan struct{} // when set, data writes wait on it
-}
-
-var argc = map[byte]int{0x81: 1, 0xD3: 1, 0xDA: 1, 0xD5: 1, 0x8D: 1, 0xD9: 1, 0xDB: 1, 0xA8: 1, 0x20: 1, 0x21: 2, 0x22: 2}
-
-func (p *panel) String() string                  { return "panel" }
-func (p *panel) SetSpeed(physic.Frequency) error { return nil }
-func (p *panel) Tx(addr uint16, w, r []byte) error {
-	p.mu.Lock()
-	stall := p.stall
-	p.mu.Unlock()
-	if stall != nil && len(w) > 0 && w[0] == 0x40 {
-		<-stall
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.fail {
-		return errors.New("panel: no ACK")
-	}
-	p.bytes += 1 + len(w)
-	p.txs++
-	if len(w) == 0 {
-		return nil
-	}
-	switch w[0] {
-	case 0x00:
-		cmds := w[1:]
-		for i := 0; i < len(cmds); i++ {
-			c := cmds[i]
-			switch {
-			case c == 0xAE && i == 0 && len(cmds) > 10:
-				p.inits++
-			case c == 0x81 && i+1 < len(cmds):
-				p.contrast = append(p.contrast, cmds[i+1])
-			case c >= 0xB0 && c <= 0xB7:
-				p.page = int(c - 0xB0)
-			case c <= 0x0F:
-				p.col = p.col&0xF0 | int(c)
-			case c >= 0x10 && c <= 0x1F:
-				p.col = p.col&0x0F | int(c-0x10)<<4
-			}
-			i += argc[c]
-		}
-	case 0x40:
-		for _, b := range w[1:] {
-			p.ram[p.page*128+p.col] = b
-			if p.col++; p.col == 128 {
-				p.col, p.page = 0, (p.page+1)%8
-			}
-		}
-	default:
-		return fmt.Errorf("panel: control byte %#x", w[0])
-	}
-	return nil
-}
-
-func (p *panel) shows(want []byte) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return bytes.Equal(p.ram[:], want)
-}
-
 // TestShowNeverWaits: while the bus is stuck, Show returns at once, and the
 // latest screen is the one the panel ends with.
 func TestShowNeverWaits(t *testing.T) {
-	p := &panel{}
+	p := &oledtest.Panel{}
 	o := DefaultOpts
 	o.Clock = clock.NewFake(noon)
 	d, err := NewI2C(p, 0x3C, &o)
@@ -277,9 +201,7 @@ func TestShowNeverWaits(t *testing.T) {
 	}
 	defer d.Halt()
 	stall := make(chan struct{})
-	p.mu.Lock()
-	p.stall = stall
-	p.mu.Unlock()
+	p.SetStall(stall)
 	d.Show(idle) // the goroutine blocks in this frame's first data write
 	returned := make(chan struct{})
 	go func() {
@@ -296,13 +218,13 @@ func TestShowNeverWaits(t *testing.T) {
 	}
 	close(stall)
 	want := render_(t, fault)
-	waitFor(t, func() bool { return p.shows(want) }, "the fault screen on the panel")
+	waitFor(t, func() bool { return p.Shows(want) }, "the fault screen on the panel")
 }
 
 // TestRecovers: after a bus error Err reports it; once the panel answers
 // again it is re-initialised and the current screen drawn in full.
 func TestRecovers(t *testing.T) {
-	p := &panel{}
+	p := &oledtest.Panel{}
 	clk := clock.NewFake(noon)
 	o := DefaultOpts
 	o.Clock = clk
@@ -312,29 +234,24 @@ func TestRecovers(t *testing.T) {
 	}
 	defer d.Halt()
 	d.Show(idle)
-	waitFor(t, func() bool { return p.shows(render_(t, idle)) }, "idle")
-	p.mu.Lock()
-	p.fail = true
-	p.mu.Unlock()
+	waitFor(t, func() bool { return p.Shows(render_(t, idle)) }, "idle")
+	p.SetFail(true)
 	d.Show(saved)
 	waitFor(t, func() bool { return d.Err() != nil }, "a bus error")
 	// The panel lost power: its RAM is gone.
-	p.mu.Lock()
-	p.fail, p.ram = false, [1024]byte{}
-	p.mu.Unlock()
+	p.ClearRAM()
+	p.SetFail(false)
 	waitFor(t, func() bool { return clk.Timers() == 2 }, "retry timer") // night check + retry
 	clk.Advance(o.Retry)
-	waitFor(t, func() bool { return p.shows(render_(t, saved)) }, "saved after recovery")
+	waitFor(t, func() bool { return p.Shows(render_(t, saved)) }, "saved after recovery")
 	waitFor(t, func() bool { return d.Err() == nil }, "Err cleared")
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.inits != 2 {
-		t.Errorf("%d initialisations, want 2", p.inits)
+	if n := p.Inits(); n != 2 {
+		t.Errorf("%d initialisations, want 2", n)
 	}
 }
 
 func TestNightContrast(t *testing.T) {
-	p := &panel{}
+	p := &oledtest.Panel{}
 	clk := clock.NewFake(time.Date(2025, 6, 1, 21, 59, 0, 0, time.UTC))
 	o := DefaultOpts
 	o.Clock = clk
@@ -345,11 +262,7 @@ func TestNightContrast(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Halt()
-	contrasts := func() []byte {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return append([]byte(nil), p.contrast...)
-	}
+	contrasts := p.Contrasts
 	// periph's init sets 0xFF; then the day contrast.
 	if got := contrasts(); !bytes.Equal(got, []byte{0xFF, 0xCF}) {
 		t.Fatalf("contrast at start %x", got)
@@ -377,7 +290,7 @@ func TestNewSPINeedsDC(t *testing.T) {
 }
 
 func TestInitFailure(t *testing.T) {
-	p := &panel{fail: true}
+	p := func() *oledtest.Panel { p := &oledtest.Panel{}; p.SetFail(true); return p }()
 	if _, err := NewI2C(p, 0x3C, nil); err == nil {
 		t.Fatal("no error when the panel does not answer")
 	}
@@ -403,7 +316,7 @@ func BenchmarkI2CUpdate(b *testing.B) {
 		{"partial", idle, idle2},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			p := &panel{}
+			p := &oledtest.Panel{}
 			o := DefaultOpts
 			o.Clock = clock.NewFake(noon)
 			d, err := NewI2C(p, 0x3C, &o)
@@ -419,7 +332,7 @@ func BenchmarkI2CUpdate(b *testing.B) {
 			if err := d.paint(); err != nil {
 				b.Fatal(err)
 			}
-			p.bytes, p.txs = 0, 0
+			p.ResetCounts()
 			screens := []display.Screen{bc.z, bc.a}
 			n := 0
 			for b.Loop() {
@@ -429,10 +342,10 @@ func BenchmarkI2CUpdate(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			per := float64(p.bytes) / float64(n)
-			b.ReportMetric(per, "bus-bytes/op")
-			b.ReportMetric(float64(p.txs)/float64(n), "tx/op")
-			b.ReportMetric(float64(busTime(p.bytes))/float64(n)/float64(time.Millisecond), "bus-ms/op")
+			nb, ntx := p.Counts()
+			b.ReportMetric(float64(nb)/float64(n), "bus-bytes/op")
+			b.ReportMetric(float64(ntx)/float64(n), "tx/op")
+			b.ReportMetric(float64(busTime(nb))/float64(n)/float64(time.Millisecond), "bus-ms/op")
 		})
 	}
 }
