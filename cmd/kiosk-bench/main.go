@@ -35,7 +35,7 @@ func main() {
 	flag.Parse()
 	b := &bench{bin: *bin}
 	code := 0
-	if err := b.run(*taps, *backlog); err != nil {
+	if err := b.Run(func() error { return b.run(*taps, *backlog) }); err != nil {
 		fmt.Fprintln(os.Stderr, "kiosk-bench:", err)
 		code = 1
 	}
@@ -43,32 +43,16 @@ func main() {
 	os.Exit(code)
 }
 
-// bench is also the testbroker.T of this program.
+// bench runs the measurements; its Standalone starts the broker.
 type bench struct {
-	bin      string
-	dir      string
-	cleanups []func()
-	rows     [][4]string
-}
-
-func (b *bench) Helper()                   {}
-func (b *bench) Log(a ...any)              { fmt.Fprintln(os.Stderr, a...) }
-func (b *bench) Fatal(a ...any)            { b.cleanup(); fmt.Fprintln(os.Stderr, a...); os.Exit(1) }
-func (b *bench) Fatalf(f string, a ...any) { b.Fatal(fmt.Sprintf(f, a...)) }
-func (b *bench) Cleanup(f func())          { b.cleanups = append(b.cleanups, f) }
-func (b *bench) TempDir() string {
-	d, err := os.MkdirTemp(b.dir, "t")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return d
+	testbroker.Standalone
+	bin  string
+	dir  string
+	rows [][4]string
 }
 
 func (b *bench) cleanup() {
-	for i := len(b.cleanups) - 1; i >= 0; i-- {
-		b.cleanups[i]()
-	}
-	b.cleanups = nil
+	b.Close()
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
 	}
@@ -87,6 +71,7 @@ func (b *bench) run(nTaps, nBacklog int) error {
 		return err
 	}
 	b.dir, _ = filepath.Abs(b.dir)
+	b.Dir = b.dir
 	broker := testbroker.Start(b)
 	fmt.Fprintf(os.Stderr, "kiosk-bench: %s broker at %s, state in %s\n", broker.Kind, broker.URL(), b.dir)
 
