@@ -40,6 +40,14 @@ type StatusReply struct {
 	Results        int64  `json:"results"`
 	UnknownResults int64  `json:"unknownResults"`
 	BadPayloads    int64  `json:"badPayloads"`
+	// Provisioning and security.
+	Provisioned       bool     `json:"provisioned"`
+	PairingCode       string   `json:"pairingCode,omitempty"`
+	Broker            string   `json:"broker,omitempty"`
+	CertExpiresInDays *int     `json:"certExpiresInDays,omitempty"`
+	ConfigSerial      int64    `json:"configSerial"`
+	ConfigsRejected   int64    `json:"configsRejected"`
+	Warnings          []string `json:"warnings,omitempty"`
 }
 
 // tapTimeout bounds how long a control-socket tap waits for its decision.
@@ -51,13 +59,15 @@ func (k *Kiosk) handle(ctx context.Context, req control.Request) any {
 		return k.handleTap(ctx, req.ChipNumber)
 	case "status":
 		return k.status(ctx)
+	case "reload":
+		return k.reload(ctx)
 	case "identify":
 		k.core.Identify()
 		return struct {
 			OK bool `json:"ok"`
 		}{true}
 	}
-	return control.Fail("unknown op %q (tap, status, identify)", req.Op)
+	return control.Fail("unknown op %q (tap, status, identify, reload)", req.Op)
 }
 
 func (k *Kiosk) handleTap(ctx context.Context, chip string) any {
@@ -96,12 +106,15 @@ func (k *Kiosk) status(ctx context.Context) any {
 	if !st.OldestQueuedAt.IsZero() {
 		r.OldestPendingS = int64(k.o.Clock.Now().Sub(st.OldestQueuedAt) / time.Second)
 	}
-	fc := k.fwd.Counters()
-	r.Published, r.Republished, r.Results, r.UnknownResults, r.BadPayloads =
-		fc.Published, fc.Republished, fc.Results, fc.UnknownResults, fc.BadPayloads
-	if k.fwd.Connected() {
-		r.MQTT = "connected"
+	if fwd := k.up.p.Load(); fwd != nil {
+		fc := fwd.Counters()
+		r.Published, r.Republished, r.Results, r.UnknownResults, r.BadPayloads =
+			fc.Published, fc.Republished, fc.Results, fc.UnknownResults, fc.BadPayloads
+		if fwd.Connected() {
+			r.MQTT = "connected"
+		}
 	}
+	k.provStatus(&r)
 	if !snap.LastTapAt.IsZero() {
 		r.LastTapAt = protocol.FormatTime(snap.LastTapAt)
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,6 @@ import (
 	"github.com/uitpas/tap-kiosk/device/host"
 	"github.com/uitpas/tap-kiosk/display"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
-	"github.com/uitpas/tap-kiosk/protocol"
 	"github.com/uitpas/tap-kiosk/provisioning"
 	"github.com/uitpas/tap-kiosk/queue"
 	"github.com/uitpas/tap-kiosk/queue/mqttfwd"
@@ -53,7 +53,9 @@ type Kiosk struct {
 	log    *slog.Logger
 	ob     *queue.Outbox
 	core   *device.Core
-	fwd    *mqttfwd.Forwarder
+	id     *provisioning.Identity
+	prov   provState   // provision.go
+	up     uplinkProxy // the forwarder, once there is a link
 	rd     reader.Reader
 	pres   reader.Presenter
 	disp   display.Display
@@ -103,6 +105,9 @@ func New(cfg provisioning.Config, o Opts) (k *Kiosk, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if ev, err = k.setupIdentity(ev); err != nil {
+		return nil, err
+	}
 	k.core = device.New(device.Opts{DeviceID: cfg.DeviceID, Version: o.Version, Event: ev,
 		Debounce: cfg.Tap.Debounce, Hold: cfg.Tap.Hold, Location: cfg.Location(), Lang: cfg.Display.Lang,
 		Clock: o.Clock, Host: o.Host, Logger: o.Logger.With("part", "core"), OnTick: o.OnTick}, k.ob, k.disp, k.ind)
@@ -114,18 +119,16 @@ func New(cfg provisioning.Config, o Opts) (k *Kiosk, err error) {
 		}
 		return nil
 	})
-	tlsConf, err := tlsConfig(cfg.MQTT)
-	if err != nil {
-		return nil, err
+	k.core.SetIdleOverride(k.provisioningScreen)
+	if l := k.prov.link; l != nil {
+		// Made here so that a bad broker URL stops kioskd at start.
+		f, err := k.newForwarder(l)
+		if err != nil {
+			return nil, err
+		}
+		k.up.p.Store(f)
 	}
-	k.fwd, err = mqttfwd.New(k.ob, mqttfwd.Opts{Broker: cfg.MQTT.Broker, TLS: tlsConf, Prefix: cfg.MQTT.TopicPrefix,
-		DeviceID: cfg.DeviceID, Window: cfg.MQTT.Window, RetryAfter: cfg.MQTT.RetryAfter, Clock: o.Clock,
-		Logger: o.Logger.With("part", "mqtt"), OnResult: func(r protocol.Result, known bool) { k.core.OnResult(r) },
-		OnConfig: k.onConfig, Status: k.core.Status})
-	if err != nil {
-		return nil, fmt.Errorf("kiosk: %w", err)
-	}
-	k.core.SetUplink(k.fwd)
+	k.core.SetUplink(&k.up)
 	return k, nil
 }
 
@@ -166,6 +169,9 @@ func tlsConfig(m provisioning.MQTTConfig) (*tls.Config, error) {
 		return nil, nil
 	}
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if u, err := url.Parse(m.Broker); err == nil {
+		conf.ServerName = u.Hostname()
+	}
 	if m.CAFile != "" {
 		pem, err := os.ReadFile(m.CAFile)
 		if err != nil {
@@ -187,20 +193,18 @@ func tlsConfig(m provisioning.MQTTConfig) (*tls.Config, error) {
 	return conf, nil
 }
 
-// onConfig receives retained config payloads from central. Until this kiosk
-// holds a provisioned config-signing key it accepts none.
-func (k *Kiosk) onConfig(payload []byte) {
-	k.log.Warn("remote config ignored: no config-signing key provisioned", "bytes", len(payload))
-}
-
 // Core returns the kiosk's core (tests and the fleet simulator use it).
 func (k *Kiosk) Core() *device.Core { return k.core }
 
 // Outbox returns the kiosk's queue.
 func (k *Kiosk) Outbox() *queue.Outbox { return k.ob }
 
-// Forwarder returns the kiosk's MQTT forwarder.
-func (k *Kiosk) Forwarder() *mqttfwd.Forwarder { return k.fwd }
+// Forwarder returns the kiosk's MQTT forwarder, or nil while the kiosk is
+// not provisioned.
+func (k *Kiosk) Forwarder() *mqttfwd.Forwarder { return k.up.p.Load() }
+
+// Identity returns the kiosk's device identity.
+func (k *Kiosk) Identity() *provisioning.Identity { return k.id }
 
 // Presenter returns the reader's card presenter, or nil on real hardware.
 func (k *Kiosk) Presenter() reader.Presenter { return k.pres }
@@ -243,12 +247,13 @@ func (k *Kiosk) Run(ctx context.Context) error {
 	}
 	run("reader", func(ctx context.Context) error { return k.rd.Run(ctx, events) })
 	run("core", func(ctx context.Context) error { return k.core.Run(ctx, events) })
-	run("mqtt", k.fwd.Run)
+	run("mqtt", k.runLink)
+	run("config", k.runConfigs)
 	if k.ctl != nil {
 		run("control", k.ctl.Serve)
 	}
 	k.log.Info("kiosk ready", "device", k.cfg.DeviceID, "reader", k.rd.String(), "display", k.disp.String(),
-		"broker", k.cfg.MQTT.Broker)
+		"broker", k.brokerForLog(), "pairingCode", k.id.PairingCode())
 	if k.o.OnReady != nil {
 		k.o.OnReady()
 	}
