@@ -36,7 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	socket := fs.String("socket", "/run/kioskd/control.sock", "kioskd's control `socket`")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait for kioskd")
-	fs.Usage = func() { fmt.Fprint(stderr, usage, "\nflags:\n"); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, usage, provisioningUsage, "\nflags:\n"); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -54,6 +54,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if _, ok := provisioningCommands[cmd]; ok {
+		e := env{stdout: stdout, stderr: stderr, timeout: *timeout, now: time.Now}
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "socket" {
+				e.socket = *socket
+			}
+		})
+		return runProvisioning(cmd, e, rest)
+	}
 	var req control.Request
 	switch cmd {
 	case "screens":

@@ -1,0 +1,442 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/kiosk/control"
+	"github.com/uitpas/tap-kiosk/provisioning"
+	"github.com/uitpas/tap-kiosk/queue"
+)
+
+const defaultConfig = "/etc/kioskd/kioskd.toml"
+
+// usageErr is a bad command line: exit 2.
+type usageErr struct{ msg string }
+
+func (e usageErr) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageErr{fmt.Sprintf(format, a...)} }
+
+// env is what the provisioning commands get from main.
+type env struct {
+	stdout, stderr io.Writer
+	socket         string // -socket when given explicitly, else ""
+	timeout        time.Duration
+	now            func() time.Time
+}
+
+// provisioningCommands are dispatched here by main.
+var provisioningCommands = map[string]func(e env, args []string) error{
+	"identity":         cmdIdentity,
+	"ca":               cmdCA,
+	"provision":        cmdProvision,
+	"mosquitto-config": cmdMosquittoConfig,
+	"config":           cmdConfig,
+	"factory-reset":    cmdFactoryReset,
+}
+
+const provisioningUsage = `
+provisioning (see the README, "Setting up a kiosk"):
+  identity [-config FILE] [-csr FILE]
+                  the kiosk's device id, pairing code and CSR (creates the key if kioskd has not)
+  ca init -dir DIR                  once, at central: fleet CA and config-signing key
+  ca server-cert -dir DIR -host H[,H…]  the broker's certificate (DIR/server.crt, server.key)
+  ca client-cert -dir DIR -name N   a central service's certificate (DIR/N.crt, N.key)
+  provision -ca DIR -id FILE -code CODE -broker URL [-event FILE] -out BUNDLE
+                  checks the pairing code, signs the CSR, writes the kiosk's bundle
+  provision apply [-config FILE] BUNDLE
+                  on the kiosk: installs the bundle; kioskd connects at once
+  mosquitto-config [-certs DIR] [-acl]  the fleet broker's configuration (or its ACL file)
+  config sign -ca DIR FILE          signs a Config for the retained config topic
+  factory-reset [-config FILE] [-force]
+                  wipes identity, bundle, config and queue (kioskd stopped)
+`
+
+func runProvisioning(cmd string, e env, args []string) int {
+	err := provisioningCommands[cmd](e, args)
+	var ue usageErr
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.stderr, "kioskctl %s: %s\n", cmd, ue.msg)
+		return 2
+	default:
+		fmt.Fprintf(e.stderr, "kioskctl %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+func newFlags(name string, e env) *flag.FlagSet {
+	fs := flag.NewFlagSet("kioskctl "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+// parse parses flags; positional arguments may also come before flags
+// (`provision apply BUNDLE -config FILE`).
+func parse(fs *flag.FlagSet, args []string, nargs int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErr{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != nargs {
+		return nil, usagef("want %d argument(s), got %q (see -h)", nargs, pos)
+	}
+	return pos, nil
+}
+
+func need(name, v string) error {
+	if v == "" {
+		return usagef("-%s is required (see -h)", name)
+	}
+	return nil
+}
+
+func cmdIdentity(e env, args []string) error {
+	fs := newFlags("identity", e)
+	cfgPath := fs.String("config", defaultConfig, "kioskd's configuration `file`")
+	csrOut := fs.String("csr", "", "write the CSR to `file` instead of printing it")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := provisioning.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	id, created, err := provisioning.LoadOrCreateIdentity(c.StateDir, c.DeviceID, rand.Reader)
+	if err != nil {
+		return err
+	}
+	csr, err := id.CSR(rand.Reader)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(e.stderr, "kioskctl identity: created the device key in %s\n", c.StateDir)
+	}
+	fmt.Fprintf(e.stdout, "device id:    %s\npairing code: %s\n", id.DeviceID, id.PairingCode())
+	if *csrOut != "" {
+		return os.WriteFile(*csrOut, csr, 0o644)
+	}
+	_, err = e.stdout.Write(csr)
+	return err
+}
+
+func cmdCA(e env, args []string) error {
+	if len(args) == 0 {
+		return usagef("ca init | server-cert | client-cert (see -h)")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlags("ca "+sub, e)
+	dir := fs.String("dir", "", "the fleet CA `directory`")
+	switch sub {
+	case "init":
+		name := fs.String("name", provisioning.DefaultCAName, "the CA's common `name`")
+		if _, err := parse(fs, args, 0); err != nil {
+			return err
+		}
+		if err := need("dir", *dir); err != nil {
+			return err
+		}
+		ca, err := provisioning.InitCA(*dir, *name, e.now(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "fleet CA created in %s:\n  %s  CA certificate (public: the broker and every kiosk trust it)\n"+
+			"  %s  CA key (secret: keep it at central, backed up)\n  %s  config-signing key (secret)\n"+
+			"  %s  config-signing public key\nCA valid until %s\n",
+			*dir, provisioning.CACertFile, provisioning.CAKeyFile, provisioning.ConfigKeyFile,
+			provisioning.ConfigPubFile, ca.Cert.NotAfter.Format(time.DateOnly))
+		return nil
+	case "server-cert", "client-cert":
+		hosts := fs.String("host", "", "the broker's host `names` and IP addresses, comma-separated (server-cert)")
+		name := fs.String("name", provisioning.DefaultIngestID, "the service's certificate `CN`, also its MQTT user name (client-cert)")
+		days := fs.Int("days", 0, "validity in `days` (default 825 for servers, 730 for clients)")
+		if _, err := parse(fs, args, 0); err != nil {
+			return err
+		}
+		if err := need("dir", *dir); err != nil {
+			return err
+		}
+		ca, err := provisioning.LoadCA(*dir)
+		if err != nil {
+			return err
+		}
+		var cert, key []byte
+		base := "server"
+		if sub == "server-cert" {
+			if err := need("host", *hosts); err != nil {
+				return err
+			}
+			cert, key, err = ca.IssueServer(splitList(*hosts), *days, e.now(), rand.Reader)
+		} else {
+			base = *name
+			cert, key, err = ca.IssueClient(*name, *days, e.now(), rand.Reader)
+		}
+		if err != nil {
+			return err
+		}
+		certPath, keyPath := filepath.Join(*dir, base+".crt"), filepath.Join(*dir, base+".key")
+		if err := provisioning.WriteFileAtomic(keyPath, key, 0o600); err != nil {
+			return err
+		}
+		if err := provisioning.WriteFileAtomic(certPath, cert, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "wrote %s and %s (key: secret)\n", certPath, keyPath)
+		return nil
+	}
+	return usagef("unknown ca command %q: init | server-cert | client-cert", sub)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func cmdProvision(e env, args []string) error {
+	if len(args) > 0 && args[0] == "apply" {
+		return cmdApply(e, args[1:])
+	}
+	fs := newFlags("provision", e)
+	caDir := fs.String("ca", "", "the fleet CA `directory`")
+	idFile := fs.String("id", "", "the kiosk's `file` from `kioskctl identity` (or just its CSR)")
+	code := fs.String("code", "", "the pairing `code` shown on the kiosk's screen")
+	device := fs.String("device", "", "the device `id` shown on the kiosk's screen (checked against the CSR)")
+	broker := fs.String("broker", "", "the fleet broker's `URL`, ssl://host:8883")
+	prefix := fs.String("topic-prefix", "", "topic `prefix` (default kiosk/v1)")
+	event := fs.String("event", "", "initial event: a Config as JSON `file` (signed here)")
+	days := fs.Int("days", provisioning.DefaultCertDays, "client certificate validity in `days`")
+	insecure := fs.Bool("allow-insecure", false, "allow a tcp:// broker (tests and demos only)")
+	out := fs.String("out", "", "where to write the bundle `file`")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{{"ca", *caDir}, {"id", *idFile}, {"code", *code}, {"broker", *broker}, {"out", *out}} {
+		if err := need(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	ca, err := provisioning.LoadCA(*caDir)
+	if err != nil {
+		return err
+	}
+	csr, err := os.ReadFile(*idFile)
+	if err != nil {
+		return err
+	}
+	req := provisioning.ProvisionRequest{CSR: csr, Code: *code, DeviceID: *device, Broker: *broker,
+		AllowInsecure: *insecure, Prefix: *prefix, Days: *days, Now: e.now(), Rand: rand.Reader}
+	if *event != "" {
+		if req.Config, err = os.ReadFile(*event); err != nil {
+			return err
+		}
+	}
+	b, err := ca.Provision(req)
+	if err != nil {
+		return err
+	}
+	if err := provisioning.WriteFileAtomic(*out, b.Encode(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "bundle for %s written to %s (no secrets in it); on the kiosk: kioskctl provision apply %s\n",
+		b.DeviceID, *out, filepath.Base(*out))
+	return nil
+}
+
+func cmdApply(e env, args []string) error {
+	fs := newFlags("provision apply", e)
+	cfgPath := fs.String("config", defaultConfig, "kioskd's configuration `file`")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := provisioning.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	b, err := provisioning.ParseBundle(data)
+	if err != nil {
+		return err
+	}
+	id, err := provisioning.LoadIdentity(c.StateDir, c.DeviceID)
+	if err != nil {
+		return err
+	}
+	l, err := b.Apply(c.StateDir, id, c.MQTT.AllowInsecure)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "bundle applied: %s, broker %s, certificate valid until %s\n",
+		c.DeviceID, l.Broker, l.ClientCert.NotAfter.Format(time.DateOnly))
+	socket := e.socket
+	if socket == "" {
+		socket = c.Control.Socket
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	line, err := control.Call(ctx, socket, control.Request{Op: "reload"})
+	if err != nil {
+		fmt.Fprintf(e.stdout, "kioskd is not running (%v); it uses the bundle when it starts\n", err)
+		return nil
+	}
+	fmt.Fprintln(e.stdout, string(line))
+	var r struct {
+		OK          bool   `json:"ok"`
+		Provisioned bool   `json:"provisioned"`
+		Error       string `json:"error"`
+	}
+	if json.Unmarshal(line, &r) != nil || !r.OK || !r.Provisioned {
+		return fmt.Errorf("kioskd did not take the bundle: %s", r.Error)
+	}
+	return nil
+}
+
+func cmdMosquittoConfig(e env, args []string) error {
+	fs := newFlags("mosquitto-config", e)
+	o := provisioning.DefaultBrokerOpts()
+	certs := fs.String("certs", "/etc/mosquitto/certs", "`directory` on the broker host with ca.crt, server.crt, server.key")
+	fs.StringVar(&o.Port, "port", o.Port, "TLS listener `port`")
+	fs.StringVar(&o.Bind, "bind", "", "listen `address` (default: every interface)")
+	fs.StringVar(&o.ACLFile, "acl-file", o.ACLFile, "where the ACL `file` will be (write it with -acl)")
+	fs.StringVar(&o.Prefix, "topic-prefix", o.Prefix, "topic `prefix`")
+	fs.StringVar(&o.PersistenceDir, "persistence", o.PersistenceDir, "persistence `directory` (empty: Mosquitto's default)")
+	ingest := fs.String("ingest", provisioning.DefaultIngestID, "central services' certificate `CNs`, comma-separated")
+	acl := fs.Bool("acl", false, "print the ACL file instead of the configuration")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	o.Ingest = splitList(*ingest)
+	o.CAFile = filepath.Join(*certs, provisioning.CACertFile)
+	o.CertFile = filepath.Join(*certs, "server.crt")
+	o.KeyFile = filepath.Join(*certs, "server.key")
+	if *acl {
+		_, err := io.WriteString(e.stdout, o.ACL())
+		return err
+	}
+	_, err := io.WriteString(e.stdout, o.Conf())
+	return err
+}
+
+func cmdConfig(e env, args []string) error {
+	if len(args) == 0 || args[0] != "sign" {
+		return usagef("config sign -ca DIR FILE")
+	}
+	fs := newFlags("config sign", e)
+	caDir := fs.String("ca", "", "the fleet CA `directory` (its config.key signs)")
+	pos, err := parse(fs, args[1:], 1)
+	if err != nil {
+		return err
+	}
+	if err := need("ca", *caDir); err != nil {
+		return err
+	}
+	ca, err := provisioning.LoadCA(*caDir)
+	if err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	signed, err := ca.SignConfigJSON(raw, e.now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s\n", signed)
+	return err
+}
+
+// stateFiles are what factory-reset removes from state_dir.
+var stateFiles = []string{provisioning.IdentityFile, provisioning.BundleFile, provisioning.RemoteConfigFile,
+	"queue.db", "queue.db-wal", "queue.db-shm", "queue.db-journal"}
+
+func cmdFactoryReset(e env, args []string) error {
+	fs := newFlags("factory-reset", e)
+	cfgPath := fs.String("config", defaultConfig, "kioskd's configuration `file`")
+	force := fs.Bool("force", false, "reset even though checkins are pending (they are lost)")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := provisioning.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	socket := e.socket
+	if socket == "" {
+		socket = c.Control.Socket
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := control.Call(ctx, socket, control.Request{Op: "status"}); err == nil {
+		return errors.New("kioskd is running: stop it first (sudo systemctl stop kioskd)")
+	}
+	pending := 0
+	qpath := c.QueuePath()
+	if _, err := os.Stat(qpath); err == nil {
+		ob, err := queue.Open(qpath, queue.Opts{MinFreeBytes: -1})
+		if err != nil {
+			return fmt.Errorf("cannot read the queue (use -force to wipe it anyway): %w", err)
+		}
+		st, err := ob.Stats(context.Background())
+		ob.Close()
+		if err != nil {
+			return fmt.Errorf("cannot read the queue: %w", err)
+		}
+		pending = st.Pending
+	}
+	if pending > 0 && !*force {
+		return fmt.Errorf("refused: %d checkins are not yet delivered to central; connect the kiosk and wait "+
+			"until `kioskctl status` shows pending 0, or add -force to lose them", pending)
+	}
+	removed := 0
+	for _, f := range stateFiles {
+		err := os.Remove(filepath.Join(c.StateDir, f))
+		if err == nil {
+			removed++
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(c.StateDir, ".*.tmp-*")); len(tmps) > 0 {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}
+	if pending > 0 {
+		fmt.Fprintf(e.stdout, "factory reset with -force: %d pending checkins were lost\n", pending)
+	}
+	fmt.Fprintf(e.stdout, "factory reset: %d files removed from %s; at its next start kioskd makes a new key and shows a new pairing code\n",
+		removed, c.StateDir)
+	return nil
+}
