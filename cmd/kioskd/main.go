@@ -54,30 +54,36 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kioskd: %v\n", err)
 		return 2
 	}
-	log := newLogger(stderr, cfg.Log.Level)
-	notify := sdnotify.FromEnv()
+	log := slog.New(newLogHandler(stderr, logOpts{Level: parseLevel(cfg.Log.Level),
+		Journal: journalStream(os.Getenv("JOURNAL_STREAM"), stderrID)}))
+	wedge, err := parseWedge(os.Getenv(wedgeEnv))
+	if err != nil {
+		fmt.Fprintf(stderr, "kioskd: %v\n", err)
+		return 2
+	}
+	notify, err := sdnotify.FromEnv()
+	if err != nil {
+		log.Warn("no systemd watchdog", "err", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	svc := &service{n: notify, log: log, now: time.Now, start: time.Now(), wedge: wedge}
 	k, err := kiosk.New(cfg, kiosk.Opts{Version: version, Logger: log,
-		OnReady: func() { notify.Send("READY=1\nSTATUS=ready") },
-		OnTick:  func() { notify.Watchdog(time.Now()) },
+		OnReady: func() { svc.ready(ctx) },
+		OnTick:  svc.tick,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)
+		notify.Status("cannot start: " + err.Error())
 		return 1
 	}
+	svc.k = k
 	err = k.Run(ctx)
-	notify.Send("STOPPING=1")
+	notify.Stopping()
 	if err != nil {
 		log.Error("stopped", "err", err)
 		return 1
 	}
 	log.Info("stopped")
 	return 0
-}
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/internal/sdnotify"
+	"github.com/uitpas/tap-kiosk/kiosk"
+)
+
+// wedgeEnv is a test hook: KIOSKD_TEST_WEDGE=after-3s makes the tap loop's
+// tick block for good 3 s after start, as a hung loop would. The notify
+// test uses it to prove the watchdog stops then; nothing else should set it.
+const wedgeEnv = "KIOSKD_TEST_WEDGE"
+
+// statusEvery paces the STATUS= line; it is sent only when it changed.
+const statusEvery = 5 * time.Second
+
+// service ties kioskd to its service manager through the kiosk's hooks.
+type service struct {
+	n     *sdnotify.Notifier
+	log   *slog.Logger
+	now   func() time.Time
+	start time.Time
+	wedge time.Duration // test hook; 0: off
+	k     *kiosk.Kiosk
+}
+
+// parseWedge reads the test hook's value ("after-3s").
+func parseWedge(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	s, ok := strings.CutPrefix(v, "after-")
+	d, err := time.ParseDuration(s)
+	if !ok || err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q: want after-DURATION, such as after-3s", wedgeEnv, v)
+	}
+	if d == 0 {
+		d = time.Nanosecond
+	}
+	return d, nil
+}
+
+// tick runs on the tap loop (kiosk.Opts.OnTick) and nowhere else: the
+// watchdog is fed only while that loop turns.
+func (s *service) tick() {
+	now := s.now()
+	if s.wedge > 0 && now.Sub(s.start) >= s.wedge {
+		s.log.Warn("test hook " + wedgeEnv + ": the tap loop blocks for good now")
+		s.n.Send("STATUS=test hook: tap loop wedged")
+		select {}
+	}
+	if err := s.n.Watchdog(now); err != nil {
+		s.log.Warn("watchdog notification failed", "err", err)
+	}
+}
+
+// ready runs once reader, queue, display and control socket are up
+// (kiosk.Opts.OnReady), then keeps the status line current until ctx ends.
+func (s *service) ready(ctx context.Context) {
+	if err := s.n.Ready(s.statusLine(ctx)); err != nil {
+		s.log.Warn("ready notification failed", "err", err)
+	}
+	if !s.n.Enabled() {
+		return
+	}
+	go func() {
+		t := time.NewTicker(statusEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.n.Status(s.statusLine(ctx)); err != nil {
+					s.log.Warn("status notification failed", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// statusLine is what `systemctl status kioskd` shows a technician:
+// "event evt-7781 · 3 pending · mqtt connected · reader ok".
+func (s *service) statusLine(ctx context.Context) string {
+	snap := s.k.Core().Snapshot()
+	ev := snap.EventID
+	if ev == "" {
+		ev = "none"
+	}
+	pending := "? pending"
+	if st, err := s.k.Outbox().Stats(ctx); err == nil {
+		pending = fmt.Sprintf("%d pending", st.Pending)
+	}
+	mqtt := "disconnected"
+	if s.k.Forwarder().Connected() {
+		mqtt = "connected"
+	}
+	line := fmt.Sprintf("event %s · %s · mqtt %s · reader %s · display %s", ev, pending, mqtt, snap.Reader, snap.Display)
+	if !snap.ClockSynced {
+		line += " · clock not synchronised"
+	}
+	return line
+}
