@@ -1,0 +1,610 @@
+// Package fleetsim runs a fleet of simulated kiosks in one process — each the
+// real kiosk assembly with its own SQLite queue and MQTT client — against a
+// real broker and the reference ingest, with chaos (broker restarts, kiosk
+// kills, ingest outages), then drains and reconciles every tap against the
+// ledger. It proves the system at fleet scale and that no state is global.
+package fleetsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/ingest"
+	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/kiosk"
+	"github.com/uitpas/tap-kiosk/protocol"
+	"github.com/uitpas/tap-kiosk/provisioning"
+	"github.com/uitpas/tap-kiosk/reader"
+)
+
+// Opts configure a run.
+type Opts struct {
+	Kiosks   int
+	Rate     float64       // taps per second per kiosk
+	Duration time.Duration // of tapping
+	// Broker is an MQTT URL; empty starts a Mosquitto of our own (needed for
+	// broker restarts).
+	Broker string
+	// Dir holds the kiosks' queues, the ledger and the broker; empty: a
+	// temporary directory, removed at the end.
+	Dir string
+	// DB is the ledger: empty for SQLite in Dir, or postgres://….
+	DB string
+	// Ingests is how many ingest instances share the checkins (a shared
+	// subscription when more than one).
+	Ingests int
+	// Window bounds each kiosk's checkins in flight.
+	Window int
+	// Chaos.
+	BrokerRestartEvery, BrokerDown time.Duration
+	KillEvery, KillDown            time.Duration
+	IngestDownAt, IngestDown       time.Duration
+	// DrainTimeout bounds the drain after tapping stops.
+	DrainTimeout time.Duration
+	Seed         uint64
+	Logger       *slog.Logger // progress; nil: discard
+	KioskLogger  *slog.Logger // the kiosks' own logs; nil: discard
+}
+
+// Summary is the outcome of a run, printed as one JSON line.
+type Summary struct {
+	Kiosks         int     `json:"kiosks"`
+	Taps           int64   `json:"taps"`
+	Saved          int64   `json:"saved"`
+	AlreadySaved   int64   `json:"alreadySaved"`
+	Blocked        int64   `json:"blocked"`
+	OtherOutcomes  int64   `json:"otherOutcomes"`
+	Booked         int64   `json:"booked"`
+	LedgerRows     int64   `json:"ledgerRows"`
+	Lost           int64   `json:"lost"`
+	Duplicates     int64   `json:"duplicates"`
+	ResultP50Ms    float64 `json:"resultP50Ms"`
+	ResultP99Ms    float64 `json:"resultP99Ms"`
+	MaxPending     int     `json:"maxPending"`
+	DrainS         float64 `json:"drainS"`
+	BrokerRestarts int     `json:"brokerRestarts"`
+	KioskKills     int     `json:"kioskKills"`
+	IngestStops    int     `json:"ingestStops"`
+}
+
+const eventID = "evt-fleet"
+
+// sim is one run.
+type sim struct {
+	o      Opts
+	log    *slog.Logger
+	dir    string
+	broker *testbroker.Broker
+	url    string
+	ledger *ingest.Ledger
+	kiosks []*node
+	rng    *rand.Rand
+	rngMu  sync.Mutex
+
+	fresh   atomic.Int64 // next unused known card
+	taps    atomic.Int64
+	counts  sync.Map // outcome → *atomic.Int64
+	mu      sync.Mutex
+	saved   map[string]string    // checkin id → device
+	tappedT map[string]time.Time // checkin id → decision time
+	lat     []time.Duration
+	blocked []string
+	ingests []*ingestProc
+	summary Summary
+}
+
+// node is one kiosk of the fleet, which may be down for a while.
+type node struct {
+	id     string
+	cfg    provisioning.Config
+	mu     sync.Mutex
+	k      *kiosk.Kiosk
+	cancel context.CancelFunc
+	done   chan error
+	used   []string // cards tapped here, for repeats
+}
+
+type ingestProc struct {
+	n      int
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Run runs the fleet and returns its summary; an error means the run itself
+// failed (not that taps were lost: see Summary.Lost).
+func Run(ctx context.Context, o Opts) (Summary, error) {
+	if o.Kiosks < 1 || o.Rate <= 0 || o.Duration <= 0 {
+		return Summary{}, errors.New("fleetsim: kiosks, rate and duration must be positive")
+	}
+	if o.Ingests < 1 {
+		o.Ingests = 1
+	}
+	if o.Window < 1 {
+		o.Window = 32
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 3 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.KioskLogger == nil {
+		o.KioskLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &sim{o: o, log: o.Logger, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+		saved: map[string]string{}, tappedT: map[string]time.Time{}}
+	s.summary.Kiosks = o.Kiosks
+	var err error
+	if s.dir = o.Dir; s.dir == "" {
+		if s.dir, err = os.MkdirTemp("", "kiosk-fleetsim-"); err != nil {
+			return Summary{}, err
+		}
+		defer os.RemoveAll(s.dir)
+	}
+	st := &testbroker.Standalone{Dir: s.dir}
+	defer st.Close()
+	err = st.Run(func() error { return s.run(ctx, st) })
+	return s.summary, err
+}
+
+func (s *sim) run(ctx context.Context, st *testbroker.Standalone) error {
+	s.url = s.o.Broker
+	if s.url == "" {
+		s.broker = testbroker.StartOpts(st, testbroker.Opts{Extra: "max_connections -1\n"})
+		s.url = s.broker.URL()
+		s.log.Info("broker started", "url", s.url, "kind", s.broker.Kind)
+	} else if s.o.BrokerRestartEvery > 0 {
+		return errors.New("fleetsim: broker restarts need a broker of our own (no -broker)")
+	}
+	if err := s.openLedger(ctx); err != nil {
+		return err
+	}
+	defer s.ledger.Close()
+	for i := range s.o.Ingests {
+		if err := s.startIngest(i); err != nil {
+			return err
+		}
+	}
+	defer s.stopIngests()
+	s.blocked = []string{"04B10C00000001", "04B10C00000002", "04B10C00000003"} // the hot list
+	t0 := time.Now()
+	for i := range s.o.Kiosks {
+		n := s.newNode(i)
+		if err := n.start(s); err != nil {
+			return err
+		}
+		s.kiosks = append(s.kiosks, n)
+	}
+	defer func() {
+		for _, n := range s.kiosks {
+			n.stop()
+		}
+	}()
+	s.log.Info("fleet up", "kiosks", len(s.kiosks), "in", time.Since(t0).Round(time.Millisecond))
+
+	runCtx, stopTaps := context.WithTimeout(ctx, s.o.Duration)
+	defer stopTaps()
+	var wg sync.WaitGroup
+	for _, n := range s.kiosks {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.tapLoop(runCtx, n) }()
+	}
+	chaosDone := make(chan struct{})
+	go func() { defer close(chaosDone); s.chaos(runCtx) }()
+	pendingDone := make(chan struct{})
+	pctx, stopPending := context.WithCancel(ctx)
+	defer stopPending()
+	go func() { defer close(pendingDone); s.watchPending(pctx) }()
+	wg.Wait()
+	<-chaosDone
+	s.log.Info("tapping done; draining", "taps", s.taps.Load())
+
+	// Every kiosk up, the broker and every ingest up: drain.
+	for _, n := range s.kiosks {
+		if err := n.start(s); err != nil {
+			return err
+		}
+	}
+	if s.broker != nil {
+		s.broker.Start()
+	}
+	for i := range s.o.Ingests {
+		if err := s.startIngest(i); err != nil {
+			return err
+		}
+	}
+	d0 := time.Now()
+	for {
+		total, err := s.pending(ctx)
+		if err != nil {
+			return err
+		}
+		if total == 0 {
+			break
+		}
+		if time.Since(d0) > s.o.DrainTimeout {
+			s.log.Error("drain timed out", "pending", total)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.summary.DrainS = time.Since(d0).Seconds()
+	stopPending()
+	<-pendingDone
+	return s.reconcile(ctx)
+}
+
+func (s *sim) openLedger(ctx context.Context) error {
+	lo := ingest.DefaultOpts()
+	lo.Synchronous = "NORMAL" // the simulator's ledger is no record; registration must be quick
+	lo.Logger = s.log.With("part", "ledger")
+	path := s.o.DB
+	if path == "" {
+		path = filepath.Join(s.dir, "ledger.db")
+	}
+	l, err := ingest.Open(path, lo)
+	if err != nil {
+		return err
+	}
+	s.ledger = l
+	if err := l.UpsertEvent(ctx, ingest.Event{ID: eventID, Points: 1, Period: protocol.PeriodDay, Volume: 1}); err != nil {
+		return err
+	}
+	// The known passholders: enough fresh cards for every tap.
+	n := int(float64(s.o.Kiosks)*s.o.Rate*s.o.Duration.Seconds()*1.1) + 100
+	for i := range n {
+		if err := l.Enroll(ctx, knownCard(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func knownCard(i int) string   { return fmt.Sprintf("04A0%010X", i) }
+func unknownCard(i int) string { return fmt.Sprintf("04EE%010X", i) }
+
+func (s *sim) startIngest(i int) error {
+	for len(s.ingests) <= i {
+		s.ingests = append(s.ingests, nil)
+	}
+	if p := s.ingests[i]; p != nil {
+		return nil
+	}
+	so := ingest.ServiceOpts{Broker: s.url, ClientID: fmt.Sprintf("fleetsim-ingest-%d", i),
+		Logger: s.log.With("part", "ingest", "n", i)}
+	if s.o.Ingests > 1 {
+		so.SharedGroup = "fleetsim"
+	}
+	svc, err := ingest.New(s.ledger, so)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &ingestProc{n: i, cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- svc.Run(ctx) }()
+	s.ingests[i] = p
+	return nil
+}
+
+func (s *sim) stopIngest(i int) {
+	if p := s.ingests[i]; p != nil {
+		p.cancel()
+		<-p.done
+		s.ingests[i] = nil
+	}
+}
+
+func (s *sim) stopIngests() {
+	for i := range s.ingests {
+		s.stopIngest(i)
+	}
+}
+
+func (s *sim) newNode(i int) *node {
+	id := fmt.Sprintf("fleet-%04d", i)
+	c := provisioning.Default()
+	c.DeviceID, c.StateDir, c.Path = id, filepath.Join(s.dir, "kiosks", id), "fleetsim"
+	c.Event.ID, c.Event.Title, c.Event.CounterID = eventID, "Fleet", "balie-fleet"
+	c.Event.BlockedChips = s.blocked
+	c.Control.Socket = "" // a fleet of one process needs no sockets
+	c.MQTT.Broker, c.MQTT.AllowInsecure = s.url, true
+	c.MQTT.Window, c.MQTT.RetryAfter = s.o.Window, 10*time.Second
+	c.Display.SpaarcodeEvery = 0
+	return &node{id: id, cfg: c}
+}
+
+// start (re)starts the kiosk unless it runs.
+func (n *node) start(s *sim) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.k != nil {
+		return nil
+	}
+	ready := make(chan struct{})
+	k, err := kiosk.New(n.cfg, kiosk.Opts{Version: "fleetsim", Logger: s.o.KioskLogger.With("kiosk", n.id),
+		OnReady: func() { close(ready) }, OnResult: s.onResult})
+	if err != nil {
+		return fmt.Errorf("fleetsim: %s: %w", n.id, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.k, n.cancel, n.done = k, cancel, make(chan error, 1)
+	go func() { n.done <- k.Run(ctx) }()
+	select {
+	case <-ready:
+	case err := <-n.done:
+		n.k = nil
+		return fmt.Errorf("fleetsim: %s: %w", n.id, err)
+	}
+	return nil
+}
+
+// stop takes the kiosk down (its queue closed, as after a power cut the
+// next start reopens it).
+func (n *node) stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.k == nil {
+		return
+	}
+	n.cancel()
+	<-n.done
+	n.k = nil
+}
+
+func (n *node) kiosk() *kiosk.Kiosk {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.k
+}
+
+func (s *sim) onResult(r protocol.Result, known bool) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.tappedT[r.ID]; ok {
+		s.lat = append(s.lat, now.Sub(t))
+		delete(s.tappedT, r.ID)
+	}
+}
+
+func (s *sim) count(outcome string) {
+	v, _ := s.counts.LoadOrStore(outcome, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+func (s *sim) intn(n int) int {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return s.rng.IntN(n)
+}
+
+func (s *sim) expDelay() time.Duration {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return time.Duration(s.rng.ExpFloat64() / s.o.Rate * float64(time.Second))
+}
+
+// pick chooses the next card: most fresh, some again, some unknown, some blocked.
+func (s *sim) pick(n *node) string {
+	switch r := s.intn(100); {
+	case r < 8 && len(n.used) > 0:
+		return n.used[s.intn(len(n.used))] // again here: local already-saved
+	case r < 12 && s.fresh.Load() > 0:
+		return knownCard(s.intn(int(s.fresh.Load()))) // again elsewhere: central maximum-reached
+	case r < 17:
+		return unknownCard(s.intn(1 << 30))
+	case r < 20:
+		return s.blocked[s.intn(len(s.blocked))]
+	default:
+		return knownCard(int(s.fresh.Add(1) - 1))
+	}
+}
+
+func (s *sim) tapLoop(ctx context.Context, n *node) {
+	for {
+		t := time.NewTimer(s.expDelay())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		k := n.kiosk()
+		if k == nil {
+			continue // down: nobody can tap
+		}
+		chip := s.pick(n)
+		uid, _ := reader.ParseChip(chip)
+		ch, cancel := k.Core().Expect(chip)
+		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+		err := k.Presenter().Present(tctx, uid)
+		var d struct {
+			Outcome, ID string
+		}
+		if err == nil {
+			select {
+			case dec := <-ch:
+				d.Outcome, d.ID = dec.Outcome, dec.ID
+			case <-tctx.Done():
+				err = tctx.Err()
+			}
+		}
+		tcancel()
+		cancel()
+		if err != nil {
+			continue // the kiosk went down under the tap: no promise was made
+		}
+		s.taps.Add(1)
+		s.count(d.Outcome)
+		n.used = append(n.used, chip)
+		if d.ID != "" {
+			s.mu.Lock()
+			if _, seen := s.saved[d.ID]; !seen {
+				s.saved[d.ID] = n.id
+				s.tappedT[d.ID] = time.Now()
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// chaos restarts the broker, kills kiosks and stops the ingest on schedule.
+func (s *sim) chaos(ctx context.Context) {
+	var wg sync.WaitGroup
+	every := func(period time.Duration, f func()) {
+		if period <= 0 {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(period)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					f()
+				}
+			}
+		}()
+	}
+	sleep := func(d time.Duration) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+	if s.broker != nil {
+		every(s.o.BrokerRestartEvery, func() {
+			s.log.Info("chaos: broker down", "for", s.o.BrokerDown)
+			s.broker.Stop()
+			s.summary.BrokerRestarts++
+			sleep(s.o.BrokerDown)
+			s.broker.Start()
+			s.log.Info("chaos: broker up")
+		})
+	}
+	every(s.o.KillEvery, func() {
+		n := s.kiosks[s.intn(len(s.kiosks))]
+		s.log.Info("chaos: kiosk down", "kiosk", n.id, "for", s.o.KillDown)
+		n.stop()
+		s.summary.KioskKills++
+		sleep(s.o.KillDown)
+		if err := n.start(s); err != nil {
+			s.log.Error("chaos: kiosk restart", "kiosk", n.id, "err", err)
+		}
+	})
+	if s.o.IngestDown > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sleep(s.o.IngestDownAt)
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Info("chaos: ingest down", "for", s.o.IngestDown)
+			s.stopIngest(0)
+			s.summary.IngestStops++
+			sleep(s.o.IngestDown)
+			s.startIngest(0)
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *sim) pending(ctx context.Context) (int, error) {
+	total := 0
+	for _, n := range s.kiosks {
+		k := n.kiosk()
+		if k == nil {
+			continue
+		}
+		st, err := k.Outbox().Stats(ctx)
+		if err != nil {
+			continue // stopping under us
+		}
+		total += st.Pending
+	}
+	return total, nil
+}
+
+func (s *sim) watchPending(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if p, err := s.pending(ctx); err == nil && p > s.summary.MaxPending {
+				s.summary.MaxPending = p
+			}
+		}
+	}
+}
+
+// reconcile checks every saved tap against the ledger.
+func (s *sim) reconcile(ctx context.Context) error {
+	sum := &s.summary
+	sum.Taps = s.taps.Load()
+	get := func(o string) int64 {
+		if v, ok := s.counts.Load(o); ok {
+			return v.(*atomic.Int64).Load()
+		}
+		return 0
+	}
+	sum.Saved, sum.AlreadySaved, sum.Blocked = get("saved"), get("already-saved"), get("blocked")
+	sum.OtherOutcomes = sum.Taps - sum.Saved - sum.AlreadySaved - sum.Blocked
+	seen := map[string]int{}
+	seqs := map[string]int{}
+	err := s.ledger.Entries(ctx, func(e ingest.Entry) error {
+		sum.LedgerRows++
+		seen[e.ID]++
+		seqs[fmt.Sprintf("%s/%d", e.DeviceID, e.Seq)]++
+		if e.Status == protocol.StatusSaved {
+			sum.Booked++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.saved {
+		if seen[id] == 0 {
+			sum.Lost++
+		}
+	}
+	for id, n := range seen {
+		if n > 1 {
+			sum.Duplicates += int64(n - 1)
+		}
+		if _, ok := s.saved[id]; !ok {
+			sum.Duplicates++ // booked, but no tap of ours made it: a phantom
+		}
+	}
+	for _, n := range seqs {
+		if n > 1 {
+			sum.Duplicates += int64(n - 1)
+		}
+	}
+	slices.Sort(s.lat)
+	if n := len(s.lat); n > 0 {
+		sum.ResultP50Ms = float64(s.lat[n/2].Microseconds()) / 1000
+		sum.ResultP99Ms = float64(s.lat[min(n-1, n*99/100)].Microseconds()) / 1000
+	}
+	return nil
+}
