@@ -15,6 +15,7 @@
 package mqttfwd
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -55,6 +56,9 @@ const (
 	badLogEvery   = 10 * time.Second
 	keepAlive     = 30 * time.Second
 	disconnectQMs = 500
+	readBuf       = 32 << 10
+	lingerBatch   = 128
+	lingerMax     = 2 * time.Millisecond
 )
 
 // Opts configures a Forwarder.
@@ -309,7 +313,7 @@ func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 		f.log.Debug("mqttfwd: dial", "broker", f.o.Broker, "err", err)
 		return nil, err
 	}
-	dc := &dropConn{Conn: conn}
+	dc := &dropConn{Conn: conn, r: bufio.NewReaderSize(conn, readBuf)}
 	f.mu.Lock()
 	f.conn = dc
 	f.mu.Unlock()
@@ -320,9 +324,12 @@ func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 // "use of closed network connection", as if it had closed it itself.
 var errDropped = errors.New("mqttfwd: connection dropped")
 
-// dropConn is the network connection with a way to cut it that paho notices.
+// dropConn is the network connection with a way to cut it that paho
+// notices, and a read buffer: paho reads each packet's header a byte at a
+// time, a system call each without one.
 type dropConn struct {
 	net.Conn
+	r       *bufio.Reader // used only by paho's one reading goroutine
 	dropped atomic.Bool
 }
 
@@ -332,7 +339,7 @@ func (c *dropConn) drop() {
 }
 
 func (c *dropConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
+	n, err := c.r.Read(b)
 	if err != nil && c.dropped.Load() {
 		err = errDropped
 	}
@@ -620,6 +627,24 @@ func (f *Forwarder) applier(ctx context.Context) {
 			default:
 				break drain
 			}
+		}
+		// Under load (more than one Result waiting) linger briefly for a
+		// bigger batch: a delete transaction costs far more than a row.
+		// This wait only groups work, so it uses real time, not f.clk.
+		if len(batch) > 1 && len(batch) < lingerBatch {
+			t := time.NewTimer(lingerMax)
+		linger:
+			for len(batch) < lingerBatch {
+				select {
+				case p := <-f.results:
+					batch = append(batch, p)
+				case <-t.C:
+					break linger
+				case <-ctx.Done():
+					break linger
+				}
+			}
+			t.Stop()
 		}
 		if ids := f.applyResults(ctx, batch); len(ids) > 0 {
 			select {
