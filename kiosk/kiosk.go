@@ -23,6 +23,7 @@ import (
 	"github.com/uitpas/tap-kiosk/device/host"
 	"github.com/uitpas/tap-kiosk/display"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
+	"github.com/uitpas/tap-kiosk/protocol"
 	"github.com/uitpas/tap-kiosk/provisioning"
 	"github.com/uitpas/tap-kiosk/queue"
 	"github.com/uitpas/tap-kiosk/queue/mqttfwd"
@@ -41,6 +42,9 @@ type Opts struct {
 	OnReady func()
 	// OnTick is called from the tap loop (the systemd watchdog).
 	OnTick func()
+	// OnResult, when set, also sees every Result from central (the fleet
+	// simulator measures Result latency with it).
+	OnResult func(r protocol.Result, known bool)
 	// Display, when set, replaces the configured display output (tests
 	// drive an SSD1306 over a fake bus this way).
 	Display display.Display
@@ -48,22 +52,23 @@ type Opts struct {
 
 // Kiosk is one assembled kiosk.
 type Kiosk struct {
-	cfg    provisioning.Config
-	o      Opts
-	log    *slog.Logger
-	ob     *queue.Outbox
-	core   *device.Core
-	id     *provisioning.Identity
-	prov   provState   // provision.go
-	up     uplinkProxy // the forwarder, once there is a link
-	rd     reader.Reader
-	pres   reader.Presenter
-	disp   display.Display
-	ind    display.Indicator
-	halt   []func() error // hardware to release at the end, in order
-	health []func() error // display and indicator health
-	ctl    *control.Server
-	ctlMu  sync.Mutex
+	cfg     provisioning.Config
+	o       Opts
+	log     *slog.Logger
+	ob      *queue.Outbox
+	core    *device.Core
+	id      *provisioning.Identity
+	prov    provState          // provision.go
+	up      uplinkProxy        // the forwarder
+	idleFwd *mqttfwd.Forwarder // stands in until there is a link; never run
+	rd      reader.Reader
+	pres    reader.Presenter
+	disp    display.Display
+	ind     display.Indicator
+	halt    []func() error // hardware to release at the end, in order
+	health  []func() error // display and indicator health
+	ctl     *control.Server
+	ctlMu   sync.Mutex
 }
 
 // New builds a kiosk. Nothing runs until Run.
@@ -120,13 +125,8 @@ func New(cfg provisioning.Config, o Opts) (k *Kiosk, err error) {
 		return nil
 	})
 	k.core.SetIdleOverride(k.provisioningScreen)
-	if l := k.prov.link; l != nil {
-		// Made here so that a bad broker URL stops kioskd at start.
-		f, err := k.newForwarder(l)
-		if err != nil {
-			return nil, err
-		}
-		k.up.p.Store(f)
+	if err := k.firstForwarder(); err != nil {
+		return nil, err
 	}
 	k.core.SetUplink(&k.up)
 	return k, nil
@@ -199,8 +199,8 @@ func (k *Kiosk) Core() *device.Core { return k.core }
 // Outbox returns the kiosk's queue.
 func (k *Kiosk) Outbox() *queue.Outbox { return k.ob }
 
-// Forwarder returns the kiosk's MQTT forwarder, or nil while the kiosk is
-// not provisioned.
+// Forwarder returns the kiosk's MQTT forwarder; while the kiosk is not
+// provisioned, an idle one that never connects (never nil).
 func (k *Kiosk) Forwarder() *mqttfwd.Forwarder { return k.up.p.Load() }
 
 // Identity returns the kiosk's device identity.

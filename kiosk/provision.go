@@ -180,13 +180,43 @@ func (k *Kiosk) refusedBundle(err error) {
 	}
 }
 
+// idleBroker is the placeholder forwarder's address; it is never dialled.
+const idleBroker = "tcp://unprovisioned.invalid:1883"
+
+// firstForwarder makes the forwarder for the link found at start (so that
+// a bad broker URL stops kioskd at once), or, without a link, an idle one
+// that is never run: Forwarder() is never nil.
+func (k *Kiosk) firstForwarder() error {
+	l := k.prov.link
+	if l == nil {
+		f, err := mqttfwd.New(k.ob, mqttfwd.Opts{Broker: idleBroker, DeviceID: k.cfg.DeviceID})
+		if err != nil {
+			return fmt.Errorf("kiosk: %w", err)
+		}
+		k.idleFwd = f
+		k.up.p.Store(f)
+		return nil
+	}
+	f, err := k.newForwarder(l)
+	if err != nil {
+		return err
+	}
+	k.up.p.Store(f)
+	return nil
+}
+
 // newForwarder makes the forwarder for l.
 func (k *Kiosk) newForwarder(l *link) (*mqttfwd.Forwarder, error) {
 	o := l.fwdOpts
 	o.Broker, o.Prefix, o.DeviceID = l.broker, l.prefix, k.cfg.DeviceID
 	o.Window, o.RetryAfter, o.Clock = k.cfg.MQTT.Window, k.cfg.MQTT.RetryAfter, k.o.Clock
 	o.Logger = k.o.Logger.With("part", "mqtt")
-	o.OnResult = func(r protocol.Result, known bool) { k.core.OnResult(r) }
+	o.OnResult = func(r protocol.Result, known bool) {
+		k.core.OnResult(r)
+		if k.o.OnResult != nil {
+			k.o.OnResult(r, known)
+		}
+	}
 	o.OnConfig = k.onConfig
 	o.Status = k.statusPayload
 	f, err := mqttfwd.New(k.ob, o)
@@ -232,7 +262,7 @@ func (k *Kiosk) runLink(ctx context.Context) error {
 			return
 		}
 		f := k.up.p.Load()
-		if !first || f == nil {
+		if !first || f == k.idleFwd {
 			var err error
 			if f, err = k.newForwarder(l); err != nil {
 				failed = err
