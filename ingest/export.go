@@ -29,8 +29,7 @@ type Entry struct {
 
 // Entries calls fn for every ledger row in the order they were booked.
 func (l *Ledger) Entries(ctx context.Context, fn func(Entry) error) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, device_id, seq, chip_number, event_id, status, points,
-		tapped_at, received_at, dated_ms FROM checkins ORDER BY rowid`)
+	rows, err := l.db.QueryContext(ctx, l.d.entries)
 	if err != nil {
 		return fmt.Errorf("ingest: entries: %w", err)
 	}

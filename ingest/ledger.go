@@ -8,18 +8,15 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Brussels must resolve on a host without zoneinfo
 
-	_ "modernc.org/sqlite"
-
 	"github.com/uitpas/tap-kiosk/protocol"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrations embed.FS
 
 // Errors callers branch on.
@@ -76,6 +73,8 @@ type Opts struct {
 	Location *time.Location
 	// Synchronous is SQLite's synchronous pragma: "FULL" (default; every
 	// committed batch is on disk, as a ledger of record must be) or "NORMAL".
+	// On PostgreSQL, NORMAL sets synchronous_commit=off for the ledger's
+	// sessions (FULL keeps the server's setting).
 	Synchronous string
 	// Logger gets the few things the ledger itself has to say.
 	Logger *slog.Logger
@@ -95,11 +94,14 @@ func DefaultOpts() Opts {
 	}
 }
 
-// Ledger is the SQLite store of checkins, events and passholders. Its methods
-// are safe for concurrent use, but it is meant to have one writer (Service
-// batches into it).
+// Ledger is the store of checkins, events and passholders, in SQLite or
+// PostgreSQL. Its methods are safe for concurrent use. On SQLite it is meant
+// to have one writer (Service batches into it); on PostgreSQL several
+// Ledgers, in several processes, may write one database at once and keep the
+// same guarantees (see the package doc).
 type Ledger struct {
 	db   *sql.DB
+	d    *dialect
 	path string
 	o    Opts
 	st   stmts
@@ -107,12 +109,14 @@ type Ledger struct {
 
 type stmts struct {
 	selEvent, insDefaultEvent, selHolder, insHolder, addPoints,
-	countSaved, insCheckin, selCheckin, upBoot, selBoot *sql.Stmt
+	countSaved, insCheckin, selCheckin, upBoot, selBoot, lockChips *sql.Stmt
 }
 
-// Open opens (creating if needed) the ledger at path and applies its
-// migrations.
-func Open(path string, o Opts) (*Ledger, error) {
+// Open opens (creating if needed) the ledger and applies its migrations.
+// dsn is a SQLite file path, or a postgres:// (postgresql://) URL for a
+// PostgreSQL ledger, whose database must exist; the tables go in the
+// connection's current schema (search_path=… in the URL chooses it).
+func Open(dsn string, o Opts) (*Ledger, error) {
 	d := DefaultOpts()
 	if o.Location == nil {
 		o.Location = d.Location
@@ -133,20 +137,15 @@ func Open(path string, o Opts) (*Ledger, error) {
 			return nil, fmt.Errorf("ingest: default event: %w", err)
 		}
 	}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+o.Synchronous+")")
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("ingest: open %s: %w", path, err)
+	dia, open := sqliteDialect, openSQLite
+	if IsPostgres(dsn) {
+		dia, open = postgresDialect, openPostgres
 	}
-	// One connection: one writer at a time is SQLite's way, and it keeps the
-	// prepared statements on one connection.
-	db.SetMaxOpenConns(1)
-	l := &Ledger{db: db, path: path, o: o}
+	db, err := open(dsn, o)
+	if err != nil {
+		return nil, err
+	}
+	l := &Ledger{db: db, d: dia, path: dsn, o: o}
 	if err := l.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, err
@@ -158,8 +157,17 @@ func Open(path string, o Opts) (*Ledger, error) {
 	return l, nil
 }
 
-// String names the ledger.
-func (l *Ledger) String() string { return "ingest.Ledger(" + l.path + ")" }
+// String names the ledger (without a database password).
+func (l *Ledger) String() string { return "ingest.Ledger(" + redact(l.path) + ")" }
+
+// Dialect is "sqlite" or "postgres".
+func (l *Ledger) Dialect() string { return l.d.name }
+
+// exec runs a shared statement written with ? placeholders.
+func (l *Ledger) exec(ctx context.Context, q string, args ...any) error {
+	_, err := l.db.ExecContext(ctx, l.d.bind(q), args...)
+	return err
+}
 
 // Close closes the database.
 func (l *Ledger) Close() error {
@@ -170,11 +178,15 @@ func (l *Ledger) Close() error {
 }
 
 func (l *Ledger) migrate(ctx context.Context) error {
-	if _, err := l.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+	err := l.migrationTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("ingest: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	names, err := fs.Glob(migrations, l.d.migrations)
 	if err != nil {
 		return fmt.Errorf("ingest: migrate: %w", err)
 	}
@@ -187,34 +199,55 @@ func (l *Ledger) migrate(ctx context.Context) error {
 	return nil
 }
 
-func (l *Ledger) migrateOne(ctx context.Context, name string) error {
+// migrationTx runs fn in a transaction that holds the dialect's migration
+// lock.
+func (l *Ledger) migrationTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("ingest: migrate %s: %w", name, err)
+		return err
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, name).Scan(&n); err != nil {
-		return fmt.Errorf("ingest: migrate %s: %w", name, err)
+	if l.d.migrateLock != "" {
+		if _, err := tx.ExecContext(ctx, l.d.migrateLock); err != nil {
+			return err
+		}
 	}
-	if n > 0 {
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (l *Ledger) migrateOne(ctx context.Context, name string) error {
+	applied := false
+	err := l.migrationTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, l.d.bind(`SELECT count(*) FROM schema_migrations WHERE version = ?`), name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, l.d.bind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`),
+			name, protocol.FormatTime(time.Now())); err != nil {
+			return err
+		}
+		applied = true
 		return nil
-	}
-	body, err := migrations.ReadFile(name)
+	})
 	if err != nil {
 		return fmt.Errorf("ingest: migrate %s: %w", name, err)
 	}
-	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-		return fmt.Errorf("ingest: migrate %s: %w", name, err)
+	if applied {
+		l.o.Logger.Info("ledger migrated", "migration", name, "dialect", l.d.name)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-		name, protocol.FormatTime(time.Now())); err != nil {
-		return fmt.Errorf("ingest: migrate %s: %w", name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("ingest: migrate %s: %w", name, err)
-	}
-	l.o.Logger.Info("ledger migrated", "migration", name)
 	return nil
 }
 
@@ -226,7 +259,7 @@ func (l *Ledger) prepare() error {
 		{&l.st.selEvent, `SELECT points, period, volume, valid_from_ms, valid_until_ms FROM events WHERE id = ?`},
 		{&l.st.insDefaultEvent, `INSERT INTO events (id, points, period, volume) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
 		{&l.st.selHolder, `SELECT total_points, blocked FROM passholders WHERE chip_number = ?`},
-		{&l.st.insHolder, `INSERT INTO passholders (chip_number, total_points, blocked, created_at) VALUES (?, 0, 0, ?) ON CONFLICT (chip_number) DO NOTHING`},
+		{&l.st.insHolder, `INSERT INTO passholders (chip_number, total_points, blocked, created_at) VALUES (?, 0, false, ?) ON CONFLICT (chip_number) DO NOTHING`},
 		{&l.st.addPoints, `UPDATE passholders SET total_points = total_points + ? WHERE chip_number = ?`},
 		{&l.st.countSaved, `SELECT count(*) FROM checkins WHERE chip_number = ? AND event_id = ? AND status = 'saved' AND dated_ms >= ? AND dated_ms < ?`},
 		{&l.st.insCheckin, `INSERT INTO checkins (id, device_id, seq, chip_number, event_id, counter_id, status, points,
@@ -237,8 +270,12 @@ func (l *Ledger) prepare() error {
 			ON CONFLICT (device_id, boot_id) DO UPDATE SET uptime_ms = excluded.uptime_ms, received_ms = excluded.received_ms
 			WHERE excluded.uptime_ms > boots.uptime_ms`},
 		{&l.st.selBoot, `SELECT uptime_ms, received_ms FROM boots WHERE device_id = ? AND boot_id = ?`},
+		{&l.st.lockChips, l.d.lockChips},
 	} {
-		s, err := l.db.Prepare(p.sql)
+		if p.sql == "" {
+			continue
+		}
+		s, err := l.db.Prepare(l.d.bind(p.sql))
 		if err != nil {
 			return fmt.Errorf("ingest: prepare: %w", err)
 		}
@@ -252,7 +289,7 @@ func (l *Ledger) UpsertEvent(ctx context.Context, e Event) error {
 	if err := e.check(); err != nil {
 		return err
 	}
-	_, err := l.db.ExecContext(ctx, `INSERT INTO events (id, points, period, volume, valid_from_ms, valid_until_ms)
+	err := l.exec(ctx, `INSERT INTO events (id, points, period, volume, valid_from_ms, valid_until_ms)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET points = excluded.points, period = excluded.period,
 		volume = excluded.volume, valid_from_ms = excluded.valid_from_ms, valid_until_ms = excluded.valid_until_ms`,
 		e.ID, e.Points, e.Period, e.Volume, nullMs(e.ValidFrom), nullMs(e.ValidUntil))
@@ -298,7 +335,7 @@ func (l *Ledger) SetPassholder(ctx context.Context, p Passholder) error {
 	if err := protocol.CheckChip(p.ChipNumber); err != nil {
 		return fmt.Errorf("ingest: passholder %s: %w", protocol.MaskChip(p.ChipNumber), err)
 	}
-	_, err := l.db.ExecContext(ctx, `INSERT INTO passholders (chip_number, total_points, blocked, created_at)
+	err := l.exec(ctx, `INSERT INTO passholders (chip_number, total_points, blocked, created_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (chip_number) DO UPDATE SET total_points = excluded.total_points,
 		blocked = excluded.blocked`, p.ChipNumber, p.TotalPoints, p.Blocked, protocol.FormatTime(time.Now()))
 	if err != nil {
@@ -332,8 +369,8 @@ func (l *Ledger) Enroll(ctx context.Context, chip string) error {
 	if err := protocol.CheckChip(chip); err != nil {
 		return fmt.Errorf("ingest: enroll %s: %w", protocol.MaskChip(chip), err)
 	}
-	if _, err := l.db.ExecContext(ctx, `INSERT INTO passholders (chip_number, total_points, blocked, created_at)
-		VALUES (?, 0, 0, ?) ON CONFLICT (chip_number) DO NOTHING`, chip, protocol.FormatTime(time.Now())); err != nil {
+	if err := l.exec(ctx, `INSERT INTO passholders (chip_number, total_points, blocked, created_at)
+		VALUES (?, 0, false, ?) ON CONFLICT (chip_number) DO NOTHING`, chip, protocol.FormatTime(time.Now())); err != nil {
 		return fmt.Errorf("ingest: enroll %s: %w", protocol.MaskChip(chip), err)
 	}
 	return nil
@@ -344,7 +381,7 @@ func (l *Ledger) SetBlocked(ctx context.Context, chip string, blocked bool) erro
 	if err := l.Enroll(ctx, chip); err != nil {
 		return err
 	}
-	if _, err := l.db.ExecContext(ctx, `UPDATE passholders SET blocked = ? WHERE chip_number = ?`, blocked, chip); err != nil {
+	if err := l.exec(ctx, `UPDATE passholders SET blocked = ? WHERE chip_number = ?`, blocked, chip); err != nil {
 		return fmt.Errorf("ingest: block %s: %w", protocol.MaskChip(chip), err)
 	}
 	return nil

@@ -29,14 +29,10 @@ func mustTime(t testing.TB, s string) time.Time {
 	return v
 }
 
+// openLedger opens a SQLite ledger in the test's directory.
 func openLedger(t testing.TB, o Opts) *Ledger {
 	t.Helper()
-	l, err := Open(filepath.Join(t.TempDir(), "ledger.db"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
+	return openAt(t, filepath.Join(t.TempDir(), "ledger.db"), o)
 }
 
 func newID(t testing.TB) string {
@@ -81,8 +77,10 @@ func setup(t testing.TB, l *Ledger, events ...Event) {
 	}
 }
 
-func TestExactlyOnceAndReplay(t *testing.T) {
-	l := openLedger(t, DefaultOpts())
+func TestExactlyOnceAndReplay(t *testing.T) { eachBackend(t, testExactlyOnceAndReplay) }
+
+func testExactlyOnceAndReplay(t *testing.T, open opener) {
+	l := open(t, DefaultOpts())
 	setup(t, l, Event{ID: "evt-1", Points: 1, Period: "DAY", Volume: 1})
 	now := mustTime(t, "2026-11-24T09:12:33.481Z")
 	c := checkin(t, chipA, "evt-1", now)
@@ -133,8 +131,10 @@ func TestExactlyOnceAndReplay(t *testing.T) {
 	}
 }
 
-func TestBatchDuplicatesAndSameChip(t *testing.T) {
-	l := openLedger(t, DefaultOpts())
+func TestBatchDuplicatesAndSameChip(t *testing.T) { eachBackend(t, testBatchDuplicatesAndSameChip) }
+
+func testBatchDuplicatesAndSameChip(t *testing.T, open opener) {
+	l := open(t, DefaultOpts())
 	setup(t, l, Event{ID: "evt-1", Points: 2, Period: "DAY", Volume: 1})
 	now := mustTime(t, "2026-11-24T09:12:33Z")
 	c1 := checkin(t, chipA, "evt-1", now)
@@ -164,7 +164,9 @@ func TestBatchDuplicatesAndSameChip(t *testing.T) {
 // TestPeriods books a first tap, a second in the same period (refused), one
 // in the next period and one just before the first's period (both saved),
 // across Brussels DST changes and ISO-week and quarter boundaries.
-func TestPeriods(t *testing.T) {
+func TestPeriods(t *testing.T) { eachBackend(t, testPeriods) }
+
+func testPeriods(t *testing.T, open opener) {
 	cases := []struct {
 		name, period              string
 		first, same, next, before string
@@ -187,7 +189,7 @@ func TestPeriods(t *testing.T) {
 		{"year", "YEAR", "2025-12-31T23:00:00Z", "2026-12-31T22:59:59.999Z", "2026-12-31T23:00:00Z", "2025-12-31T22:59:59.999Z"},
 		{"absolute", "ABSOLUTE", "2026-01-01T00:00:00Z", "2031-06-01T00:00:00Z", "", ""},
 	}
-	l := openLedger(t, DefaultOpts())
+	l := open(t, DefaultOpts())
 	setup(t, l)
 	rcv := mustTime(t, "2032-01-01T00:00:00Z") // after every tap: tappedAt is used as is
 	for i, tc := range cases {
@@ -228,8 +230,10 @@ func TestBucketBoundaries(t *testing.T) {
 	}
 }
 
-func TestVolume(t *testing.T) {
-	l := openLedger(t, DefaultOpts())
+func TestVolume(t *testing.T) { eachBackend(t, testVolume) }
+
+func testVolume(t *testing.T, open opener) {
+	l := open(t, DefaultOpts())
 	setup(t, l, Event{ID: "evt-v", Points: 1, Period: "WEEK", Volume: 2})
 	at := mustTime(t, "2026-11-24T10:00:00Z")
 	var got []string
@@ -241,11 +245,13 @@ func TestVolume(t *testing.T) {
 	}
 }
 
-func TestUnknownChipAndEvent(t *testing.T) {
+func TestUnknownChipAndEvent(t *testing.T) { eachBackend(t, testUnknownChipAndEvent) }
+
+func testUnknownChipAndEvent(t *testing.T, open opener) {
 	at := mustTime(t, "2026-11-24T10:00:00Z")
 	const unknown = "04AABBCCDDEE01"
 	t.Run("refused", func(t *testing.T) {
-		l := openLedger(t, DefaultOpts())
+		l := open(t, DefaultOpts())
 		setup(t, l, Event{ID: "evt-1", Points: 1, Period: "DAY", Volume: 1})
 		if o := process1(t, l, checkin(t, unknown, "evt-1", at), at); o.Result.Status != protocol.StatusPassholderNotFound || o.Result.EndUserMessage["nl"] == "" {
 			t.Errorf("unknown chip: %s", o.Payload)
@@ -261,7 +267,7 @@ func TestUnknownChipAndEvent(t *testing.T) {
 		o := DefaultOpts()
 		o.EnrollUnknown = true
 		o.Default = Event{Period: "WEEK", Volume: 1, Points: 3}
-		l := openLedger(t, o)
+		l := open(t, o)
 		out := process1(t, l, checkin(t, unknown, "evt-new", at), at)
 		if out.Result.Status != protocol.StatusSaved || out.Result.NewPoints != 3 || out.Result.TotalPoints != 3 {
 			t.Fatalf("enrolled: %s", out.Payload)
@@ -281,8 +287,10 @@ func TestUnknownChipAndEvent(t *testing.T) {
 	})
 }
 
-func TestBlockedInvalidAndWindow(t *testing.T) {
-	l := openLedger(t, DefaultOpts())
+func TestBlockedInvalidAndWindow(t *testing.T) { eachBackend(t, testBlockedInvalidAndWindow) }
+
+func testBlockedInvalidAndWindow(t *testing.T, open opener) {
+	l := open(t, DefaultOpts())
 	from, until := mustTime(t, "2026-11-24T08:00:00Z"), mustTime(t, "2026-11-24T22:00:00Z")
 	setup(t, l, Event{ID: "evt-w", Points: 1, Period: "DAY", Volume: 1, ValidFrom: from, ValidUntil: until})
 	ctx := context.Background()
@@ -321,8 +329,10 @@ func TestBlockedInvalidAndWindow(t *testing.T) {
 	}
 }
 
-func TestIDCollisionAcrossDevices(t *testing.T) {
-	l := openLedger(t, DefaultOpts())
+func TestIDCollisionAcrossDevices(t *testing.T) { eachBackend(t, testIDCollisionAcrossDevices) }
+
+func testIDCollisionAcrossDevices(t *testing.T, open opener) {
+	l := open(t, DefaultOpts())
 	setup(t, l, Event{ID: "evt-1", Points: 1, Period: "DAY", Volume: 1})
 	at := mustTime(t, "2026-11-24T09:00:00Z")
 	c := checkin(t, chipA, "evt-1", at)
@@ -353,8 +363,10 @@ func datedAt(t *testing.T, l *Ledger, id string) string {
 	return got
 }
 
-func TestUnsyncedClockDating(t *testing.T) {
-	l := openLedger(t, DefaultOpts())
+func TestUnsyncedClockDating(t *testing.T) { eachBackend(t, testUnsyncedClockDating) }
+
+func testUnsyncedClockDating(t *testing.T, open opener) {
+	l := open(t, DefaultOpts())
 	setup(t, l, Event{ID: "evt-1", Points: 1, Period: "DAY", Volume: 1})
 	unsynced := func(chip string, boot string, uptime int64) protocol.Checkin {
 		c := checkin(t, chip, "evt-1", mustTime(t, "1970-01-01T00:02:00Z"))
@@ -411,8 +423,10 @@ func TestUnsyncedClockDating(t *testing.T) {
 	})
 }
 
-func TestWriteJSONLines(t *testing.T) {
-	l := openLedger(t, DefaultOpts())
+func TestWriteJSONLines(t *testing.T) { eachBackend(t, testWriteJSONLines) }
+
+func testWriteJSONLines(t *testing.T, open opener) {
+	l := open(t, DefaultOpts())
 	setup(t, l, Event{ID: "evt-1", Points: 1, Period: "DAY", Volume: 1})
 	at := mustTime(t, "2026-11-24T09:00:00Z")
 	c := checkin(t, chipA, "evt-1", at)
@@ -483,8 +497,10 @@ func TestBucketAgreesWithProtocol(t *testing.T) {
 	}
 }
 
-func TestEnrollAndSetBlocked(t *testing.T) {
-	l := openLedger(t, DefaultOpts())
+func TestEnrollAndSetBlocked(t *testing.T) { eachBackend(t, testEnrollAndSetBlocked) }
+
+func testEnrollAndSetBlocked(t *testing.T, open opener) {
+	l := open(t, DefaultOpts())
 	setup(t, l, Event{ID: "evt-1", Points: 1, Period: "DAY", Volume: 1})
 	ctx := context.Background()
 	if err := l.Enroll(ctx, chipA); err != nil { // already there: points kept

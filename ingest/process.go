@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uitpas/tap-kiosk/protocol"
 )
@@ -52,24 +55,62 @@ func (l *Ledger) Process(ctx context.Context, cs []protocol.Checkin, receivedAt 
 // of each answer. The checkins are handled one after the other inside one
 // transaction, so duplicates and several taps of one chip in a batch see each
 // other. On error the transaction is rolled back and nothing is booked.
+//
+// Each checkin's id and deviceId must be valid (protocol.ValidID,
+// protocol.ValidDeviceID), as protocol.DecodeCheckin ensures; otherwise
+// nothing is booked and the error wraps ErrInvalid. A transaction that the
+// database aborts to break a deadlock between concurrent writers is run
+// again, up to a few times.
 func (l *Ledger) ProcessBatch(ctx context.Context, in []Input) ([]Outcome, error) {
 	if len(in) == 0 {
 		return nil, nil
 	}
+	for i, x := range in {
+		if !protocol.ValidID(x.Checkin.ID) || !protocol.ValidDeviceID(x.Checkin.DeviceID) {
+			return nil, fmt.Errorf("ingest: checkin %d of batch: id or deviceId: %w", i, ErrInvalid)
+		}
+	}
+	const attempts = 5
+	for n := 1; ; n++ {
+		out, err := l.processOnce(ctx, in)
+		if err == nil || n == attempts || !l.d.retryable(err) || ctx.Err() != nil {
+			return out, err
+		}
+		l.o.Logger.Warn("ledger transaction aborted by a concurrent writer; retrying", "attempt", n, "err", err)
+	}
+}
+
+func (l *Ledger) processOnce(ctx context.Context, in []Input) ([]Outcome, error) {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: begin: %w", err)
 	}
 	defer tx.Rollback()
 	b := batch{l: l, ctx: ctx, tx: tx, events: map[string]*Event{}}
+	// Concurrent writers (PostgreSQL): hold every chip of the batch before
+	// reading anything the rules depend on. Only valid chips reach the
+	// passholder and count queries.
+	if l.st.lockChips != nil {
+		var chips []string
+		for _, x := range in {
+			if protocol.CheckChip(x.Checkin.ChipNumber) == nil {
+				chips = append(chips, x.Checkin.ChipNumber)
+			}
+		}
+		if len(chips) > 0 {
+			if _, err := b.stmt(l.st.lockChips).ExecContext(ctx, chips); err != nil {
+				return nil, fmt.Errorf("ingest: lock chips: %w", err)
+			}
+		}
+	}
 	// First learn the highest uptime of every boot in the batch, so that
 	// unsynced checkins are dated against the kiosk's latest known uptime.
-	for _, x := range in {
-		c := x.Checkin
-		if !c.ClockSynced && c.BootID != "" && c.UptimeMs >= 0 {
-			if _, err := b.stmt(l.st.upBoot).ExecContext(ctx, c.DeviceID, c.BootID, c.UptimeMs, x.ReceivedAt.UnixMilli()); err != nil {
-				return nil, fmt.Errorf("ingest: boot: %w", err)
-			}
+	// One write per boot, in key order (so that concurrent batches take the
+	// boots' row locks in one order); the highest uptime wins, and with it
+	// the receipt of its first arrival.
+	for _, bt := range latestBoots(in) {
+		if _, err := b.stmt(l.st.upBoot).ExecContext(ctx, bt.device, bt.boot, bt.uptimeMs, bt.receivedMs); err != nil {
+			return nil, fmt.Errorf("ingest: boot: %w", err)
 		}
 	}
 	out := make([]Outcome, len(in))
@@ -82,6 +123,59 @@ func (l *Ledger) ProcessBatch(ctx context.Context, in []Input) ([]Outcome, error
 		return nil, fmt.Errorf("ingest: commit: %w", err)
 	}
 	return out, nil
+}
+
+type bootUptime struct {
+	device, boot         string
+	uptimeMs, receivedMs int64
+}
+
+// usesBoot says whether c is dated from its boot's uptime.
+func usesBoot(c protocol.Checkin) bool {
+	return !c.ClockSynced && c.BootID != "" && c.UptimeMs >= 0 && cleanText(c.BootID)
+}
+
+// latestBoots returns, per boot of an unsynced checkin in the batch, the
+// highest uptime and when it first arrived, sorted by (device, boot).
+func latestBoots(in []Input) []bootUptime {
+	idx := map[[2]string]int{}
+	var bs []bootUptime
+	for _, x := range in {
+		c := x.Checkin
+		if !usesBoot(c) {
+			continue
+		}
+		k := [2]string{c.DeviceID, c.BootID}
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(bs)
+			bs = append(bs, bootUptime{c.DeviceID, c.BootID, c.UptimeMs, x.ReceivedAt.UnixMilli()})
+			continue
+		}
+		if c.UptimeMs > bs[i].uptimeMs {
+			bs[i].uptimeMs, bs[i].receivedMs = c.UptimeMs, x.ReceivedAt.UnixMilli()
+		}
+	}
+	sort.Slice(bs, func(i, j int) bool {
+		if bs[i].device != bs[j].device {
+			return bs[i].device < bs[j].device
+		}
+		return bs[i].boot < bs[j].boot
+	})
+	return bs
+}
+
+// cleanText says whether s can be stored and looked up as text in every
+// dialect: valid UTF-8 without NUL (PostgreSQL's text refuses both; JSON
+// can carry a NUL as \u0000).
+func cleanText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// storable makes s clean text, replacing what is not with U+FFFD.
+func storable(s string) string {
+	if cleanText(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 type batch struct {
@@ -114,8 +208,8 @@ func (b *batch) one(x Input) (Outcome, error) {
 	d.res.V = protocol.Version
 	d.res.ID = c.ID
 	payload := d.res.Encode()
-	r, err := b.stmt(b.l.st.insCheckin).ExecContext(b.ctx, c.ID, c.DeviceID, c.Seq, c.ChipNumber, c.EventID,
-		c.CounterID, d.res.Status, d.points, c.TappedAt, c.ClockSynced, d.datedMs,
+	r, err := b.stmt(b.l.st.insCheckin).ExecContext(b.ctx, c.ID, c.DeviceID, c.Seq, storable(c.ChipNumber), storable(c.EventID),
+		storable(c.CounterID), d.res.Status, d.points, storable(c.TappedAt), c.ClockSynced, d.datedMs,
 		protocol.FormatTime(x.ReceivedAt), payload)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("ingest: insert checkin: %w", err)
@@ -192,7 +286,7 @@ func (b *batch) decide(x Input) (decision, error) {
 		d.res = protocol.Result{Status: status, TotalPoints: total, EndUserMessage: msg}
 		return d, nil
 	}
-	if err := protocol.CheckChip(c.ChipNumber); err != nil {
+	if err := protocol.CheckChip(c.ChipNumber); err != nil || !cleanText(c.EventID) {
 		return refuse(protocol.StatusInvalidRequest, 0, msgInvalid)
 	}
 	dated, err := b.date(x)
@@ -265,7 +359,7 @@ func (b *batch) date(x Input) (time.Time, error) {
 		}
 		return t, nil
 	}
-	if c.BootID == "" || c.UptimeMs < 0 {
+	if !usesBoot(c) {
 		return x.ReceivedAt, nil
 	}
 	var upMs, rcvMs int64

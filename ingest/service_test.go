@@ -319,7 +319,9 @@ func TestServiceSurvivesBrokerRestart(t *testing.T) {
 		publish(t, k, protocol.Topic(prefix, c.DeviceID, protocol.KindCheckin), c.Encode())
 	}
 	res.wait(t, ids...)
-	if c := svc.Counters(); c.Connects < 2 || c.Results != 6 {
+	// The first checkin may come again after the restart (its PUBACK can be
+	// lost with the broker): then it is a replay.
+	if c := svc.Counters(); c.Connects < 2 || c.Results-c.Replays != 6 {
 		t.Errorf("counters %+v", c)
 	}
 }
