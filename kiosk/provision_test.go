@@ -1,0 +1,117 @@
+package kiosk
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uitpas/tap-kiosk/display"
+	"github.com/uitpas/tap-kiosk/provisioning"
+)
+
+// screenLog records the screens a kiosk shows.
+type screenLog struct {
+	mu  sync.Mutex
+	all []display.Screen
+}
+
+func (s *screenLog) Show(sc display.Screen) { s.mu.Lock(); s.all = append(s.all, sc); s.mu.Unlock() }
+func (s *screenLog) Halt() error             { return nil }
+func (s *screenLog) String() string          { return "screenlog" }
+
+func (s *screenLog) last() display.Screen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.all) == 0 {
+		return display.Screen{}
+	}
+	return s.all[len(s.all)-1]
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestUnprovisionedShowsPairingCodeUntilBundle(t *testing.T) {
+	dir := t.TempDir()
+	cfg := provisioning.Default()
+	cfg.DeviceID, cfg.StateDir, cfg.Path = "kiosk-prov-01", filepath.Join(dir, "state"), "test"
+	cfg.Control.Socket = filepath.Join(dir, "control.sock")
+	cfg.MQTT.AllowInsecure = true // the bundle below names a tcp:// broker
+	cfg.Display.SpaarcodeEvery = 0
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err) // no mqtt.broker is valid: the bundle brings it
+	}
+	screens := &screenLog{}
+	k, err := New(cfg, Opts{Display: screens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	code := k.Identity().PairingCode()
+	waitUntil(t, "the provisioning screen", func() bool {
+		s := screens.last()
+		return s.Kind == display.Provisioning && s.DeviceID == "kiosk-prov-01" && s.Code == code
+	})
+	if fi, err := os.Stat(filepath.Join(cfg.StateDir, provisioning.IdentityFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("identity file: %v %v", fi.Mode(), err)
+	}
+	if f := k.Forwarder(); f == nil || f.Connected() {
+		t.Fatal("an unprovisioned kiosk has no idle forwarder, or it connected")
+	}
+	if st := k.status(ctx).(StatusReply); st.Provisioned || st.PairingCode != code {
+		t.Fatalf("status: %+v", st)
+	}
+
+	ca, err := provisioning.InitCA(filepath.Join(dir, "ca"), "", time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := k.Identity().CSR(rand.Reader)
+	b, err := ca.Provision(provisioning.ProvisionRequest{CSR: csr, Code: code, Broker: "tcp://127.0.0.1:1",
+		AllowInsecure: true, Now: time.Now(),
+		Config: []byte(`{"serial":3,"eventId":"evt-b","points":1,"constraint":{"period":"DAY","volume":1},"checkinCode":"QR123"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Apply(cfg.StateDir, k.Identity(), true); err != nil {
+		t.Fatal(err)
+	}
+	r := k.reload(ctx).(reloadReply)
+	if !r.OK || !r.Provisioned || !r.Changed {
+		t.Fatalf("reload: %+v", r)
+	}
+	waitUntil(t, "the bundle's event on screen", func() bool {
+		s := screens.last()
+		return s.Kind == display.Idle && s.Code == "QR123"
+	})
+	st := k.status(ctx).(StatusReply)
+	if !st.Provisioned || st.ConfigSerial != 3 || st.EventID != "evt-b" || st.CertExpiresInDays == nil {
+		t.Fatalf("status after the bundle: %+v", st)
+	}
+	if r := k.reload(ctx).(reloadReply); !r.OK || r.Changed {
+		t.Fatalf("second reload of the same bundle: %+v", r)
+	}
+	if k.Forwarder() == k.idleFwd {
+		t.Fatal("still the idle forwarder")
+	}
+}
