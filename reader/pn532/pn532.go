@@ -438,6 +438,9 @@ func (d *Dev) readReply(ctx context.Context, cmd byte, size, resends int) ([]byt
 		}
 	}
 	_ = d.sendACK()
+	if last == nil {
+		last = errors.New("no reply after the ACK")
+	}
 	return nil, fmt.Errorf("%w: %w", ErrBadFrame, last)
 }
 
@@ -467,6 +470,12 @@ func (d *Dev) readOnce(size int) (frame.Frame, int, error) {
 	r := d.r[:size+1]
 	if err := d.tx(w, r); err != nil {
 		return frame.Frame{}, 0, err
+	}
+	if d.irq != nil {
+		select { // this frame's edge is spent
+		case <-d.irq.Falling():
+		default:
+		}
 	}
 	return frame.Decode(r[1:])
 }
@@ -512,8 +521,13 @@ func (d *Dev) waitReady(ctx context.Context, timeout time.Duration) error {
 	if d.irq == nil || !d.irqArmed || d.irqOff {
 		return d.pollStatus(ctx, timeout)
 	}
+	// The line may still read low for a moment after the host read the
+	// previous frame: a low level alone is confirmed by the status byte,
+	// an edge (edges are drained after every read) is fresh evidence.
 	if d.irqLow() {
-		return nil
+		if ready, err := d.statusReady(); err != nil || ready {
+			return err
+		}
 	}
 	t := d.arm(&d.busT, timeout)
 	defer d.disarm(t)
