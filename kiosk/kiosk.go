@@ -67,6 +67,7 @@ type Kiosk struct {
 	ind     display.Indicator
 	halt    []func() error // hardware to release at the end, in order
 	health  []func() error // display and indicator health
+	stopped chan struct{}  // closed when Run returns
 	ctl     *control.Server
 	ctlMu   sync.Mutex
 }
@@ -85,7 +86,7 @@ func New(cfg provisioning.Config, o Opts) (k *Kiosk, err error) {
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
 	}
-	k = &Kiosk{cfg: cfg, o: o, log: o.Logger}
+	k = &Kiosk{cfg: cfg, o: o, log: o.Logger, stopped: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			k.release()
@@ -209,10 +210,15 @@ func (k *Kiosk) Identity() *provisioning.Identity { return k.id }
 // Presenter returns the reader's card presenter, or nil on real hardware.
 func (k *Kiosk) Presenter() reader.Presenter { return k.pres }
 
+// Stopped is closed once Run has returned (the tap loop has finished the tap
+// in hand).
+func (k *Kiosk) Stopped() <-chan struct{} { return k.stopped }
+
 // Run runs the kiosk until ctx is done, then shuts down in order: the tap in
 // hand is finished, the forwarder disconnects, the reader's RF field and the
 // display go off, the queue is closed.
 func (k *Kiosk) Run(ctx context.Context) error {
+	defer close(k.stopped)
 	defer k.release()
 	if k.cfg.Control.Socket != "" {
 		if err := os.MkdirAll(filepath.Dir(k.cfg.Control.Socket), 0o700); err != nil {

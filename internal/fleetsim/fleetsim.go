@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uitpas/tap-kiosk/device"
 	"github.com/uitpas/tap-kiosk/ingest"
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
 	"github.com/uitpas/tap-kiosk/kiosk"
@@ -424,36 +425,54 @@ func (s *sim) tapLoop(ctx context.Context, n *node) {
 			continue // down: nobody can tap
 		}
 		chip := s.pick(n)
-		uid, _ := reader.ParseChip(chip)
-		ch, cancel := k.Core().Expect(chip)
-		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
-		err := k.Presenter().Present(tctx, uid)
-		var d struct {
-			Outcome, ID string
-		}
-		if err == nil {
-			select {
-			case dec := <-ch:
-				d.Outcome, d.ID = dec.Outcome, dec.ID
-			case <-tctx.Done():
-				err = tctx.Err()
-			}
-		}
-		tcancel()
-		cancel()
-		if err != nil {
-			continue // the kiosk went down under the tap: no promise was made
+		d, ok := s.tap(k, chip)
+		if !ok {
+			continue // the kiosk went down before the tap was read: no promise made
 		}
 		s.taps.Add(1)
 		s.count(d.Outcome)
 		n.used = append(n.used, chip)
-		if d.ID != "" {
+		if d.ID != "" { // queued: central must book it exactly once
 			s.mu.Lock()
 			if _, seen := s.saved[d.ID]; !seen {
 				s.saved[d.ID] = n.id
 				s.tappedT[d.ID] = time.Now()
 			}
 			s.mu.Unlock()
+		}
+	}
+}
+
+// tap puts chip on k's reader and waits for the decision, however long the
+// kiosk takes (a loaded machine is slow, and a decision given up on would
+// still be queued). It gives up only when the kiosk stops; the tap it was
+// deciding then is finished first, so its decision is still read.
+func (s *sim) tap(k *kiosk.Kiosk, chip string) (d device.Decision, ok bool) {
+	uid, _ := reader.ParseChip(chip)
+	ch, cancel := k.Core().Expect(chip)
+	defer cancel()
+	stopped := k.Stopped()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		select {
+		case <-stopped:
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+	if err := k.Presenter().Present(ctx, uid); err != nil {
+		return d, false
+	}
+	select {
+	case d = <-ch:
+		return d, true
+	case <-stopped:
+		select {
+		case d = <-ch:
+			return d, true
+		default:
+			return d, false
 		}
 	}
 }
