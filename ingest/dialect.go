@@ -97,9 +97,11 @@ func (d *dialect) bind(q string) string {
 // openSQLite opens the SQLite file at path with the ledger's pragmas.
 func openSQLite(path string, o Opts) (*sql.DB, error) {
 	q := url.Values{}
+	// busy_timeout first: switching to WAL takes a lock too, and several
+	// processes may open one file at once.
+	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+o.Synchronous+")")
-	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
