@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,8 +21,8 @@ type screenLog struct {
 }
 
 func (s *screenLog) Show(sc display.Screen) { s.mu.Lock(); s.all = append(s.all, sc); s.mu.Unlock() }
-func (s *screenLog) Halt() error             { return nil }
-func (s *screenLog) String() string          { return "screenlog" }
+func (s *screenLog) Halt() error            { return nil }
+func (s *screenLog) String() string         { return "screenlog" }
 
 func (s *screenLog) last() display.Screen {
 	s.mu.Lock()
@@ -88,7 +89,7 @@ func TestUnprovisionedShowsPairingCodeUntilBundle(t *testing.T) {
 	}
 	csr, _ := k.Identity().CSR(rand.Reader)
 	b, err := ca.Provision(provisioning.ProvisionRequest{CSR: csr, Code: code, Broker: "tcp://127.0.0.1:1",
-		AllowInsecure: true, Now: time.Now(),
+		AllowInsecure: true, Now: time.Now(), Days: 20, // under 30 days: a warning
 		Config: []byte(`{"serial":3,"eventId":"evt-b","points":1,"constraint":{"period":"DAY","volume":1},"checkinCode":"QR123"}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +108,12 @@ func TestUnprovisionedShowsPairingCodeUntilBundle(t *testing.T) {
 	st := k.status(ctx).(StatusReply)
 	if !st.Provisioned || st.ConfigSerial != 3 || st.EventID != "evt-b" || st.CertExpiresInDays == nil {
 		t.Fatalf("status after the bundle: %+v", st)
+	}
+	if d := *st.CertExpiresInDays; d < 18 || d > 20 || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "expires in") {
+		t.Fatalf("certificate expiry in status: %d days, warnings %q", d, st.Warnings)
+	}
+	if p := k.statusPayload(); p.CertExpiresInDays == nil || *p.CertExpiresInDays != *st.CertExpiresInDays {
+		t.Fatal("the retained Status lacks certExpiresInDays")
 	}
 	if r := k.reload(ctx).(reloadReply); !r.OK || r.Changed {
 		t.Fatalf("second reload of the same bundle: %+v", r)
