@@ -51,7 +51,8 @@ func (e *EmulatedReader) Run(ctx context.Context, events chan<- reader.Event) er
 
 // Present places a DESFire card with uid in the emulated field until a poll
 // has seen it, takes it away, and returns once a poll has seen the field
-// without it, so that presenting the same card again is a new tap.
+// without it, so that presenting the same card again is a new tap. With no
+// Run polling (or a faulted chip) it waits until ctx ends and says so.
 func (e *EmulatedReader) Present(ctx context.Context, uid []byte) error {
 	if n := len(uid); n != 4 && n != 7 && n != 10 {
 		return fmt.Errorf("pn532emu: present: a UID has 4, 7 or 10 bytes, not %d", n)
