@@ -1,8 +1,10 @@
 // Command kiosk-ingest is the reference central side of the kiosk MQTT
-// contract: it answers every kiosk's checkins from a SQLite ledger.
+// contract: it answers every kiosk's checkins from a ledger in SQLite or
+// PostgreSQL. Several instances on one PostgreSQL ledger can share the load
+// through an MQTT shared subscription (-share GROUP, distinct -client-id).
 //
-//	kiosk-ingest -broker URL -db FILE [-topic-prefix P] [-enroll-unknown] [flags]
-//	kiosk-ingest ledger -db FILE
+//	kiosk-ingest -broker URL -db FILE|postgres://… [-topic-prefix P] [-enroll-unknown] [flags]
+//	kiosk-ingest ledger -db FILE|postgres://…
 //
 // The wiring lives here; the logic is in package ingest.
 package main
@@ -112,16 +114,21 @@ func parse(fs *flag.FlagSet, args []string) error {
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
 	fs := newFlagSet(name, stdout, `Usage:
-  kiosk-ingest -broker URL -db FILE [-topic-prefix P] [-enroll-unknown] [flags]
-  kiosk-ingest ledger -db FILE
+  kiosk-ingest -broker URL -db FILE|postgres://… [-topic-prefix P] [-enroll-unknown] [flags]
+  kiosk-ingest ledger -db FILE|postgres://…
 
 Serves the kiosk MQTT contract: one Result per checkin id, the same Result on
 replay, the event's check-in constraint enforced per (chip, event, period).
 
+To scale out, run several instances on one PostgreSQL ledger with the same
+-share GROUP and distinct -client-id: the broker splits the checkins among
+them, and the ledger keeps the guarantees across instances.
+
 Flags:
 `)
 	fs.StringVar(&c.broker, "broker", "", "MQTT broker `URL` (ssl://host:8883, or tcp:// for tests and demos)")
-	fs.StringVar(&c.db, "db", "", "ledger database `FILE` (SQLite; created if missing)")
+	fs.StringVar(&c.db, "db", "", "ledger: a SQLite `FILE` (created if missing) or a postgres://user@host/db URL (the database must exist;\n"+
+		"tables go in its search_path schema; give the password in PGPASSWORD or ~/.pgpass, not the URL)")
 	fs.StringVar(&c.prefix, "topic-prefix", protocol.DefaultPrefix, "topic `prefix`")
 	fs.BoolVar(&c.enroll, "enroll-unknown", false, "book unknown chips as new passholders and create unknown events with the defaults (demo)")
 	fs.Var(&c.events, "event", "upsert an event at start: `ID:PERIOD:VOLUME:POINTS[@FROM/UNTIL]` (RFC 3339 bounds, either may be empty); repeatable")
@@ -134,7 +141,7 @@ Flags:
 	fs.StringVar(&c.share, "share", "", "subscribe as shared subscription `group` ($share/GROUP/…) to split load over several ingests")
 	fs.IntVar(&c.batch, "batch", 256, "most checkins per ledger transaction")
 	fs.DurationVar(&c.batchWait, "batch-wait", 2*time.Millisecond, "how long a batch waits for more checkins")
-	fs.StringVar(&c.sync, "synchronous", "FULL", "SQLite synchronous pragma: FULL (each batch on disk) or NORMAL")
+	fs.StringVar(&c.sync, "synchronous", "FULL", "FULL (each batch on disk) or NORMAL (SQLite's pragma; on PostgreSQL synchronous_commit=off)")
 	fs.StringVar(&c.tlsCA, "tls-ca", "", "CA certificate `file` (PEM) for ssl:// brokers; default: system roots")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "client certificate `file` (PEM)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "client key `file` (PEM)")
@@ -179,8 +186,8 @@ Flags:
 	if err != nil {
 		return err
 	}
-	log.Info("kiosk-ingest starting", "version", version, "broker", c.broker, "db", c.db,
-		"prefix", c.prefix, "enrollUnknown", c.enroll, "events", len(events))
+	log.Info("kiosk-ingest starting", "version", version, "broker", c.broker, "ledger", l.String(),
+		"prefix", c.prefix, "share", c.share, "enrollUnknown", c.enroll, "events", len(events))
 	return svc.Run(ctx)
 }
 
@@ -298,7 +305,7 @@ func levelOf(s string) *slog.LevelVar {
 func runLedger(ctx context.Context, args []string, stdout io.Writer) error {
 	var db string
 	fs := newFlagSet(name+" ledger", stdout, `Usage:
-  kiosk-ingest ledger -db FILE
+  kiosk-ingest ledger -db FILE|postgres://…
 
 Prints the ledger, one JSON object per line, in booking order:
 id, deviceId, seq, chipNumber, eventId, status, points, tappedAt, receivedAt
@@ -306,14 +313,14 @@ id, deviceId, seq, chipNumber, eventId, status, points, tappedAt, receivedAt
 
 Flags:
 `)
-	fs.StringVar(&db, "db", "", "ledger database `FILE`")
+	fs.StringVar(&db, "db", "", "ledger: SQLite `FILE` or postgres:// URL")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if db == "" {
 		return usagef("ledger: -db is required (see ledger -h)")
 	}
-	if _, err := os.Stat(db); err != nil {
+	if _, err := os.Stat(db); err != nil && !ingest.IsPostgres(db) {
 		return usagef("ledger: -db %s: no such file", db)
 	}
 	l, err := ingest.Open(db, ingest.DefaultOpts())

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -87,9 +90,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestServeThenLedger(t *testing.T) {
+func TestServeThenLedger(t *testing.T) { testServeThenLedger(t, filepath.Join(t.TempDir(), "ledger.db")) }
+
+// TestServeThenLedgerPostgres is the same with a postgres:// ledger, in a
+// schema of its own.
+func TestServeThenLedgerPostgres(t *testing.T) { testServeThenLedger(t, pgDSN(t)) }
+
+func testServeThenLedger(t *testing.T, db string) {
 	b := testbroker.Start(t)
-	db := filepath.Join(t.TempDir(), "ledger.db")
 	const chip = "042F51B2712380"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -152,4 +160,37 @@ func TestServeThenLedger(t *testing.T) {
 		e["eventId"] != "evt-1" || e["status"] != "saved" || e["points"] != 2.0 || e["tappedAt"] != ck.TappedAt || e["receivedAt"] == "" {
 		t.Errorf("ledger line %s", lines[0])
 	}
+}
+
+// pgDSN creates a schema on the test PostgreSQL (KIOSK_TEST_POSTGRES, default
+// the local server) and returns a URL using it; it skips without one.
+func pgDSN(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("KIOSK_TEST_POSTGRES")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := admin.PingContext(ctx); err != nil {
+		t.Skipf("PostgreSQL not reachable (KIOSK_TEST_POSTGRES gives another URL): %v", err)
+	}
+	schema := "kiosk_main_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
