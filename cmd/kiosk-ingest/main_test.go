@@ -90,7 +90,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestServeThenLedger(t *testing.T) { testServeThenLedger(t, filepath.Join(t.TempDir(), "ledger.db")) }
+func TestServeThenLedger(t *testing.T) {
+	testServeThenLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+}
 
 // TestServeThenLedgerPostgres is the same with a postgres:// ledger, in a
 // schema of its own.
