@@ -2,20 +2,48 @@ package kiosk
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/uitpas/tap-kiosk/display"
 	"github.com/uitpas/tap-kiosk/display/blockterm"
 	"github.com/uitpas/tap-kiosk/display/oled"
 	"github.com/uitpas/tap-kiosk/display/png"
 	"github.com/uitpas/tap-kiosk/display/signal"
+	"github.com/uitpas/tap-kiosk/reader/pn532/pn532emu"
+	"github.com/uitpas/tap-kiosk/reader/pn532/pn532hw"
 )
 
-// openHardwareReader opens the PN532 drivers.
+// openHardwareReader opens the PN532: on the SPI bus, or the real driver
+// over the PN532 emulator (the demo's and tests' reader), whose field takes
+// cards from the control socket.
 func (k *Kiosk) openHardwareReader() error {
-	return fmt.Errorf("kiosk: reader.driver %q is not available in this build", k.cfg.Reader.Driver)
+	r := k.cfg.Reader
+	log := k.log.With("part", "reader")
+	switch r.Driver {
+	case "pn532-spi":
+		dev, err := pn532hw.Open(pn532hw.Config{SPIDev: r.SPIDev, SpeedHz: r.SpeedHz, IRQ: r.IRQ, Reset: r.Reset}, k.o.Clock, log)
+		if err != nil {
+			return fmt.Errorf("kiosk: reader: %w", err)
+		}
+		k.rd = dev
+		k.halt = append(k.halt, dev.Halt)
+		return nil
+	case "pn532-emulated":
+		em, err := pn532emu.NewReader(k.o.Clock, log)
+		if err != nil {
+			return fmt.Errorf("kiosk: reader: %w", err)
+		}
+		k.rd, k.pres = em, em
+		k.halt = append(k.halt, em.Halt)
+		return nil
+	}
+	return fmt.Errorf("kiosk: reader.driver %q unknown", r.Driver)
 }
 
 // openDisplay opens the configured output behind the idle ⇄ spaarcode
@@ -44,7 +72,9 @@ func (k *Kiosk) openDisplay() error {
 		k.disp = display.None{}
 		return nil
 	case d.Driver == "terminal":
-		t, err := blockterm.New(k.o.Stdout, &blockterm.Opts{Width: d.Width, Height: d.Height})
+		// A terminal narrower than the panel's width gets quadrant blocks.
+		t, err := blockterm.New(k.o.Stdout, &blockterm.Opts{Width: d.Width, Height: d.Height,
+			Quadrants: terminalColumns(k.o.Stdout) < d.Width+4})
 		if err != nil {
 			return fmt.Errorf("kiosk: display: %w", err)
 		}
@@ -134,4 +164,15 @@ func parseNight(s string) (oled.Night, error) {
 		return oled.Night{}, bad
 	}
 	return oled.Night{From: f, To: t, Contrast: 0x10}, nil
+}
+
+// terminalColumns is the width of the terminal w writes to, or 80 when w is
+// no terminal.
+func terminalColumns(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col > 0 {
+			return int(ws.Col)
+		}
+	}
+	return 80
 }

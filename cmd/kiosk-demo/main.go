@@ -31,7 +31,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	fs := flag.NewFlagSet("kiosk-demo", flag.ContinueOnError)
 	dir := fs.String("dir", "", "keep state (queue, ledger, logs) in this `directory` instead of a temporary one")
-	readerDriver := fs.String("reader", "sim", "reader driver: sim, or pn532-emulated (the real PN532 driver over its emulator)")
+	readerDriver := fs.String("reader", "pn532-emulated", "reader driver: pn532-emulated (the real PN532 driver over its emulator) or sim")
 	lang := fs.String("lang", "nl", "screen language: nl, fr, en")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {

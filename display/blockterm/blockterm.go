@@ -23,6 +23,9 @@ type Opts struct {
 	// InPlace redraws at the top of the terminal (ANSI clear) instead of
 	// scrolling: for a terminal of its own, not for one shared with logs.
 	InPlace bool
+	// Quadrants draws 2×2 pixels a character (▘▝▖▗…), so 128×64 fits an
+	// 80-column terminal as 64×32 characters; pixels look twice as tall.
+	Quadrants bool
 }
 
 // DefaultOpts emulates the 128×64 panel, scrolling.
@@ -75,7 +78,7 @@ func (d *Display) run() {
 	draw := func() {
 		if s, ok := d.box.Take(); ok {
 			d.r.Draw(img, s)
-			io.WriteString(d.w, Frame(img, s, d.o.InPlace))
+			io.WriteString(d.w, frame(img, s, d.o.InPlace, d.o.Quadrants))
 		}
 	}
 	for {
@@ -116,13 +119,49 @@ func Blocks(img *image1bit.VerticalLSB) string {
 	return sb.String()
 }
 
+// quadrant is the block character for a 2×2 cell: bit 0 top left, 1 top
+// right, 2 bottom left, 3 bottom right.
+var quadrant = [16]string{" ", "▘", "▝", "▀", "▖", "▌", "▞", "▛", "▗", "▚", "▐", "▜", "▄", "▙", "▟", "█"}
+
+// Quadrants returns img in quadrant blocks, 2×2 pixels a character, framed.
+func Quadrants(img *image1bit.VerticalLSB) string {
+	b := img.Bounds()
+	w := (b.Dx() + 1) / 2
+	bit := func(x, y int) int {
+		if x < b.Max.X && y < b.Max.Y && bool(img.BitAt(x, y)) {
+			return 1
+		}
+		return 0
+	}
+	var sb strings.Builder
+	sb.Grow((w + 3) * 3 * (b.Dy()/2 + 2))
+	sb.WriteString("┌" + strings.Repeat("─", w) + "┐\n")
+	for y := b.Min.Y; y < b.Max.Y; y += 2 {
+		sb.WriteString("│")
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			sb.WriteString(quadrant[bit(x, y)|bit(x+1, y)<<1|bit(x, y+1)<<2|bit(x+1, y+1)<<3])
+		}
+		sb.WriteString("│\n")
+	}
+	sb.WriteString("└" + strings.Repeat("─", w) + "┘\n")
+	return sb.String()
+}
+
 // Frame is what Show writes for s drawn as img: the blocks and the words.
 func Frame(img *image1bit.VerticalLSB, s display.Screen, inPlace bool) string {
+	return frame(img, s, inPlace, false)
+}
+
+func frame(img *image1bit.VerticalLSB, s display.Screen, inPlace, quadrants bool) string {
 	var sb strings.Builder
 	if inPlace {
 		sb.WriteString("\x1b[H\x1b[2J")
 	}
-	sb.WriteString(Blocks(img))
+	if quadrants {
+		sb.WriteString(Quadrants(img))
+	} else {
+		sb.WriteString(Blocks(img))
+	}
 	fmt.Fprintf(&sb, " [%s] %s\n", s.Kind, display.Plain(s))
 	return sb.String()
 }

@@ -94,3 +94,14 @@ func TestShowDoesNotWait(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestQuadrants(t *testing.T) {
+	img := image1bit.NewVerticalLSB(image.Rect(0, 0, 4, 2))
+	img.SetBit(0, 0, true) // top left of the first cell
+	img.SetBit(3, 0, true) // top right and
+	img.SetBit(3, 1, true) // bottom right of the second
+	want := "┌──┐\n│▘▐│\n└──┘\n"
+	if got := Quadrants(img); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}

@@ -120,7 +120,10 @@ type world struct {
 	device string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { t.Helper(); return newWorldReader(t, "sim") }
+
+// newWorldReader is newWorld with another reader driver.
+func newWorldReader(t *testing.T, driver string) *world {
 	t.Helper()
 	dir := t.TempDir()
 	w := &world{t: t, dir: dir, broker: testbroker.Start(t), ledger: filepath.Join(dir, "ledger.db"),
@@ -142,7 +145,7 @@ debounce = "50ms"
 hold = "1s"
 
 [reader]
-driver = "sim"
+driver = %q
 
 [display]
 driver = "none"
@@ -157,7 +160,7 @@ retry_after = "3s"
 
 [log]
 level = "debug"
-`, w.device, filepath.Join(dir, "state"), w.sock, w.broker.URL())
+`, w.device, filepath.Join(dir, "state"), driver, w.sock, w.broker.URL())
 	if err := os.WriteFile(w.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -478,4 +481,26 @@ func TestGarbageResultsIgnoredAndCounted(t *testing.T) {
 	// A genuine Result from a late central still settles it.
 	w.startIngest()
 	w.waitFor("queue drained", 30*time.Second, func() bool { return w.pending() == 0 })
+}
+
+// TestEmulatedPN532TapsReachLedger: kioskd with the real PN532 driver over
+// its emulator; control-socket taps put cards in the emulated field, and
+// they reach the ledger.
+func TestEmulatedPN532TapsReachLedger(t *testing.T) {
+	w := newWorldReader(t, "pn532-emulated")
+	w.startIngest()
+	w.startKiosk()
+	saved := map[string]string{}
+	for i := 0; i < 5; i++ {
+		r := w.mustTap(chip(300+i), "saved")
+		saved[r.ID] = chip(300 + i)
+	}
+	w.mustTap("08A1B2C3", "unreadable-card")
+	w.waitFor("queue drained", 20*time.Second, func() bool { return w.pending() == 0 })
+	if rows := w.checkBookedOnce(saved); len(rows) != 5 {
+		t.Fatalf("ledger has %d rows, want 5", len(rows))
+	}
+	if s, err := w.status(); err != nil || s.Reader != "ok" {
+		t.Fatalf("status %+v %v", s, err)
+	}
 }
