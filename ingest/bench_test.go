@@ -15,39 +15,85 @@ import (
 )
 
 // BenchmarkLedgerBatch books new checkins (distinct chips, enrolled on the
-// fly) in transactions of different sizes, on disk, and reports checkins/s.
-// The batch-of-1 case is what a writer without batching would get.
+// fly) in transactions of different sizes, on disk, and reports checkins/s,
+// for each backend (PostgreSQL when reachable, see backend_test.go). The
+// batch-of-1 case is what a writer without batching would get. On
+// PostgreSQL, sync=NORMAL is synchronous_commit=off.
 func BenchmarkLedgerBatch(b *testing.B) {
-	for _, sync := range []string{"FULL", "NORMAL"} {
-		for _, size := range []int{1, 16, 256} {
-			b.Run(fmt.Sprintf("sync=%s/batch=%d", sync, size), func(b *testing.B) {
+	for _, be := range backends {
+		for _, sync := range []string{"FULL", "NORMAL"} {
+			for _, size := range []int{1, 16, 256} {
+				b.Run(fmt.Sprintf("db=%s/sync=%s/batch=%d", be.name, sync, size), func(b *testing.B) {
+					o := DefaultOpts()
+					o.EnrollUnknown = true
+					o.Synchronous = sync
+					l := openAt(b, be.dsn(b), o)
+					benchBatches(b, []*Ledger{l}, size)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkLedgerInstances is several writers (each its own Ledger, as
+// separate ingest processes would be) booking distinct chips into one
+// database at once: what the PostgreSQL ledger gains from a second and a
+// fourth instance, and what SQLite's one-writer-at-a-time costs.
+func BenchmarkLedgerInstances(b *testing.B) {
+	for _, be := range backends {
+		for _, n := range []int{1, 2, 4} {
+			b.Run(fmt.Sprintf("db=%s/instances=%d/batch=64", be.name, n), func(b *testing.B) {
 				o := DefaultOpts()
 				o.EnrollUnknown = true
-				o.Synchronous = sync
-				l := openLedger(b, o)
-				if err := l.UpsertEvent(context.Background(), Event{ID: "evt-1", Points: 1, Period: "DAY", Volume: 1}); err != nil {
-					b.Fatal(err)
+				dsn := be.dsn(b)
+				ls := make([]*Ledger, n)
+				for i := range ls {
+					ls[i] = openAt(b, dsn, o)
 				}
-				at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-				in := make([]Input, size)
-				n := 0
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					for j := range in {
-						n++
-						c := protocol.Checkin{V: 1, ID: newID(b), DeviceID: "kiosk-bench-01", Seq: int64(n),
-							ChipNumber: fmt.Sprintf("04%012X", n), EventID: "evt-1", TappedAt: protocol.FormatTime(at),
-							ClockSynced: true, BootID: "b", UptimeMs: int64(n)}
-						in[j] = Input{Checkin: c, ReceivedAt: at}
-					}
-					if _, err := l.ProcessBatch(context.Background(), in); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "checkins/s")
+				benchBatches(b, ls, 64)
 			})
 		}
 	}
+}
+
+// benchBatches books b.N batches of size new checkins, spread over ls
+// (writing concurrently), and reports checkins/s.
+func benchBatches(b *testing.B, ls []*Ledger, size int) {
+	if err := ls[0].UpsertEvent(context.Background(), Event{ID: "evt-1", Points: 1, Period: "DAY", Volume: 1}); err != nil {
+		b.Fatal(err)
+	}
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	batches := make(chan []Input, len(ls))
+	go func() {
+		defer close(batches)
+		n := 0
+		for i := 0; i < b.N; i++ {
+			in := make([]Input, size)
+			for j := range in {
+				n++
+				c := protocol.Checkin{V: 1, ID: newID(b), DeviceID: "kiosk-bench-01", Seq: int64(n),
+					ChipNumber: fmt.Sprintf("04%012X", n), EventID: "evt-1", TappedAt: protocol.FormatTime(at),
+					ClockSynced: true, BootID: "b", UptimeMs: int64(n)}
+				in[j] = Input{Checkin: c, ReceivedAt: at}
+			}
+			batches <- in
+		}
+	}()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Go(func() {
+			for in := range batches {
+				if _, err := l.ProcessBatch(context.Background(), in); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "checkins/s")
 }
 
 // BenchmarkServiceEndToEnd publishes checkins from 10 kiosks through a real

@@ -108,8 +108,8 @@ type Ledger struct {
 }
 
 type stmts struct {
-	selEvent, insDefaultEvent, selHolder, insHolder, addPoints,
-	countSaved, insCheckin, selCheckin, upBoot, selBoot, lockChips *sql.Stmt
+	selEvent, insDefaultEvent, selHolder, selHolderSaved, enroll, addPoints,
+	insCheckin, selCheckin, upBoot, selBoot, lockChips *sql.Stmt
 }
 
 // Open opens (creating if needed) the ledger and applies its migrations.
@@ -259,9 +259,13 @@ func (l *Ledger) prepare() error {
 		{&l.st.selEvent, `SELECT points, period, volume, valid_from_ms, valid_until_ms FROM events WHERE id = ?`},
 		{&l.st.insDefaultEvent, `INSERT INTO events (id, points, period, volume) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
 		{&l.st.selHolder, `SELECT total_points, blocked FROM passholders WHERE chip_number = ?`},
-		{&l.st.insHolder, `INSERT INTO passholders (chip_number, total_points, blocked, created_at) VALUES (?, 0, false, ?) ON CONFLICT (chip_number) DO NOTHING`},
+		// One row always: the passholder's columns are NULL when there is none.
+		{&l.st.selHolderSaved, `SELECT p.total_points, p.blocked, (SELECT count(*) FROM checkins
+			WHERE chip_number = ? AND event_id = ? AND status = 'saved' AND dated_ms >= ? AND dated_ms < ?)
+			FROM (SELECT 1 AS one) AS o LEFT JOIN passholders AS p ON p.chip_number = ?`},
+		{&l.st.enroll, `INSERT INTO passholders (chip_number, total_points, blocked, created_at) VALUES (?, ?, false, ?)
+			ON CONFLICT (chip_number) DO UPDATE SET total_points = passholders.total_points + excluded.total_points`},
 		{&l.st.addPoints, `UPDATE passholders SET total_points = total_points + ? WHERE chip_number = ?`},
-		{&l.st.countSaved, `SELECT count(*) FROM checkins WHERE chip_number = ? AND event_id = ? AND status = 'saved' AND dated_ms >= ? AND dated_ms < ?`},
 		{&l.st.insCheckin, `INSERT INTO checkins (id, device_id, seq, chip_number, event_id, counter_id, status, points,
 			tapped_at, clock_synced, dated_ms, received_at, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`},

@@ -526,13 +526,23 @@ func testEnrollAndSetBlocked(t *testing.T, open opener) {
 
 // FuzzProcess books arbitrary field values: never an error, always one known
 // status, and the replay is identical.
-func FuzzProcess(f *testing.F) {
+func FuzzProcess(f *testing.F) { fuzzProcess(f, openLedger) }
+
+// FuzzProcessPostgres is FuzzProcess on PostgreSQL, whose text type refuses
+// bytes SQLite stores: no input may make a batch fail.
+func FuzzProcessPostgres(f *testing.F) {
+	fuzzProcess(f, func(tb testing.TB, o Opts) *Ledger { return openAt(tb, pgDSN(tb), o) })
+}
+
+func fuzzProcess(f *testing.F, open func(testing.TB, Opts) *Ledger) {
 	f.Add(chipA, "evt-1", "2026-11-24T09:12:33.481Z", true, "boot", int64(1000))
 	f.Add("08123456", "", "1970-01-01T00:00:00Z", false, "", int64(-1))
 	f.Add("04AABBCCDDEEFF0011", "evt-x", "9999-12-31T23:59:59Z", false, "b", int64(1)<<62)
+	f.Add(chipA, "evt-\x00", "2026-11-24T09:12:33\x00Z", false, "b\x00", int64(5))
+	f.Add("04AABB\xffDDEEFF", "evt-\xff", "\xff", false, "\xfe", int64(5))
 	o := DefaultOpts()
 	o.EnrollUnknown = true
-	l := openLedger(f, o)
+	l := open(f, o)
 	rcv := mustTime(f, "2026-11-24T10:00:00Z")
 	f.Fuzz(func(t *testing.T, chip, event, tapped string, synced bool, boot string, uptime int64) {
 		c := protocol.Checkin{V: 1, ID: newID(t), DeviceID: "kiosk-fuzz-01", Seq: 1, ChipNumber: chip, EventID: event,

@@ -229,11 +229,10 @@ func (b *batch) one(x Input) (Outcome, error) {
 		b.events[e.ID] = e
 	}
 	if d.enroll {
-		if _, err := b.stmt(b.l.st.insHolder).ExecContext(b.ctx, c.ChipNumber, protocol.FormatTime(x.ReceivedAt)); err != nil {
+		if _, err := b.stmt(b.l.st.enroll).ExecContext(b.ctx, c.ChipNumber, d.points, protocol.FormatTime(x.ReceivedAt)); err != nil {
 			return Outcome{}, fmt.Errorf("ingest: enroll: %w", err)
 		}
-	}
-	if d.points != 0 {
+	} else if d.points != 0 {
 		if _, err := b.stmt(b.l.st.addPoints).ExecContext(b.ctx, d.points, c.ChipNumber); err != nil {
 			return Outcome{}, fmt.Errorf("ingest: add points: %w", err)
 		}
@@ -308,17 +307,24 @@ func (b *batch) decide(x Input) (decision, error) {
 		d.createEvent = &ev
 	}
 
+	// The passholder and the saved checkins of its period, in one round
+	// trip (the count is not needed when the card is refused before it).
+	from, until := bucketMs(ev.Period, dated, b.l.o.Location)
 	var total int
-	var blocked bool
-	err = b.stmt(b.l.st.selHolder).QueryRowContext(b.ctx, c.ChipNumber).Scan(&total, &blocked)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	var found, blocked bool
+	var n int
+	var holderTotal sql.NullInt64
+	var holderBlocked sql.NullBool
+	if err := b.stmt(b.l.st.selHolderSaved).QueryRowContext(b.ctx, c.ChipNumber, ev.ID, from, until, c.ChipNumber).
+		Scan(&holderTotal, &holderBlocked, &n); err != nil {
+		return d, fmt.Errorf("ingest: passholder: %w", err)
+	}
+	found, total, blocked = holderTotal.Valid, int(holderTotal.Int64), holderBlocked.Bool
+	if !found {
 		if !b.l.o.EnrollUnknown {
 			return refuse(protocol.StatusPassholderNotFound, 0, msgNoPassholder)
 		}
 		d.enroll = true
-	case err != nil:
-		return d, fmt.Errorf("ingest: passholder: %w", err)
 	}
 	if blocked {
 		return refuse(protocol.StatusCardBlocked, 0, msgBlocked)
@@ -331,11 +337,6 @@ func (b *batch) decide(x Input) (decision, error) {
 		return refuse(protocol.StatusCheckinNotAllowed, total, msgEnded)
 	}
 
-	from, until := bucketMs(ev.Period, dated, b.l.o.Location)
-	var n int
-	if err := b.stmt(b.l.st.countSaved).QueryRowContext(b.ctx, c.ChipNumber, ev.ID, from, until).Scan(&n); err != nil {
-		return d, fmt.Errorf("ingest: count: %w", err)
-	}
 	if n >= ev.Volume {
 		d.res = protocol.Result{Status: protocol.StatusMaximumReached, TotalPoints: total,
 			EndUserMessage: maximumMessage(ev.Period, ev.Volume)}
