@@ -137,6 +137,7 @@ type Core struct {
 	last    lastTap
 	current Decision // the tap screen up now, if onScreen
 	onScr   bool
+	dispOK  bool // the display's health at the last housekeeping
 }
 
 type snapshot struct {
@@ -182,7 +183,7 @@ func New(o Opts, ob Outbox, disp display.Display, ind display.Indicator) *Core {
 	}
 	c := &Core{o: o, ob: ob, disp: disp, ind: ind, log: o.Logger,
 		results: make(chan protocol.Result, 256), calls: make(chan func(), 16),
-		waiters: map[string][]chan Decision{}, event: o.Event}
+		waiters: map[string][]chan Decision{}, event: o.Event, dispOK: true}
 	c.snap.eventID = o.Event.ID
 	if o.Host != nil {
 		c.snap.clockSynced = o.Host.ClockSynced()
@@ -451,18 +452,28 @@ func (c *Core) idle() display.Screen {
 
 func (c *Core) showIdle() { c.disp.Show(c.idle()) }
 
-// housekeep notices changes that matter to central.
+// housekeep notices changes that matter to central: the clock's
+// synchronisation and the display's health.
 func (c *Core) housekeep() {
-	if c.o.Host == nil {
-		return
-	}
-	synced := c.o.Host.ClockSynced()
 	c.mu.Lock()
-	changed := synced != c.snap.clockSynced
+	synced := c.snap.clockSynced
+	if c.o.Host != nil {
+		synced = c.o.Host.ClockSynced()
+	}
+	clockChanged := synced != c.snap.clockSynced
 	c.snap.clockSynced = synced
+	dh := c.dispHlth
 	c.mu.Unlock()
-	if changed && c.uplink != nil {
+	dispOK := dh == nil || dh() == nil
+	dispChanged := dispOK != c.dispOK
+	c.dispOK = dispOK
+	if clockChanged {
 		c.log.Info("clock synchronisation changed", "synced", synced)
+	}
+	if dispChanged {
+		c.log.Warn("display health changed", "ok", dispOK)
+	}
+	if (clockChanged || dispChanged) && c.uplink != nil {
 		c.uplink.StatusChanged()
 	}
 }

@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -21,9 +22,13 @@ type recDisplay struct {
 	signals []display.Pattern
 }
 
-func (r *recDisplay) Show(s display.Screen) { r.mu.Lock(); r.screens = append(r.screens, s); r.mu.Unlock() }
-func (r *recDisplay) Halt() error           { return nil }
-func (r *recDisplay) String() string        { return "rec" }
+func (r *recDisplay) Show(s display.Screen) {
+	r.mu.Lock()
+	r.screens = append(r.screens, s)
+	r.mu.Unlock()
+}
+func (r *recDisplay) Halt() error    { return nil }
+func (r *recDisplay) String() string { return "rec" }
 func (r *recDisplay) Signal(p display.Pattern) {
 	r.mu.Lock()
 	r.signals = append(r.signals, p)
@@ -179,10 +184,10 @@ func TestConstraintPeriodDay(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	r := newRig(t, nil)
 	for _, tc := range []struct{ chip, want string }{
-		{"08A1B2C3", OutcomeUnreadable},       // random ID
-		{"04A1B2C3D4", OutcomeUnreadable},     // 5 bytes
-		{"04AABBCCDDEEFF", OutcomeBlocked},    // hot list
-		{"04A1B2C3", OutcomeSaved},            // a 4-byte UID is fine
+		{"08A1B2C3", OutcomeUnreadable},        // random ID
+		{"04A1B2C3D4", OutcomeUnreadable},      // 5 bytes
+		{"04AABBCCDDEEFF", OutcomeBlocked},     // hot list
+		{"04A1B2C3", OutcomeSaved},             // a 4-byte UID is fine
 		{"04A1B2C3D4E5F6A7B8C9", OutcomeSaved}, // 10 bytes
 	} {
 		if d := r.tap(tc.chip); d.Outcome != tc.want {
@@ -297,5 +302,24 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestDisplayFaultReportedToCentral(t *testing.T) {
+	r := newRig(t, nil)
+	var mu sync.Mutex
+	var dispErr error
+	r.core.SetDisplayHealth(func() error { mu.Lock(); defer mu.Unlock(); return dispErr })
+	mu.Lock()
+	dispErr = errors.New("i2c: no ACK")
+	mu.Unlock()
+	waitFor(t, func() bool {
+		r.clk.Advance(time.Second)
+		r.up.mu.Lock()
+		defer r.up.mu.Unlock()
+		return r.up.status >= 1
+	})
+	if st := r.core.Status(); st.Display != "fault" {
+		t.Fatalf("status %+v", st)
 	}
 }
