@@ -94,7 +94,7 @@ func StartOpts(tb T, o Opts) *Broker {
 	}
 	conf := listener +
 		"persistence true\npersistence_location " + b.dir + "/\n" +
-		"max_inflight_messages 100\nmax_queued_messages 100000\nset_tcp_nodelay true\n" +
+		"max_inflight_messages 1000\nmax_queued_messages 1000000\nset_tcp_nodelay true\n" +
 		"log_dest file " + filepath.Join(b.dir, "mosquitto.log") + "\n" + o.Extra
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)
