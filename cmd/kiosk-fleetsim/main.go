@@ -39,6 +39,7 @@ func run(args []string) int {
 	fs.IntVar(&o.Window, "window", 32, "checkins in flight per kiosk")
 	fs.DurationVar(&o.BrokerRestartEvery, "chaos-broker", 0, "restart the broker this often (0: never)")
 	fs.DurationVar(&o.BrokerDown, "chaos-broker-down", 2*time.Second, "how long the broker stays down")
+	fs.DurationVar(&o.BrokerOutageAt, "chaos-outage-at", 0, "one broker outage (of -chaos-broker-down) this long into the run; recoverS in the summary")
 	fs.DurationVar(&o.KillEvery, "chaos-kill", 0, "take a random kiosk down this often (0: never)")
 	fs.DurationVar(&o.KillDown, "chaos-kill-down", time.Second, "how long a killed kiosk stays down")
 	fs.DurationVar(&o.IngestDownAt, "chaos-ingest-at", 0, "stop the ingest this long into the run")

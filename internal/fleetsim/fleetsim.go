@@ -48,8 +48,12 @@ type Opts struct {
 	Window int
 	// Chaos.
 	BrokerRestartEvery, BrokerDown time.Duration
-	KillEvery, KillDown            time.Duration
-	IngestDownAt, IngestDown       time.Duration
+	// BrokerOutageAt, when set, takes the broker down once, this long into
+	// the run, for BrokerDown; the summary's recoverS says how long the
+	// backlog took to drain after it came back.
+	BrokerOutageAt           time.Duration
+	KillEvery, KillDown      time.Duration
+	IngestDownAt, IngestDown time.Duration
 	// DrainTimeout bounds the drain after tapping stops.
 	DrainTimeout time.Duration
 	Seed         uint64
@@ -73,6 +77,7 @@ type Summary struct {
 	ResultP99Ms    float64 `json:"resultP99Ms"`
 	MaxPending     int     `json:"maxPending"`
 	DrainS         float64 `json:"drainS"`
+	RecoverS       float64 `json:"recoverS,omitempty"`
 	BrokerRestarts int     `json:"brokerRestarts"`
 	KioskKills     int     `json:"kioskKills"`
 	IngestStops    int     `json:"ingestStops"`
@@ -102,6 +107,7 @@ type sim struct {
 	blocked []string
 	ingests []*ingestProc
 	summary Summary
+	upAt    atomic.Pointer[time.Time] // when the broker came back from the outage
 }
 
 // node is one kiosk of the fleet, which may be down for a while.
@@ -515,6 +521,24 @@ func (s *sim) chaos(ctx context.Context) {
 			s.log.Info("chaos: broker up")
 		})
 	}
+	if s.broker != nil && s.o.BrokerOutageAt > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sleep(s.o.BrokerOutageAt)
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Info("chaos: broker outage", "for", s.o.BrokerDown)
+			s.broker.Stop()
+			s.summary.BrokerRestarts++
+			time.Sleep(s.o.BrokerDown) // the outage outlasts the tapping if it must
+			s.broker.Start()
+			now := time.Now()
+			s.upAt.Store(&now)
+			s.log.Info("chaos: broker up after the outage")
+		}()
+	}
 	every(s.o.KillEvery, func() {
 		n := s.kiosks[s.intn(len(s.kiosks))]
 		s.log.Info("chaos: kiosk down", "kiosk", n.id, "for", s.o.KillDown)
@@ -567,8 +591,15 @@ func (s *sim) watchPending(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if p, err := s.pending(ctx); err == nil && p > s.summary.MaxPending {
-				s.summary.MaxPending = p
+			p, err := s.pending(ctx)
+			if err != nil {
+				continue
+			}
+			s.summary.MaxPending = max(s.summary.MaxPending, p)
+			// Recovered: the backlog is down to about a second of taps.
+			if up := s.upAt.Load(); up != nil && s.summary.RecoverS == 0 && float64(p) <= max(50, float64(s.o.Kiosks)*s.o.Rate) {
+				s.summary.RecoverS = time.Since(*up).Seconds()
+				s.log.Info("backlog drained after the outage", "in", s.summary.RecoverS, "pending", p)
 			}
 		}
 	}
