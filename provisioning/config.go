@@ -173,7 +173,11 @@ func Parse(name string, b []byte) (Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return Config{}, &KeyError{File: name, Key: pe.Position.String(), What: pe.Message}
+			key := fmt.Sprintf("line %d", pe.Position.Line)
+			if pe.LastKey != "" {
+				key = pe.LastKey + " (" + key + ")"
+			}
+			return Config{}, &KeyError{File: name, Key: key, What: pe.Message}
 		}
 		return Config{}, &KeyError{File: name, What: strings.TrimPrefix(err.Error(), "toml: ")}
 	}
