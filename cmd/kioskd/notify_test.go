@@ -297,10 +297,20 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// TestSampleConfig: the packaged /etc/kioskd/kioskd.toml is valid and
+// TestSampleConfig: the packaged /etc/kioskd/kioskd.toml stops kioskd with
+// "device_id: missing" until the technician sets it, is valid then, and
 // matches the wiring in docs/install.md.
 func TestSampleConfig(t *testing.T) {
-	cfg, err := provisioning.Load("../../systemd/kioskd.toml")
+	sample, err := os.ReadFile("../../systemd/kioskd.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = provisioning.Parse("kioskd.toml", sample)
+	var ke *provisioning.KeyError
+	if !errors.As(err, &ke) || ke.Key != "device_id" {
+		t.Fatalf("sample without device_id: %v, want a device_id error", err)
+	}
+	cfg, err := provisioning.Parse("kioskd.toml", append([]byte("device_id = \"kiosk-bib-geel-01\"\n"), sample...))
 	if err != nil {
 		t.Fatal(err)
 	}
