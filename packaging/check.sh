@@ -84,6 +84,12 @@ if out=$(systemd-analyze verify "$tmp/kioskd.service" 2>&1) && [ -z "$out" ]; th
 else
 	fail "systemd-analyze verify $UNIT: $out"
 fi
+# Logs go to the journal, never to files on the SD card.
+if grep -nE '^(StandardOutput|StandardError)=(file|append|truncate):|^LogsDirectory=' "$UNIT"; then
+	fail "$UNIT writes logs to files"
+else
+	ok "no log files in $UNIT (stdout/stderr → journal)"
+fi
 sec=$(systemd-analyze security --offline=yes --threshold=$MAX_EXPOSURE "$UNIT" 2>&1) && secrc=0 || secrc=$?
 exposure=$(printf '%s\n' "$sec" | grep -E 'Overall exposure level' || true)
 [ -n "$exposure" ] || fail "systemd-analyze security printed no exposure level: $sec"

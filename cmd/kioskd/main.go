@@ -67,7 +67,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	svc := &service{n: notify, log: log, now: time.Now, start: time.Now(), wedge: wedge}
+	svc := &service{n: notify, log: log, now: time.Now, start: time.Now(), wedge: wedge, cfg: cfg}
 	k, err := kiosk.New(cfg, kiosk.Opts{Version: version, Logger: log,
 		OnReady: func() { svc.ready(ctx) },
 		OnTick:  svc.tick,

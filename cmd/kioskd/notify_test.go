@@ -42,6 +42,17 @@ func freePort(t *testing.T) int {
 // writeConfig writes a kioskd config that needs no hardware and no broker.
 func writeConfig(t *testing.T, dir string) string {
 	t.Helper()
+	conf := fmt.Sprintf(`[mqtt]
+broker = "tcp://127.0.0.1:%d"
+allow_insecure = true
+`, freePort(t))
+	return writeConfigMQTT(t, dir, conf)
+}
+
+// writeConfigMQTT is writeConfig with the given [mqtt] table ("" for none:
+// the kiosk is then unprovisioned).
+func writeConfigMQTT(t *testing.T, dir, mqtt string) string {
+	t.Helper()
 	conf := fmt.Sprintf(`device_id = "kiosk-notify-test"
 state_dir = %q
 [event]
@@ -52,10 +63,7 @@ driver = "sim"
 driver = "none"
 [control]
 socket = %q
-[mqtt]
-broker = "tcp://127.0.0.1:%d"
-allow_insecure = true
-`, filepath.Join(dir, "state"), filepath.Join(dir, "control.sock"), freePort(t))
+`, filepath.Join(dir, "state"), filepath.Join(dir, "control.sock")) + mqtt
 	path := filepath.Join(dir, "kioskd.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -230,6 +238,20 @@ func TestWatchdogStopsWhenTapLoopWedged(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "tap loop blocks for good") {
 		t.Errorf("no log line for the test hook: %s", stderr.String())
+	}
+}
+
+// TestStatusNotProvisioned: before provisioning, systemctl status shows the
+// pairing code a technician needs.
+func TestStatusNotProvisioned(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	m := newManager(t, dir)
+	startKioskd(t, m, writeConfigMQTT(t, dir, ""))
+	m.await(t, 30*time.Second, "READY=1", func(s string) bool { return s == "READY=1" })
+	st := m.await(t, 5*time.Second, "STATUS=", func(s string) bool { return strings.HasPrefix(s, "STATUS=") })
+	if line := st[len(st)-1]; !strings.Contains(line, "not provisioned (pairing code ") {
+		t.Errorf("status %q does not say not provisioned with the pairing code", line)
 	}
 }
 

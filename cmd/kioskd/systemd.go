@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/uitpas/tap-kiosk/internal/sdnotify"
 	"github.com/uitpas/tap-kiosk/kiosk"
+	"github.com/uitpas/tap-kiosk/provisioning"
 )
 
 // wedgeEnv is a test hook: KIOSKD_TEST_WEDGE=after-3s makes the tap loop's
@@ -26,6 +29,7 @@ type service struct {
 	now   func() time.Time
 	start time.Time
 	wedge time.Duration // test hook; 0: off
+	cfg   provisioning.Config
 	k     *kiosk.Kiosk
 }
 
@@ -84,8 +88,19 @@ func (s *service) ready(ctx context.Context) {
 	}()
 }
 
+// provisioned: the kiosk has a link to central, from a bundle in state_dir
+// or a broker set by hand (the kiosk package decides which it uses).
+func (s *service) provisioned() bool {
+	if s.cfg.MQTT.Broker != "" {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(s.cfg.StateDir, provisioning.BundleFile))
+	return err == nil
+}
+
 // statusLine is what `systemctl status kioskd` shows a technician:
-// "event evt-7781 · 3 pending · mqtt connected · reader ok".
+// "event evt-7781 · 3 pending · mqtt connected · reader ok · display ok",
+// or "… · not provisioned (pairing code 7K3M-Q9XD) · …" before provisioning.
 func (s *service) statusLine(ctx context.Context) string {
 	snap := s.k.Core().Snapshot()
 	ev := snap.EventID
@@ -96,11 +111,17 @@ func (s *service) statusLine(ctx context.Context) string {
 	if st, err := s.k.Outbox().Stats(ctx); err == nil {
 		pending = fmt.Sprintf("%d pending", st.Pending)
 	}
-	mqtt := "disconnected"
-	if s.k.Forwarder().Connected() {
-		mqtt = "connected"
+	mqtt := "mqtt disconnected"
+	switch {
+	case s.k.Forwarder().Connected():
+		mqtt = "mqtt connected"
+	case !s.provisioned():
+		mqtt = "not provisioned"
+		if id := s.k.Identity(); id != nil {
+			mqtt += " (pairing code " + id.PairingCode() + ")"
+		}
 	}
-	line := fmt.Sprintf("event %s · %s · mqtt %s · reader %s · display %s", ev, pending, mqtt, snap.Reader, snap.Display)
+	line := fmt.Sprintf("event %s · %s · %s · reader %s · display %s", ev, pending, mqtt, snap.Reader, snap.Display)
 	if !snap.ClockSynced {
 		line += " · clock not synchronised"
 	}
