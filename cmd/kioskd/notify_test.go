@@ -211,7 +211,7 @@ func TestWatchdogStopsWhenTapLoopWedged(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	m := newManager(t, dir)
-	cmd, stderr := startKioskd(t, m, writeConfig(t, dir), wedgeEnv+"=after-2s")
+	cmd, stderr := startKioskd(t, m, writeConfig(t, dir), wedgeEnv+"=after-2s", "GOTRACEBACK="+unitEnv(t, "GOTRACEBACK"))
 
 	m.await(t, 30*time.Second, "READY=1", func(s string) bool { return s == "READY=1" })
 	m.await(t, 10*time.Second, "WATCHDOG=1 before the wedge", isWatchdog)
@@ -239,6 +239,47 @@ func TestWatchdogStopsWhenTapLoopWedged(t *testing.T) {
 	if !strings.Contains(stderr.String(), "tap loop blocks for good") {
 		t.Errorf("no log line for the test hook: %s", stderr.String())
 	}
+
+	// What systemd does then (WatchdogSignal=SIGABRT): kioskd must die by
+	// the signal, with the hung loop's stack in the journal. An exit code
+	// 2 would count as a configuration error (RestartPreventExitStatus=2)
+	// and the kiosk would not be restarted.
+	if err := cmd.Process.Signal(syscall.SIGABRT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("kioskd after SIGABRT: %v", err)
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGABRT {
+		t.Errorf("kioskd after SIGABRT: %v, want killed by SIGABRT so that systemd restarts it", err)
+	}
+	if out := stderr.String(); !strings.Contains(out, "device.(*Core).Run") {
+		t.Errorf("no stack of the tap loop after SIGABRT:\n%s", out)
+	}
+}
+
+// unitEnv returns the value of NAME in the unit's Environment= lines, so
+// the tests run kioskd as the unit does.
+func unitEnv(t *testing.T, name string) string {
+	t.Helper()
+	unit, err := os.ReadFile("../../systemd/kioskd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(unit), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Environment="); ok {
+			for _, kv := range strings.Fields(rest) {
+				if v, ok := strings.CutPrefix(kv, name+"="); ok {
+					return v
+				}
+			}
+		}
+	}
+	t.Fatalf("systemd/kioskd.service sets no %s", name)
+	return ""
 }
 
 // TestStatusNotProvisioned: before provisioning, systemctl status shows the
