@@ -10,3 +10,6 @@ func (f *Forwarder) SetBackoff(min, max time.Duration) { f.bmin, f.bmax = min, m
 
 // Backoff exposes the backoff for attempt n.
 func (f *Forwarder) Backoff(n int64) time.Duration { return f.backoff(n) }
+
+// SetConnectTimeout shortens paho's connect timeout for tests; call before Run.
+func (f *Forwarder) SetConnectTimeout(d time.Duration) { f.connectTO = d }

@@ -50,7 +50,9 @@ const (
 const (
 	opTimeout     = 10 * time.Second // subscribe, dial, final status
 	backoffMin    = 500 * time.Millisecond
-	backoffMax    = 60 * time.Second
+	// backoffMax bounds how long after central is back a kiosk may still
+	// wait; the jitter spreads a fleet's reconnects over half of it.
+	backoffMax = 15 * time.Second
 	resultsDepth  = 4096
 	maxResultRun  = 4096 // most Results applied in one outbox transaction
 	badLogEvery   = 10 * time.Second
@@ -109,6 +111,7 @@ type Forwarder struct {
 
 	client     mqtt.Client
 	bmin, bmax time.Duration // reconnect backoff bounds
+	connectTO  time.Duration // paho's connect timeout (a test shortens it)
 	runCtx     context.Context
 	attempts   atomic.Int64 // dials since the last successful connect
 
@@ -187,6 +190,7 @@ func New(ob *queue.Outbox, o Opts) (*Forwarder, error) {
 		inflight:   map[string]*flight{},
 		bmin:       backoffMin,
 		bmax:       backoffMax,
+		connectTO:  opTimeout,
 	}
 	return f, nil
 }
@@ -243,7 +247,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		// Our dialer sleeps the jittered backoff; paho's own pauses stay short.
 		SetConnectRetryInterval(100*time.Millisecond).
 		SetMaxReconnectInterval(100*time.Millisecond).
-		SetConnectTimeout(opTimeout).
+		SetConnectTimeout(f.connectTO).
 		SetWriteTimeout(opTimeout).
 		SetKeepAlive(keepAlive).
 		SetPingTimeout(opTimeout).
@@ -251,6 +255,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		SetResumeSubs(false). // we subscribe in OnConnect, every time
 		SetMaxResumePubInFlight(f.o.Window).
 		SetBinaryWill(f.tStatus, protocol.Will(f.o.DeviceID), 1, true).
+		SetConnectionAttemptHandler(f.beforeAttempt).
 		SetCustomOpenConnectionFn(f.dial).
 		SetOnConnectHandler(f.onConnect).
 		SetConnectionLostHandler(f.onLost)
@@ -278,9 +283,11 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	return nil
 }
 
-// dial opens the network connection for paho, after the backoff that the
-// number of attempts since the last connect calls for.
-func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+// beforeAttempt waits the backoff that the number of attempts since the
+// last connect calls for. paho calls it before each connection attempt and,
+// unlike the dialer, before it starts the attempt's connect timeout: a wait
+// in the dialer longer than that timeout would fail every attempt after it.
+func (f *Forwarder) beforeAttempt(_ *url.URL, tc *tls.Config) *tls.Config {
 	n := f.attempts.Add(1) - 1
 	if n > 0 {
 		d := f.backoff(n)
@@ -290,8 +297,15 @@ func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 		case <-t.C():
 		case <-f.runCtx.Done():
 			t.Stop()
-			return nil, f.runCtx.Err()
 		}
+	}
+	return tc
+}
+
+// dial opens the network connection for paho.
+func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+	if err := f.runCtx.Err(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(f.runCtx, opTimeout)
 	defer cancel()

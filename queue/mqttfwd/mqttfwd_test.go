@@ -474,11 +474,32 @@ func TestNewValidates(t *testing.T) {
 	}
 	for n := int64(1); n < 40; n++ {
 		d := f.Backoff(n)
-		if d < 250*time.Millisecond || d > 60*time.Second {
+		if d < 250*time.Millisecond || d > 15*time.Second {
 			t.Errorf("backoff(%d) = %v", n, d)
 		}
 	}
-	if d := f.Backoff(30); d < 30*time.Second {
-		t.Errorf("backoff cap %v", d)
+	if d := f.Backoff(30); d < 7500*time.Millisecond {
+		t.Errorf("backoff cap %v: the jitter is half to all of 15s", d)
 	}
+}
+
+// TestReconnectAfterBackoffLongerThanConnectTimeout: a backoff wait longer
+// than paho's connect timeout must not fail the attempt that follows it (it
+// did while the wait ran inside the dialer, after paho had started the
+// attempt's deadline: after a long outage a kiosk never came back).
+func TestReconnectAfterBackoffLongerThanConnectTimeout(t *testing.T) {
+	br := testbroker.Start(t)
+	if br.Kind != "mosquitto" {
+		t.Skip("needs a broker that restarts")
+	}
+	r := newRig(t, br, mqttfwd.Opts{})
+	r.f.SetBackoff(400*time.Millisecond, 800*time.Millisecond)
+	r.f.SetConnectTimeout(300 * time.Millisecond)
+	r.run()
+	waitFor(t, "connected", r.f.Connected)
+	br.Stop()
+	waitFor(t, "disconnected", func() bool { return !r.f.Connected() })
+	time.Sleep(1500 * time.Millisecond) // several attempts, their waits now longer than the timeout
+	br.Start()
+	waitFor(t, "reconnected after the outage", r.f.Connected)
 }
