@@ -47,6 +47,7 @@ func run(args []string) int {
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 3*time.Minute, "give up draining after this")
 	seed := fs.Uint64("seed", 1, "random seed")
 	verbose := fs.Bool("v", false, "log progress to stderr")
+	kioskLogs := fs.Bool("kiosk-logs", false, "also log every kiosk's own messages to stderr (small fleets)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -65,6 +66,9 @@ func run(args []string) int {
 	o.Seed = *seed
 	if *verbose {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if *kioskLogs {
+		o.KioskLogger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
