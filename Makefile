@@ -70,10 +70,9 @@ package:
 	for a in $(DEB_ARCHS); do \
 	  case $$a in armhf) env="GOARCH=arm GOARM=6";; arm64) env="GOARCH=arm64";; *) echo "no GOARCH for $$a"; exit 1;; esac; \
 	  mkdir -p dist/$$a; \
-	  for c in kioskd kioskctl; do \
-	    echo "dist/$$a/$$c"; \
-	    env GOOS=linux $$env CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(DEB_LDFLAGS)' -o dist/$$a/$$c ./cmd/$$c || exit 1; \
-	  done; \
+	  echo "dist/$$a/kioskd (kioskctl is a symlink to it: one binary on the kiosk)"; \
+	  env GOOS=linux $$env CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(DEB_LDFLAGS)' -o dist/$$a/kioskd ./cmd/kioskd || exit 1; \
+	  ln -sf kioskd dist/$$a/kioskctl; \
 	  rm -f dist/kioskd_*_$$a.deb; \
 	  DEB_ARCH=$$a DEB_VERSION=$(DEB_VERSION) BIN_DIR=dist/$$a \
 	    $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/ || exit 1; \

@@ -203,7 +203,7 @@ fi
 step "sizes"
 for a in armhf arm64; do
 	for c in kioskd kioskctl; do
-		echo "$a $c: $(mb "$(stat -c %s "$DIST/$a/$c")") (stripped)"
+		echo "$a $c: $(mb "$(stat -L -c %s "$DIST/$a/$c")") (stripped)"
 	done
 done
 # The size targets are figures to report; PACKAGE_CHECK_STRICT_SIZES=1
@@ -235,9 +235,10 @@ for d in "${debs[@]}"; do
 	list=$(dpkg-deb -c "$d")
 	printf '%s\n' "$list" | awk '{ print "  " $1, $2, $6 }'
 	for f in $want_files; do
-		grep -qE " $f\$" <<<"$list" || fail "$d lacks $f"
+		grep -qE " $f( -> .*)?\$" <<<"$list" || fail "$d lacks $f"
 	done
 	grep -qE '^-rwxr-xr-x root/root .* \./usr/bin/kioskd$' <<<"$list" || fail "$d: /usr/bin/kioskd not 0755 root:root"
+	grep -qE '^l.* \./usr/bin/kioskctl -> (/usr/bin/)?kioskd$' <<<"$list" || fail "$d: /usr/bin/kioskctl is not a symlink to kioskd"
 	conffiles=$(dpkg-deb -I "$d" conffiles 2>/dev/null || true)
 	[ "$conffiles" = /etc/kioskd/kioskd.toml ] || fail "$d: conffiles are '$conffiles', want /etc/kioskd/kioskd.toml"
 	for s in postinst prerm postrm; do

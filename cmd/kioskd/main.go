@@ -3,6 +3,11 @@
 package main
 
 import (
+	"path/filepath"
+	"strings"
+
+	"github.com/uitpas/tap-kiosk/internal/kioskctl"
+
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +28,10 @@ import (
 var version = "dev"
 
 func main() {
+	// Installed as kioskctl too (a symlink): one binary on the kiosk.
+	if strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe") == "kioskctl" {
+		os.Exit(kioskctl.Main(os.Args[1:], os.Stdout, os.Stderr, version))
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
