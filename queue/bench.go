@@ -17,6 +17,9 @@ type Latency struct {
 	P50, P99, Max time.Duration
 }
 
+// Summarise sorts d and returns its percentiles.
+func Summarise(d []time.Duration) Latency { return summarise(d) }
+
 func summarise(d []time.Duration) Latency {
 	if len(d) == 0 {
 		return Latency{}
@@ -64,31 +67,62 @@ func MeasureEnqueue(ctx context.Context, dir string, n int) (Latency, error) {
 // synchronous and busy_timeout pragmas on the same disk (and SQLite's
 // default automatic checkpoints, which is what a bare insert would get).
 func MeasureBareInsert(ctx context.Context, dir string, n int) (Latency, error) {
-	db, err := sql.Open("sqlite", DSN(filepath.Join(dir, "bench-bare.db"), true))
+	bi, err := OpenBareInsert(ctx, dir)
 	if err != nil {
 		return Latency{}, err
 	}
-	defer db.Close()
+	defer bi.Close()
+	d := make([]time.Duration, 0, n)
+	for range n {
+		t, err := bi.Insert(ctx)
+		if err != nil {
+			return Latency{}, err
+		}
+		d = append(d, t)
+	}
+	return summarise(d), nil
+}
+
+// BareInsert is the yardstick one insert at a time, so that a bench can
+// interleave it with what it compares (both then meet the same disk).
+type BareInsert struct {
+	db *sql.DB
+	st *sql.Stmt
+}
+
+// OpenBareInsert opens the yardstick's database in dir.
+func OpenBareInsert(ctx context.Context, dir string) (*BareInsert, error) {
+	db, err := sql.Open("sqlite", DSN(filepath.Join(dir, "bench-bare.db"), true))
+	if err != nil {
+		return nil, err
+	}
 	db.SetMaxOpenConns(1)
 	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)"); err != nil {
-		return Latency{}, err
+		db.Close()
+		return nil, err
 	}
 	var mode string
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
-		return Latency{}, fmt.Errorf("queue: bare insert: journal_mode %q: %v", mode, err)
+		db.Close()
+		return nil, fmt.Errorf("queue: bare insert: journal_mode %q: %v", mode, err)
 	}
 	st, err := db.PrepareContext(ctx, "INSERT INTO t (body) VALUES (?)")
 	if err != nil {
-		return Latency{}, err
+		db.Close()
+		return nil, err
 	}
-	defer st.Close()
-	d := make([]time.Duration, 0, n)
-	for range n {
-		t0 := time.Now()
-		if _, err := st.ExecContext(ctx, sampleBody); err != nil {
-			return Latency{}, err
-		}
-		d = append(d, time.Since(t0))
-	}
-	return summarise(d), nil
+	return &BareInsert{db: db, st: st}, nil
+}
+
+// Insert makes one durable single-row insert and says how long it took.
+func (b *BareInsert) Insert(ctx context.Context) (time.Duration, error) {
+	t0 := time.Now()
+	_, err := b.st.ExecContext(ctx, sampleBody)
+	return time.Since(t0), err
+}
+
+// Close closes the yardstick's database.
+func (b *BareInsert) Close() error {
+	b.st.Close()
+	return b.db.Close()
 }

@@ -48,11 +48,11 @@ const (
 )
 
 const (
-	opTimeout     = 10 * time.Second // subscribe, dial, final status
-	backoffMin    = 500 * time.Millisecond
+	opTimeout  = 10 * time.Second // subscribe, dial, final status
+	backoffMin = 500 * time.Millisecond
 	// backoffMax bounds how long after central is back a kiosk may still
 	// wait; the jitter spreads a fleet's reconnects over half of it.
-	backoffMax = 15 * time.Second
+	backoffMax    = 15 * time.Second
 	resultsDepth  = 4096
 	maxResultRun  = 4096 // most Results applied in one outbox transaction
 	badLogEvery   = 10 * time.Second
