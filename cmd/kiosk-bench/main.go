@@ -27,6 +27,7 @@ import (
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
 	"github.com/uitpas/tap-kiosk/protocol"
+	"github.com/uitpas/tap-kiosk/provisioning"
 	"github.com/uitpas/tap-kiosk/queue"
 	"github.com/uitpas/tap-kiosk/queue/mqttfwd/fwdbench"
 )
@@ -167,7 +168,7 @@ func (b *bench) run(nTaps, nBacklog int) error {
 	if err != nil {
 		return err
 	}
-	fwd, _, err := fwdbench.Drain(ctx, broker.URL(), b.TempDir(), nBacklog, 0)
+	fwd, _, err := fwdbench.Drain(ctx, broker.URL(), b.TempDir(), nBacklog, provisioning.Default().MQTT.Window)
 	if err != nil {
 		return err
 	}

@@ -59,12 +59,14 @@ func (e *EmulatedReader) Present(ctx context.Context, uid []byte) error {
 	}
 	e.Chip.Place(DESFire(uid))
 	err := e.Chip.WaitListed(ctx, uid)
-	seq := e.Chip.ListSeq()
 	e.Chip.Remove(uid)
 	if err != nil {
 		return fmt.Errorf("pn532emu: present: %w", err)
 	}
-	if err := e.Chip.WaitListSeq(ctx, seq); err != nil {
+	// The list after the one in progress at the removal began after it, so
+	// it saw the field empty (the one in progress may still have seen the
+	// card, and then the card would never have left).
+	if err := e.Chip.WaitListSeq(ctx, e.Chip.ListSeq()+1); err != nil {
 		return fmt.Errorf("pn532emu: present: %w", err)
 	}
 	return nil
