@@ -160,3 +160,21 @@ func percentiles(d []time.Duration) (p50, p99 time.Duration) {
 	slices.Sort(s)
 	return s[len(s)/2], s[min(len(s)-1, len(s)*99/100)]
 }
+
+// TestEmulatedReaderSameCardAgain: the same card put on the emulated PN532
+// again and again is a new tap each time (the real driver's presence logic
+// must see it leave the field in between), never a tap that hangs.
+func TestEmulatedReaderSameCardAgain(t *testing.T) {
+	dir := t.TempDir()
+	broker := testbroker.Start(t)
+	cfg := testConfig(t, dir, broker.URL())
+	cfg.Reader.Driver = "pn532-emulated"
+	runKiosk(t, cfg, Opts{})
+	want := "saved"
+	for i := range 8 {
+		if r := tap(t, cfg.Control.Socket, "042F51B2712380"); r.Outcome != want {
+			t.Fatalf("tap %d: %+v, want %s", i, r, want)
+		}
+		want = "already-saved"
+	}
+}
