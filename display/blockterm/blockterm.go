@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	"periph.io/x/devices/v3/ssd1306/image1bit"
 
@@ -36,10 +35,8 @@ type Display struct {
 	w    io.Writer
 	o    Opts
 	r    *render.Renderer
-	box  *mailbox.Box[display.Screen]
-	done chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	img  *image1bit.VerticalLSB // drawn on by the worker only
+	work *mailbox.Worker[display.Screen]
 }
 
 // New returns a terminal display writing to w; o may be nil.
@@ -52,44 +49,25 @@ func New(w io.Writer, o *Opts) (*Display, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blockterm: %w", err)
 	}
-	d := &Display{w: w, o: opts, r: r, box: mailbox.New[display.Screen](), done: make(chan struct{})}
-	d.wg.Add(1)
-	go d.run()
+	d := &Display{w: w, o: opts, r: r, img: image1bit.NewVerticalLSB(r.Bounds())}
+	d.work = mailbox.NewWorker(d.draw)
 	return d, nil
 }
 
 // Show hands s to the drawing goroutine and returns at once.
-func (d *Display) Show(s display.Screen) { d.box.Put(s) }
+func (d *Display) Show(s display.Screen) { d.work.Put(s) }
 
 // Halt draws a screen still waiting, then stops.
 func (d *Display) Halt() error {
-	d.once.Do(func() {
-		close(d.done)
-		d.wg.Wait()
-	})
+	d.work.Stop()
 	return nil
 }
 
 func (d *Display) String() string { return "blockterm" }
 
-func (d *Display) run() {
-	defer d.wg.Done()
-	img := image1bit.NewVerticalLSB(d.r.Bounds())
-	draw := func() {
-		if s, ok := d.box.Take(); ok {
-			d.r.Draw(img, s)
-			io.WriteString(d.w, frame(img, s, d.o.InPlace, d.o.Quadrants))
-		}
-	}
-	for {
-		select {
-		case <-d.done:
-			draw()
-			return
-		case <-d.box.C():
-			draw()
-		}
-	}
+func (d *Display) draw(s display.Screen) {
+	d.r.Draw(d.img, s)
+	io.WriteString(d.w, frame(d.img, s, d.o.InPlace, d.o.Quadrants))
 }
 
 // Blocks returns img in half blocks, one line per two pixel rows, framed.

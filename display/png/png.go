@@ -36,11 +36,9 @@ type Display struct {
 	dir  string
 	o    Opts
 	r    *render.Renderer
-	box  *mailbox.Box[display.Screen]
-	done chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
-	n    int // screens written; owned by the goroutine
+	work *mailbox.Worker[display.Screen]
+	img  *image1bit.VerticalLSB // owned by the worker
+	n    int                    // screens written; owned by the worker
 
 	mu  sync.Mutex
 	err error
@@ -65,14 +63,13 @@ func New(dir string, o *Opts) (*Display, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("png: %w", err)
 	}
-	d := &Display{dir: dir, o: opts, r: r, box: mailbox.New[display.Screen](), done: make(chan struct{})}
-	d.wg.Add(1)
-	go d.run()
+	d := &Display{dir: dir, o: opts, r: r, img: image1bit.NewVerticalLSB(r.Bounds())}
+	d.work = mailbox.NewWorker(d.show)
 	return d, nil
 }
 
 // Show hands s to the writing goroutine and returns at once.
-func (d *Display) Show(s display.Screen) { d.box.Put(s) }
+func (d *Display) Show(s display.Screen) { d.work.Put(s) }
 
 // Err is the last write error, nil when the last write went through.
 func (d *Display) Err() error {
@@ -83,40 +80,20 @@ func (d *Display) Err() error {
 
 // Halt writes a screen still waiting, then stops; the files stay.
 func (d *Display) Halt() error {
-	d.once.Do(func() {
-		close(d.done)
-		d.wg.Wait()
-	})
+	d.work.Stop()
 	return d.Err()
 }
 
 func (d *Display) String() string { return "png(" + d.dir + ")" }
 
-func (d *Display) run() {
-	defer d.wg.Done()
-	img := image1bit.NewVerticalLSB(d.r.Bounds())
-	write := func() {
-		s, ok := d.box.Take()
-		if !ok {
-			return
-		}
-		err := d.write(img, s)
-		if err != nil {
-			d.o.Logger.Warn("png: write failed", "dir", d.dir, "err", err)
-		}
-		d.mu.Lock()
-		d.err = err
-		d.mu.Unlock()
+func (d *Display) show(s display.Screen) {
+	err := d.write(d.img, s)
+	if err != nil {
+		d.o.Logger.Warn("png: write failed", "dir", d.dir, "err", err)
 	}
-	for {
-		select {
-		case <-d.done:
-			write()
-			return
-		case <-d.box.C():
-			write()
-		}
-	}
+	d.mu.Lock()
+	d.err = err
+	d.mu.Unlock()
 }
 
 func (d *Display) write(img *image1bit.VerticalLSB, s display.Screen) error {
