@@ -23,8 +23,8 @@ vet:
 
 # Every test. End-to-end tests spawn their own Mosquitto on free ports;
 # then the race detector over the packages without paho (whose own internals
-# race on reconnect).
-RACE_PKGS := ./clock/... ./device/... ./display/... ./reader/... ./protocol/... ./provisioning/... ./kiosk/... ./queue
+# race between Connect and its outgoing worker).
+RACE_PKGS := ./clock/... ./device/... ./display/... ./reader/... ./protocol/... ./kiosk/control ./queue
 test: vet
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
