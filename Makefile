@@ -24,7 +24,7 @@ vet:
 # Every test. End-to-end tests spawn their own Mosquitto on free ports;
 # then the race detector over the packages without paho (whose own internals
 # race between Connect and its outgoing worker).
-RACE_PKGS := ./clock/... ./device/... ./display/... ./reader/... ./protocol/... ./kiosk/control ./queue
+RACE_PKGS := ./clock/... ./device/... ./display/... ./reader/... ./protocol/... ./kiosk/control ./queue ./internal/ratelog
 test: vet
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)

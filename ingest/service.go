@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"github.com/uitpas/tap-kiosk/internal/ratelog"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -82,7 +84,7 @@ type Service struct {
 	l     *Ledger
 	o     ServiceOpts
 	log   *slog.Logger
-	drops *rateLog
+	drops *ratelog.Limiter
 	topic string
 
 	in      chan item
@@ -153,7 +155,7 @@ func New(ledger *Ledger, o ServiceOpts) (*Service, error) {
 	}
 	s := &Service{
 		l: ledger, o: o, log: o.Logger,
-		drops: newRateLog(o.Logger, o.Clock, 10*time.Second),
+		drops: ratelog.New(10 * time.Second),
 		topic: o.Prefix + "/+/" + protocol.KindCheckin,
 		in:    make(chan item, o.QueueLen),
 		stop:  make(chan struct{}),
@@ -261,7 +263,7 @@ func (s *Service) onMessage(_ mqtt.Client, m mqtt.Message) {
 	s.c.received.Add(1)
 	c, reason, err := s.check(m.Topic(), m.Payload())
 	if err != nil {
-		s.drops.Warn(reason, "checkin dropped", "reason", reason, "topic", m.Topic(), "bytes", len(m.Payload()), "err", err)
+		s.drops.Log(s.o.Logger, s.o.Clock.Now(), slog.LevelWarn, reason, "checkin dropped", "reason", reason, "topic", m.Topic(), "bytes", len(m.Payload()), "err", err)
 		m.Ack()
 		return
 	}
@@ -390,14 +392,14 @@ func (s *Service) book(client mqtt.Client, batch []item) bool {
 		}
 		if o.Collision {
 			s.c.collisions.Add(1)
-			s.drops.Warn("collision", "checkin id already booked for another device", "id", c.ID, "device", c.DeviceID)
+			s.drops.Log(s.o.Logger, s.o.Clock.Now(), slog.LevelWarn, "collision", "checkin id already booked for another device", "id", c.ID, "device", c.DeviceID)
 		}
 		t := client.Publish(protocol.Topic(s.o.Prefix, c.DeviceID, protocol.KindResult), 1, false, o.Payload)
 		select {
 		case <-t.Done():
 			if t.Error() != nil {
 				s.c.publishErrors.Add(1)
-				s.drops.Warn("publish", "result publish failed", "device", c.DeviceID, "err", t.Error())
+				s.drops.Log(s.o.Logger, s.o.Clock.Now(), slog.LevelWarn, "publish", "result publish failed", "device", c.DeviceID, "err", t.Error())
 			}
 		default: // in flight; paho resends it after a reconnect
 		}

@@ -15,6 +15,8 @@
 package mqttfwd
 
 import (
+	"github.com/uitpas/tap-kiosk/internal/ratelog"
+
 	"bufio"
 	"context"
 	"crypto/rand"
@@ -115,11 +117,10 @@ type Forwarder struct {
 	runCtx     context.Context
 	attempts   atomic.Int64 // dials since the last successful connect
 
-	mu       sync.Mutex // guards conn, rng, badLast, badQuiet
-	conn     *dropConn
-	rng      *mrand.Rand
-	badLast  time.Time
-	badQuiet int
+	mu     sync.Mutex // guards conn, rng
+	conn   *dropConn
+	rng    *mrand.Rand
+	badLog *ratelog.Limiter // bad Result payloads, one line per badLogEvery
 
 	// loop state, owned by Run's goroutine
 	inflight map[string]*flight
@@ -175,7 +176,7 @@ func New(ob *queue.Outbox, o Opts) (*Forwarder, error) {
 	var seed [16]byte
 	rand.Read(seed[:])
 	f := &Forwarder{
-		ob: ob, o: o, clk: o.Clock, log: o.Logger,
+		ob: ob, o: o, clk: o.Clock, log: o.Logger, badLog: ratelog.New(badLogEvery),
 		tCheckin:   protocol.Topic(o.Prefix, o.DeviceID, protocol.KindCheckin),
 		tResult:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindResult),
 		tStatus:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindStatus),
@@ -713,17 +714,8 @@ func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) []strin
 // once per badLogEvery (a broken central must not flood the journal).
 func (f *Forwarder) badPayload(err error, size int) {
 	f.bad.Add(1)
-	now := f.clk.Now()
-	f.mu.Lock()
-	if !f.badLast.IsZero() && now.Sub(f.badLast) < badLogEvery {
-		f.badQuiet++
-		f.mu.Unlock()
-		return
-	}
-	quiet := f.badQuiet
-	f.badLast, f.badQuiet = now, 0
-	f.mu.Unlock()
-	f.log.Warn("mqttfwd: dropped a bad result payload", "topic", f.tResult, "bytes", size, "err", err, "suppressed", quiet)
+	f.badLog.Log(f.log, f.clk.Now(), slog.LevelWarn, "bad-result", "mqttfwd: dropped a bad result payload",
+		"topic", f.tResult, "bytes", size, "err", err)
 }
 
 // publishStatus publishes the retained Status without waiting.

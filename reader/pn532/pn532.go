@@ -1,6 +1,8 @@
 package pn532
 
 import (
+	"github.com/uitpas/tap-kiosk/internal/ratelog"
+
 	"context"
 	"errors"
 	"fmt"
@@ -109,7 +111,7 @@ type Dev struct {
 	cmd      [16]byte
 	uid      [10]byte
 
-	lim limiter
+	lim *ratelog.Limiter
 }
 
 var _ conn.Resource = (*Dev)(nil)
@@ -132,7 +134,7 @@ func NewSPI(p spi.Port, irq IRQ, rst Reset, clk clock.Clock, log *slog.Logger, o
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Dev{port: p, irq: irq, rst: rst, clk: clk, log: log, opts: o}
-	d.lim.every = o.LogEvery
+	d.lim = ratelog.New(o.LogEvery)
 	var err error
 	switch o.BitOrder {
 	case BitOrderHardware:

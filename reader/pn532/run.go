@@ -40,9 +40,9 @@ func (d *Dev) Run(ctx context.Context, events chan<- reader.Event) error {
 			return ErrHalted
 		case errors.Is(err, ErrBadReply):
 			// The chip is fine; what it heard from a card was not.
-			d.lim.log(d.log, d.clk.Now(), "reply", slog.LevelWarn, "pn532: ignored a malformed card reply", err)
+			d.lim.Log(d.log, d.clk.Now(), slog.LevelWarn, "reply", "pn532: ignored a malformed card reply", "err", err)
 		case err != nil:
-			d.lim.log(d.log, d.clk.Now(), "poll", slog.LevelWarn, "pn532: poll failed; re-initialising", err)
+			d.lim.Log(d.log, d.clk.Now(), slog.LevelWarn, "poll", "pn532: poll failed; re-initialising", "err", err)
 			ready = false
 			continue
 		default:
@@ -115,7 +115,7 @@ func (r *runState) recover(ctx context.Context) error {
 				if ctx.Err() != nil || errors.Is(err, ErrHalted) {
 					return err
 				}
-				d.lim.log(d.log, d.clk.Now(), "reset", slog.LevelError, "pn532: hardware reset failed", err)
+				d.lim.Log(d.log, d.clk.Now(), slog.LevelError, "reset", "pn532: hardware reset failed", "err", err)
 			}
 		}
 		fw, err := d.Init(ctx)
@@ -133,7 +133,7 @@ func (r *runState) recover(ctx context.Context) error {
 		if errors.Is(err, ErrHalted) {
 			return err
 		}
-		d.lim.log(d.log, d.clk.Now(), "init", slog.LevelError, "pn532: chip does not answer", err)
+		d.lim.Log(d.log, d.clk.Now(), slog.LevelError, "init", "pn532: chip does not answer", "err", err)
 		if !r.faulted {
 			r.faulted = true
 			if err := r.send(ctx, reader.Event{Health: &reader.Health{State: reader.Fault, Err: err}}); err != nil {
@@ -150,27 +150,4 @@ func backoff(o Opts, n int) time.Duration {
 		b *= 2
 	}
 	return min(b, o.MaxBackoff)
-}
-
-// limiter rate-limits log lines per key: the first is logged, repeats within
-// every are counted and the count goes with the next line logged.
-type limiter struct {
-	every time.Duration
-	last  map[string]time.Time
-	quiet map[string]int
-}
-
-func (l *limiter) log(log *slog.Logger, now time.Time, key string, level slog.Level, msg string, err error) {
-	if l.last == nil {
-		l.last = make(map[string]time.Time)
-		l.quiet = make(map[string]int)
-	}
-	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
-		l.quiet[key]++
-		return
-	}
-	l.last[key] = now
-	n := l.quiet[key]
-	l.quiet[key] = 0
-	log.Log(context.Background(), level, msg, "err", err, "suppressed", n)
 }
