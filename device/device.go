@@ -146,7 +146,6 @@ type snapshot struct {
 	readerErr   error
 	clockSynced bool
 	lastTapAt   time.Time
-	seq         int64
 }
 
 type lastTap struct {
@@ -328,7 +327,7 @@ func (c *Core) judge(ctx context.Context, tap reader.Tap, chip string) Decision 
 	d.Screen.Points = ev.Points
 	c.feedback(d)
 	c.mu.Lock()
-	c.snap.lastTapAt, c.snap.seq = tap.At, item.Seq
+	c.snap.lastTapAt = tap.At
 	c.mu.Unlock()
 	if c.uplink != nil {
 		c.uplink.Kick()
@@ -572,7 +571,6 @@ type Snapshot struct {
 	Display     string
 	ClockSynced bool
 	LastTapAt   time.Time
-	Seq         int64
 }
 
 // Snapshot returns the core's current state.
@@ -586,7 +584,7 @@ func (c *Core) Snapshot() Snapshot {
 		disp = "fault"
 	}
 	return Snapshot{EventID: s.eventID, Reader: s.reader, ReaderErr: s.readerErr, Display: disp,
-		ClockSynced: s.clockSynced, LastTapAt: s.lastTapAt, Seq: s.seq}
+		ClockSynced: s.clockSynced, LastTapAt: s.lastTapAt}
 }
 
 // Status is the contract's Status as far as the core knows it; the

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
 	"github.com/uitpas/tap-kiosk/provisioning"
+	"github.com/uitpas/tap-kiosk/queue"
 )
 
 // testConfig is a kiosk with the simulated reader, in dir, on broker.
@@ -145,20 +145,11 @@ func BenchmarkTap(b *testing.B) {
 				lat = append(lat, time.Since(t0))
 				i++
 			}
-			p50, p99 := percentiles(lat)
-			b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
-			b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+			l := queue.Summarise(lat)
+			b.ReportMetric(float64(l.P50.Microseconds()), "p50-µs")
+			b.ReportMetric(float64(l.P99.Microseconds()), "p99-µs")
 		})
 	}
-}
-
-func percentiles(d []time.Duration) (p50, p99 time.Duration) {
-	if len(d) == 0 {
-		return 0, 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2], s[min(len(s)-1, len(s)*99/100)]
 }
 
 // TestEmulatedReaderSameCardAgain: the same card put on the emulated PN532

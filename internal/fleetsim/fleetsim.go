@@ -14,7 +14,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/uitpas/tap-kiosk/kiosk"
 	"github.com/uitpas/tap-kiosk/protocol"
 	"github.com/uitpas/tap-kiosk/provisioning"
+	"github.com/uitpas/tap-kiosk/queue"
 	"github.com/uitpas/tap-kiosk/reader"
 )
 
@@ -651,10 +651,10 @@ func (s *sim) reconcile(ctx context.Context) error {
 			sum.Duplicates += int64(n - 1)
 		}
 	}
-	slices.Sort(s.lat)
-	if n := len(s.lat); n > 0 {
-		sum.ResultP50Ms = float64(s.lat[n/2].Microseconds()) / 1000
-		sum.ResultP99Ms = float64(s.lat[min(n-1, n*99/100)].Microseconds()) / 1000
+	if len(s.lat) > 0 {
+		l := queue.Summarise(s.lat)
+		sum.ResultP50Ms = float64(l.P50.Microseconds()) / 1000
+		sum.ResultP99Ms = float64(l.P99.Microseconds()) / 1000
 	}
 	return nil
 }
