@@ -187,13 +187,22 @@ func (w *world) startKiosk() {
 
 func (w *world) waitFor(what string, timeout time.Duration, cond func() bool) {
 	w.t.Helper()
+	if !eventually(timeout, cond) {
+		w.t.Fatalf("timed out waiting for %s\nkioskd log tail:\n%s\ningest log tail:\n%s", what, tail(w.kioskd), tail(w.ingest))
+	}
+}
+
+// eventually polls cond until it holds or timeout passes, and says which.
+// Processes under test take their time; nothing here asserts how long.
+func eventually(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out waiting for %s\nkioskd log tail:\n%s\ningest log tail:\n%s", what, tail(w.kioskd), tail(w.ingest))
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }
 
 func tail(p *proc) string {

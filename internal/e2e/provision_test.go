@@ -102,13 +102,9 @@ func (w *tlsWorld) status() provStatus {
 
 func (w *tlsWorld) waitFor(what string, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			s, _ := statusAt(w.sock)
-			w.t.Fatalf("timed out waiting for %s\nstatus %+v\nkioskd:\n%s", what, s, tail(w.kioskd))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !eventually(20*time.Second, cond) {
+		s, _ := statusAt(w.sock)
+		w.t.Fatalf("timed out waiting for %s\nstatus %+v\nkioskd:\n%s", what, s, tail(w.kioskd))
 	}
 }
 

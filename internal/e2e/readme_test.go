@@ -265,17 +265,17 @@ func (h *harness) serve(args []string) error {
 		return nil
 	case "systemctl start kioskd":
 		h.kioskd = start(h.t, "kioskd", filepath.Join(h.root, "kioskd.log"), "-config", filepath.Join(h.root, "etc/kioskd/kioskd.toml"))
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			if h.kioskd.exited() {
-				return fmt.Errorf("kioskd exited:\n%s", h.kioskd.logText())
-			}
-			if _, err := h.statusErr(); err == nil {
-				return nil
-			}
-			time.Sleep(20 * time.Millisecond)
+		up := eventually(15*time.Second, func() bool {
+			_, err := h.statusErr()
+			return err == nil || h.kioskd.exited()
+		})
+		switch {
+		case h.kioskd.exited():
+			return fmt.Errorf("kioskd exited:\n%s", h.kioskd.logText())
+		case !up:
+			return fmt.Errorf("kioskd did not answer")
 		}
-		return fmt.Errorf("kioskd did not answer")
+		return nil
 	case "systemctl stop kioskd":
 		h.kioskd.stop(syscall.SIGTERM)
 		return nil
@@ -373,12 +373,8 @@ func (h *harness) status() provStatus {
 
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s\nstatus: %+v\nkioskd:\n%s\ningest:\n%s", what, h.status(), tail(h.kioskd), tail(h.ingest))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !eventually(20*time.Second, cond) {
+		h.t.Fatalf("timed out waiting for %s\nstatus: %+v\nkioskd:\n%s\ningest:\n%s", what, h.status(), tail(h.kioskd), tail(h.ingest))
 	}
 }
 
