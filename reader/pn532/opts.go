@@ -111,15 +111,11 @@ var DefaultOpts = Opts{
 	LogEvery:     time.Minute,
 }
 
-// withDefaults fills zero fields from DefaultOpts.
+// withDefaults fills zero (and nonsensical negative) fields from DefaultOpts.
 func (o Opts) withDefaults() Opts {
 	d := DefaultOpts
-	if o.Speed <= 0 {
-		o.Speed = d.Speed
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = d.PollInterval
-	}
+	orDefault(&o.Speed, d.Speed)
+	orDefault(&o.PollInterval, d.PollInterval)
 	switch {
 	case o.MaxRetries == 0:
 		o.MaxRetries = d.MaxRetries
@@ -128,44 +124,25 @@ func (o Opts) withDefaults() Opts {
 	case o.MaxRetries > 0xFE:
 		o.MaxRetries = 0xFE
 	}
-	if o.ACKTimeout <= 0 {
-		o.ACKTimeout = d.ACKTimeout
-	}
-	if o.ReplyTimeout <= 0 {
-		o.ReplyTimeout = d.ReplyTimeout
-	}
-	if o.Resends <= 0 {
-		o.Resends = d.Resends
-	}
-	if o.StatusPoll <= 0 {
-		o.StatusPoll = d.StatusPoll
-	}
-	if o.WakeHold <= 0 {
-		o.WakeHold = d.WakeHold
-	}
-	if o.AbsentCycles <= 0 {
-		o.AbsentCycles = d.AbsentCycles
-	}
-	if o.Backoff <= 0 {
-		o.Backoff = d.Backoff
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = d.MaxBackoff
-	}
-	if o.MaxBackoff < o.Backoff {
-		o.MaxBackoff = o.Backoff
-	}
-	if o.ResetAfter <= 0 {
-		o.ResetAfter = d.ResetAfter
-	}
-	if o.ResetPulse <= 0 {
-		o.ResetPulse = d.ResetPulse
-	}
-	if o.ResetSettle <= 0 {
-		o.ResetSettle = d.ResetSettle
-	}
-	if o.LogEvery <= 0 {
-		o.LogEvery = d.LogEvery
-	}
+	orDefault(&o.ACKTimeout, d.ACKTimeout)
+	orDefault(&o.ReplyTimeout, d.ReplyTimeout)
+	orDefault(&o.Resends, d.Resends)
+	orDefault(&o.StatusPoll, d.StatusPoll)
+	orDefault(&o.WakeHold, d.WakeHold)
+	orDefault(&o.AbsentCycles, d.AbsentCycles)
+	orDefault(&o.Backoff, d.Backoff)
+	orDefault(&o.MaxBackoff, d.MaxBackoff)
+	o.MaxBackoff = max(o.MaxBackoff, o.Backoff)
+	orDefault(&o.ResetAfter, d.ResetAfter)
+	orDefault(&o.ResetPulse, d.ResetPulse)
+	orDefault(&o.ResetSettle, d.ResetSettle)
+	orDefault(&o.LogEvery, d.LogEvery)
 	return o
+}
+
+// orDefault sets *v to def when it is zero or negative.
+func orDefault[T ~int | ~int64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
