@@ -69,7 +69,6 @@ type Kiosk struct {
 	health  []func() error // display and indicator health
 	stopped chan struct{}  // closed when Run returns
 	ctl     *control.Server
-	ctlMu   sync.Mutex
 }
 
 // New builds a kiosk. Nothing runs until Run.
@@ -224,7 +223,7 @@ func (k *Kiosk) Run(ctx context.Context) error {
 		if err := os.MkdirAll(filepath.Dir(k.cfg.Control.Socket), 0o700); err != nil {
 			return fmt.Errorf("kiosk: control socket dir: %w", err)
 		}
-		ctl, err := control.Listen(k.cfg.Control.Socket, k.handle, k.log)
+		ctl, err := control.Listen(k.cfg.Control.Socket, k.handle)
 		if err != nil {
 			return fmt.Errorf("kiosk: %w", err)
 		}

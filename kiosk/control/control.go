@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -44,15 +43,14 @@ func Fail(format string, a ...any) ErrorReply {
 
 // Server serves a control socket.
 type Server struct {
-	ln  net.Listener
-	h   Handler
-	log *slog.Logger
-	wg  sync.WaitGroup
+	ln net.Listener
+	h  Handler
+	wg sync.WaitGroup
 }
 
 // Listen creates the socket at path (replacing a stale one left by a crash)
 // with mode 0600.
-func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
+func Listen(path string, h Handler) (*Server, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("control: %s exists and is not a socket", path)
@@ -73,7 +71,7 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control: chmod: %w", err)
 	}
-	return &Server{ln: ln, h: h, log: log}, nil
+	return &Server{ln: ln, h: h}, nil
 }
 
 // Serve accepts connections until ctx is done, then waits for the open ones.

@@ -15,7 +15,7 @@ import (
 func serve(t *testing.T, h Handler) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "c.sock")
-	s, err := Listen(path, h, nil)
+	s, err := Listen(path, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,18 +81,18 @@ func TestStaleSocketReplacedLiveOneRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A live listener: a second kioskd must not steal its socket.
-	if _, err := Listen(path, echo, nil); err == nil || !strings.Contains(err.Error(), "another kioskd") {
+	if _, err := Listen(path, echo); err == nil || !strings.Contains(err.Error(), "another kioskd") {
 		t.Fatalf("live socket: %v", err)
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close() // now stale, as after a crash
-	s, err := Listen(path, echo, nil)
+	s, err := Listen(path, echo)
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
 	s.Close()
 	os.WriteFile(path, []byte("x"), 0o600)
-	if _, err := Listen(path, echo, nil); err == nil {
+	if _, err := Listen(path, echo); err == nil {
 		t.Fatal("a regular file was replaced")
 	}
 }
