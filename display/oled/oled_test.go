@@ -153,11 +153,6 @@ func TestI2CBytes(t *testing.T) {
 	}
 }
 
-// dcPin records the D/C level at each SPI transaction.
-type dcPin struct {
-	gpiotest.Pin
-}
-
 func TestSPIBytes(t *testing.T) {
 	a := render_(t, fault)
 	ops := []conntest.IO{{W: initCmd}}
