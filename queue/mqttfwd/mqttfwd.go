@@ -288,14 +288,18 @@ func (f *Forwarder) Run(ctx context.Context) error {
 // last connect calls for. paho calls it before each connection attempt and,
 // unlike the dialer, before it starts the attempt's connect timeout: a wait
 // in the dialer longer than that timeout would fail every attempt after it.
+//
+// The wait paces real network attempts against paho's real deadlines, so it
+// runs on real time, not the injected clock: a test that fakes the clock for
+// the retry and status timers must not be able to wedge its own reconnect.
 func (f *Forwarder) beforeAttempt(_ *url.URL, tc *tls.Config) *tls.Config {
 	n := f.attempts.Add(1) - 1
 	if n > 0 {
 		d := f.backoff(n)
 		f.log.Debug("mqttfwd: reconnect backoff", "attempt", n, "wait", d)
-		t := f.clk.NewTimer(d)
+		t := time.NewTimer(d)
 		select {
-		case <-t.C():
+		case <-t.C:
 		case <-f.runCtx.Done():
 			t.Stop()
 		}

@@ -503,3 +503,20 @@ func TestReconnectAfterBackoffLongerThanConnectTimeout(t *testing.T) {
 	br.Start()
 	waitFor(t, "reconnected after the outage", r.f.Connected)
 }
+
+// TestReconnectUnderFakeClock: the reconnect backoff runs on real time, so a
+// forwarder whose clock is faked (for its retry and status timers) still
+// connects once the broker is there, without the test advancing the clock.
+func TestReconnectUnderFakeClock(t *testing.T) {
+	br := testbroker.Start(t)
+	if br.Kind != "mosquitto" {
+		t.Skip("needs a broker that restarts")
+	}
+	br.Stop() // the first attempts fail
+	fc := clock.NewFake(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC))
+	r := newRig(t, br, mqttfwd.Opts{Clock: fc})
+	r.run()
+	time.Sleep(300 * time.Millisecond) // several failed attempts, each followed by a backoff
+	br.Start()
+	waitFor(t, "connected without the fake clock moving", r.f.Connected)
+}
