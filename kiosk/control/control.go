@@ -96,7 +96,12 @@ func (s *Server) Serve(ctx context.Context) error {
 
 func (s *Server) conn(ctx context.Context, c net.Conn) {
 	defer c.Close()
-	go func() { <-ctx.Done(); c.SetDeadline(time.Now()) }()
+	// Unblock a read or write in progress when the server stops. AfterFunc
+	// registers no goroutine until ctx is done, and stop unregisters it when
+	// the connection ends first: a goroutine per connection waiting on ctx
+	// would live until kioskd stops (one per status call of a monitor).
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
 	r := bufio.NewReaderSize(c, 4096)
 	enc := json.NewEncoder(c)
 	enc.SetEscapeHTML(false)

@@ -7,9 +7,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 )
 
 func serve(t *testing.T, h Handler) string {
@@ -94,5 +97,32 @@ func TestStaleSocketReplacedLiveOneRefused(t *testing.T) {
 	os.WriteFile(path, []byte("x"), 0o600)
 	if _, err := Listen(path, echo); err == nil {
 		t.Fatal("a regular file was replaced")
+	}
+}
+
+// Every connection's goroutines end with the connection: a monitoring loop
+// calling status for months must not grow kioskd.
+func TestNoGoroutinePerClosedConnection(t *testing.T) {
+	path := serve(t, echo)
+	call := func() {
+		if _, err := Call(context.Background(), path, Request{Op: "status"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call() // warm up: the listener's own goroutines exist
+	before := runtime.NumGoroutine()
+	const n = 2000
+	for range n {
+		call()
+	}
+	// The server closes each connection after the client has gone; give the
+	// last handlers a moment to return.
+	var after int
+	waitfor.Cond(t, "connection goroutines to end", func() bool {
+		after = runtime.NumGoroutine()
+		return after <= before+5
+	})
+	if after > before+5 {
+		t.Fatalf("%d goroutines before, %d after %d connections", before, after, n)
 	}
 }
