@@ -131,6 +131,7 @@ type Core struct {
 	waiters  map[string][]chan Decision
 	idleScr  func() *display.Screen
 	dispHlth func() error
+	indHlth  func() error
 
 	// Owned by the tap loop.
 	event   Event
@@ -138,6 +139,7 @@ type Core struct {
 	current Decision // the tap screen up now, if onScreen
 	onScr   bool
 	dispOK  bool // the display's health at the last housekeeping
+	indOK   bool // the buzzer and LED's, likewise
 }
 
 type snapshot struct {
@@ -182,7 +184,7 @@ func New(o Opts, ob Outbox, disp display.Display, ind display.Indicator) *Core {
 	}
 	c := &Core{o: o, ob: ob, disp: disp, ind: ind, log: o.Logger,
 		results: make(chan protocol.Result, 256), calls: make(chan func(), 16),
-		waiters: map[string][]chan Decision{}, event: o.Event, dispOK: true}
+		waiters: map[string][]chan Decision{}, event: o.Event, dispOK: true, indOK: true}
 	c.snap.eventID = o.Event.ID
 	if o.Host != nil {
 		c.snap.clockSynced = o.Host.ClockSynced()
@@ -205,6 +207,15 @@ func (c *Core) SetIdleOverride(f func() *display.Screen) {
 func (c *Core) SetDisplayHealth(f func() error) {
 	c.mu.Lock()
 	c.dispHlth = f
+	c.mu.Unlock()
+}
+
+// SetIndicatorHealth gives the core a way to ask the buzzer and LED for
+// their health (reported apart from the display's: a kiosk without its
+// buzzer still shows every answer).
+func (c *Core) SetIndicatorHealth(f func() error) {
+	c.mu.Lock()
+	c.indHlth = f
 	c.mu.Unlock()
 }
 
@@ -461,18 +472,24 @@ func (c *Core) housekeep() {
 	}
 	clockChanged := synced != c.snap.clockSynced
 	c.snap.clockSynced = synced
-	dh := c.dispHlth
+	dh, ih := c.dispHlth, c.indHlth
 	c.mu.Unlock()
-	dispOK := dh == nil || dh() == nil
-	dispChanged := dispOK != c.dispOK
-	c.dispOK = dispOK
+	dispErr := healthOf(dh)
+	dispChanged := (dispErr == nil) != c.dispOK
+	c.dispOK = dispErr == nil
+	indErr := healthOf(ih)
+	indChanged := (indErr == nil) != c.indOK
+	c.indOK = indErr == nil
 	if clockChanged {
 		c.log.Info("clock synchronisation changed", "synced", synced)
 	}
 	if dispChanged {
-		c.log.Warn("display health changed", "ok", dispOK)
+		c.log.Warn("display health changed", "ok", c.dispOK, "err", dispErr)
 	}
-	if (clockChanged || dispChanged) && c.uplink != nil {
+	if indChanged {
+		c.log.Warn("buzzer/LED health changed", "ok", c.indOK, "err", indErr)
+	}
+	if (clockChanged || dispChanged || indChanged) && c.uplink != nil {
 		c.uplink.StatusChanged()
 	}
 }
@@ -563,12 +580,27 @@ func (c *Core) deliver(d Decision) {
 	}
 }
 
+func healthOf(f func() error) error {
+	if f == nil {
+		return nil
+	}
+	return f()
+}
+
+func okOrFault(err error) string {
+	if err != nil {
+		return "fault"
+	}
+	return "ok"
+}
+
 // Snapshot is the state other goroutines may read.
 type Snapshot struct {
 	EventID     string
 	Reader      reader.State
 	ReaderErr   error
-	Display     string
+	Display     string // "ok" | "fault"
+	Indicator   string // "ok" | "fault" (buzzer and LED)
 	ClockSynced bool
 	LastTapAt   time.Time
 }
@@ -577,14 +609,10 @@ type Snapshot struct {
 func (c *Core) Snapshot() Snapshot {
 	c.mu.Lock()
 	s := c.snap
-	dh := c.dispHlth
+	dh, ih := c.dispHlth, c.indHlth
 	c.mu.Unlock()
-	disp := "ok"
-	if dh != nil && dh() != nil {
-		disp = "fault"
-	}
-	return Snapshot{EventID: s.eventID, Reader: s.reader, ReaderErr: s.readerErr, Display: disp,
-		ClockSynced: s.clockSynced, LastTapAt: s.lastTapAt}
+	return Snapshot{EventID: s.eventID, Reader: s.reader, ReaderErr: s.readerErr, Display: okOrFault(healthOf(dh)),
+		Indicator: okOrFault(healthOf(ih)), ClockSynced: s.clockSynced, LastTapAt: s.lastTapAt}
 }
 
 // Status is the contract's Status as far as the core knows it; the
@@ -592,7 +620,7 @@ func (c *Core) Snapshot() Snapshot {
 func (c *Core) Status() protocol.Status {
 	s := c.Snapshot()
 	st := protocol.Status{Online: true, DeviceID: c.o.DeviceID, Version: c.o.Version, EventID: s.EventID,
-		ClockSynced: s.ClockSynced, Reader: s.Reader.String(), Display: s.Display}
+		ClockSynced: s.ClockSynced, Reader: s.Reader.String(), Display: s.Display, Indicator: s.Indicator}
 	if !s.LastTapAt.IsZero() {
 		st.LastTapAt = protocol.FormatTime(s.LastTapAt)
 	}

@@ -2,6 +2,7 @@ package kiosk
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/uitpas/tap-kiosk/display"
@@ -31,6 +32,8 @@ type StatusReply struct {
 	MQTT           string `json:"mqtt"`
 	Reader         string `json:"reader"`
 	Display        string `json:"display"`
+	Indicator      string `json:"indicator"`
+	Storage        string `json:"storage"`
 	ClockSynced    bool   `json:"clockSynced"`
 	EventID        string `json:"eventId"`
 	Seq            int64  `json:"seq"`
@@ -61,13 +64,17 @@ func (k *Kiosk) handle(ctx context.Context, req control.Request) any {
 		return k.status(ctx)
 	case "reload":
 		return k.reload(ctx)
+	case "queue-recover":
+		return k.queueRecover(ctx)
+	case "queue-reset":
+		return k.queueReset(ctx, req.Force)
 	case "identify":
 		k.core.Identify()
 		return struct {
 			OK bool `json:"ok"`
 		}{true}
 	}
-	return control.Fail("unknown op %q (tap, status, identify, reload)", req.Op)
+	return control.Fail("unknown op %q (tap, status, identify, reload, queue-recover, queue-reset)", req.Op)
 }
 
 func (k *Kiosk) handleTap(ctx context.Context, chip string) any {
@@ -102,6 +109,7 @@ func (k *Kiosk) status(ctx context.Context) any {
 	snap := k.core.Snapshot()
 	r := StatusReply{OK: true, DeviceID: k.cfg.DeviceID, Version: k.o.Version, Pending: st.Pending,
 		QueueBytes: st.Bytes, MQTT: "disconnected", Reader: snap.Reader.String(), Display: snap.Display,
+		Indicator: snap.Indicator, Storage: "ok",
 		ClockSynced: snap.ClockSynced, EventID: snap.EventID, Seq: st.LastSeq}
 	if !st.OldestQueuedAt.IsZero() {
 		r.OldestPendingS = int64(k.o.Clock.Now().Sub(st.OldestQueuedAt) / time.Second)
@@ -115,6 +123,15 @@ func (k *Kiosk) status(ctx context.Context) any {
 		}
 	}
 	k.provStatus(&r)
+	if f, warn := k.storage.get(); f != nil {
+		r.Storage = "fault"
+		r.Warnings = append(r.Warnings, fmt.Sprintf("queue set aside as %s (%s); taps refused: run `kioskctl queue recover` or `kioskctl queue reset -force`", f.Aside, f.Reason))
+	} else if warn != "" {
+		r.Warnings = append(r.Warnings, warn)
+	}
+	if snap.Reader == reader.Fault && snap.ReaderErr != nil {
+		r.Warnings = append(r.Warnings, "reader: "+snap.ReaderErr.Error())
+	}
 	if !snap.LastTapAt.IsZero() {
 		r.LastTapAt = protocol.FormatTime(snap.LastTapAt)
 	}

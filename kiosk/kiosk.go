@@ -65,14 +65,18 @@ type Kiosk struct {
 	pres    reader.Presenter
 	disp    display.Display
 	ind     display.Indicator
-	halt    []func() error // hardware to release at the end, in order
-	health  []func() error // display and indicator health
+	halt      []func() error // hardware to release at the end, in order
+	health    []func() error // display health
+	indHealth func() error   // buzzer and LED health
+	gate      gateOutbox     // the outbox as the core sees it (storage.go)
+	storage   storageState   // storage.go
 	stopped chan struct{}  // closed when Run returns
 	ctl     *control.Server
 }
 
-// New builds a kiosk. Nothing runs until Run.
-func New(cfg provisioning.Config, o Opts) (k *Kiosk, err error) {
+// New builds a kiosk. Nothing runs until Run. An error names the file,
+// device or key that is wrong; whatever was opened before it is released.
+func New(cfg provisioning.Config, o Opts) (*Kiosk, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
@@ -85,37 +89,38 @@ func New(cfg provisioning.Config, o Opts) (k *Kiosk, err error) {
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
 	}
-	k = &Kiosk{cfg: cfg, o: o, log: o.Logger, stopped: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			k.release()
-		}
-	}()
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("kiosk: state_dir: %w", err)
-	}
-	k.ob, err = queue.Open(cfg.QueuePath(), queue.Opts{MaxBytes: cfg.Queue.MaxBytes,
-		MinFreeBytes: cfg.Queue.MinFreeBytes, Clock: o.Clock, Logger: o.Logger.With("part", "queue")})
-	if err != nil {
-		return nil, fmt.Errorf("kiosk: %w", err)
-	}
-	k.halt = append(k.halt, k.ob.Close)
-	if err := k.openReader(); err != nil {
+	k := &Kiosk{cfg: cfg, o: o, log: o.Logger, stopped: make(chan struct{})}
+	if err := k.build(); err != nil {
+		k.release()
 		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Kiosk) build() error {
+	cfg, o := k.cfg, k.o
+	if err := checkStateDir(cfg.StateDir); err != nil {
+		return err
+	}
+	if err := k.openQueue(); err != nil {
+		return err
+	}
+	if err := k.openReader(); err != nil {
+		return err
 	}
 	if err := k.openDisplay(); err != nil {
-		return nil, err
+		return err
 	}
 	ev, err := localEvent(cfg.Event)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if ev, err = k.setupIdentity(ev); err != nil {
-		return nil, err
+		return err
 	}
 	k.core = device.New(device.Opts{DeviceID: cfg.DeviceID, Version: o.Version, Event: ev,
 		Debounce: cfg.Tap.Debounce, Hold: cfg.Tap.Hold, Location: cfg.Location(), Lang: cfg.Display.Lang,
-		Clock: o.Clock, Host: o.Host, Logger: o.Logger.With("part", "core"), OnTick: o.OnTick}, k.ob, k.disp, k.ind)
+		Clock: o.Clock, Host: o.Host, Logger: o.Logger.With("part", "core"), OnTick: o.OnTick}, &k.gate, k.disp, k.ind)
 	k.core.SetDisplayHealth(func() error {
 		for _, h := range k.health {
 			if err := h(); err != nil {
@@ -124,12 +129,50 @@ func New(cfg provisioning.Config, o Opts) (k *Kiosk, err error) {
 		}
 		return nil
 	})
-	k.core.SetIdleOverride(k.provisioningScreen)
+	if k.indHealth != nil {
+		k.core.SetIndicatorHealth(k.indHealth)
+	}
+	k.core.SetIdleOverride(k.idleOverride)
 	if err := k.firstForwarder(); err != nil {
-		return nil, err
+		return err
 	}
 	k.core.SetUplink(&k.up)
-	return k, nil
+	return nil
+}
+
+// checkStateDir makes sure state_dir is a directory kioskd can write: a
+// file in its place, a read-only mount or another owner would otherwise
+// surface as SQLite's "unable to open database file".
+func checkStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("kiosk: state_dir %s: %w", dir, unwrapPath(err))
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("kiosk: state_dir %s: %w", dir, unwrapPath(err))
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("kiosk: state_dir %s: not a directory", dir)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("kiosk: state_dir %s: not writable by this user (uid %d): %w", dir, os.Getuid(), unwrapPath(err))
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("kiosk: state_dir %s: %w", dir, unwrapPath(err))
+	}
+	return nil
+}
+
+// unwrapPath drops the *PathError's own path (the message names it already).
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // localEvent turns the [event] table into the core's event.

@@ -27,7 +27,7 @@ func testConfig(tb testing.TB, dir, broker string) provisioning.Config {
 	c.Tap.Debounce = 0
 	c.Control.Socket = filepath.Join(dir, "control.sock")
 	c.MQTT.Broker, c.MQTT.AllowInsecure = broker, true
-	c.Display.SpaarcodeEvery = 0
+	c.Display.SpaarcodeEvery = -1 // no idle ⇄ spaarcode alternation
 	if err := c.Validate(); err != nil {
 		tb.Fatal(err)
 	}

@@ -368,7 +368,7 @@ func (k *Kiosk) reloadLink(ctx context.Context) (reloadReply, bool) {
 			}
 		}
 	}
-	k.core.SetIdleOverride(k.provisioningScreen)
+	k.core.SetIdleOverride(k.idleOverride)
 	k.core.RefreshIdle(ctx)
 	return r, true
 }
@@ -396,6 +396,10 @@ func (k *Kiosk) certDays() (int, bool) {
 // statusPayload is the core's Status with the certificate's days left.
 func (k *Kiosk) statusPayload() protocol.Status {
 	s := k.core.Status()
+	s.Storage = "ok"
+	if f, _ := k.storage.get(); f != nil {
+		s.Storage = "fault"
+	}
 	if d, ok := k.certDays(); ok {
 		s.CertExpiresInDays = &d
 	}

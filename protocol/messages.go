@@ -121,8 +121,14 @@ type Status struct {
 	ClockSynced    bool   `json:"clockSynced"`
 	Reader         string `json:"reader"`
 	Display        string `json:"display"`
-	LastTapAt      string `json:"lastTapAt,omitempty"`
-	At             string `json:"at"`
+	// Indicator and Storage are optional additions: the buzzer/LED's health
+	// ("ok" | "fault"), and the queue's ("ok" | "fault": an unusable queue
+	// database was set aside and taps are refused until a technician
+	// recovers or resets it).
+	Indicator string `json:"indicator,omitempty"`
+	Storage   string `json:"storage,omitempty"`
+	LastTapAt string `json:"lastTapAt,omitempty"`
+	At        string `json:"at"`
 	// CertExpiresInDays is an optional addition: days until the client
 	// certificate expires (absent without TLS).
 	CertExpiresInDays *int `json:"certExpiresInDays,omitempty"`

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/uitpas/tap-kiosk/internal/gpioline"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
 
@@ -185,13 +187,29 @@ func Parse(name string, b []byte) (Config, error) {
 		return Config{}, &KeyError{File: name, Key: und[0].String(), What: "unknown key"}
 	}
 	c.Path = name
+	// A duration must be written as one ("3s"): TOML's bare 3 would decode
+	// as 3 ns and pass as a value.
+	for _, k := range durationKeys {
+		if md.IsDefined(k...) && md.Type(k...) != "String" {
+			return Config{}, &KeyError{File: name, Key: strings.Join(k, "."),
+				What: fmt.Sprintf("a %s, want a duration in quotes such as \"3s\" or \"500ms\"", strings.ToLower(md.Type(k...)))}
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
 }
 
-// Validate checks every key and says which is wrong.
+// durationKeys are the keys decoded into time.Duration.
+var durationKeys = [][]string{{"tap", "debounce"}, {"tap", "hold"}, {"display", "spaarcode_every"}, {"mqtt", "retry_after"}}
+
+// MinFreeFloor is the least queue.min_free_bytes may be: below it the
+// queue's own deletes and checkpoints could not be sure of room.
+const MinFreeFloor = 4 << 20
+
+// Validate checks every key and says which is wrong, before anything opens:
+// a key that only hardware would reject at start is checked here too.
 func (c *Config) Validate() error {
 	bad := func(key, format string, a ...any) error {
 		return &KeyError{File: c.Path, Key: key, What: fmt.Sprintf(format, a...)}
@@ -209,16 +227,16 @@ func (c *Config) Validate() error {
 		return bad("time_zone", "%q is not a known time zone", c.TimeZone)
 	}
 	e := c.Event
-	if e.ID != "" {
-		if !protocol.ValidPeriod(e.Period) {
-			return bad("event.period", "%q is not one of ABSOLUTE, DAY, WEEK, MONTH, QUARTER, YEAR", e.Period)
-		}
-		if e.Volume < 1 {
-			return bad("event.volume", "%d: must be at least 1", e.Volume)
-		}
-		if e.Points < 0 {
-			return bad("event.points", "%d: must not be negative", e.Points)
-		}
+	// Checked with or without event.id: a remote config may later bring the
+	// id, but a wrong value written here is wrong all the same.
+	if !protocol.ValidPeriod(e.Period) {
+		return bad("event.period", "%q is not one of ABSOLUTE, DAY, WEEK, MONTH, QUARTER, YEAR", e.Period)
+	}
+	if e.Volume < 1 {
+		return bad("event.volume", "%d: must be at least 1", e.Volume)
+	}
+	if e.Points < 0 || e.Points > 1000 {
+		return bad("event.points", "%d: must be 0 to 1000", e.Points)
 	}
 	for _, k := range []struct{ key, v string }{{"event.valid_from", e.ValidFrom}, {"event.valid_until", e.ValidUntil}} {
 		if k.v != "" {
@@ -237,6 +255,22 @@ func (c *Config) Validate() error {
 	}
 	if c.Tap.Hold < 500*time.Millisecond || c.Tap.Hold > time.Minute {
 		return bad("tap.hold", "%s: must be between 500ms and 1m", c.Tap.Hold)
+	}
+	for _, l := range []struct{ key, v string }{{"reader.irq", c.Reader.IRQ}, {"reader.reset", c.Reader.Reset},
+		{"display.buzzer", c.Display.Buzzer}, {"display.led", c.Display.LED}, {"display.dc", c.Display.DC}} {
+		if l.v == "" {
+			continue
+		}
+		spec, err := gpioline.Parse(l.v)
+		if err != nil {
+			return bad(l.key, "%q: %v", l.v, errors.Unwrap(err))
+		}
+		if l.key == "display.dc" && spec.Name == "" {
+			return bad(l.key, "%q: the SSD1306's D/C line is given by name, e.g. GPIO27", l.v)
+		}
+	}
+	if c.Display.Buzzer != "" && c.Display.Buzzer == c.Display.LED {
+		return bad("display.led", "%q is also display.buzzer", c.Display.LED)
 	}
 	switch c.Reader.Driver {
 	case "sim", "pn532-emulated":
@@ -258,8 +292,27 @@ func (c *Config) Validate() error {
 			return bad("display.dir", "missing: the png display writes there")
 		}
 	case "ssd1306":
-		if d.Bus != "i2c" && d.Bus != "spi" {
+		switch d.Bus {
+		case "i2c":
+			if d.I2CBus == "" {
+				return bad("display.i2c_bus", "missing (e.g. /dev/i2c-1)")
+			}
+			// 7-bit addresses; 0x00-0x02 and 0x78-0x7f are reserved.
+			if d.I2CAddr < 0x03 || d.I2CAddr > 0x77 {
+				return bad("display.i2c_addr", "%#x: a 7-bit I2C address is 0x03 to 0x77 (the SSD1306 is 0x3c or 0x3d)", d.I2CAddr)
+			}
+		case "spi":
+			if d.SPIDev == "" {
+				return bad("display.spi", "missing (e.g. /dev/spidev0.1)")
+			}
+			if d.DC == "" {
+				return bad("display.dc", "missing: the SSD1306 on SPI needs its D/C line (e.g. GPIO27)")
+			}
+		default:
 			return bad("display.bus", "%q is not i2c or spi", d.Bus)
+		}
+		if d.Width > 128 || d.Height > 64 {
+			return bad("display.width", "%dx%d: the SSD1306 is at most 128x64", d.Width, d.Height)
 		}
 	default:
 		return bad("display.driver", "%q is not one of ssd1306, terminal, png, none", d.Driver)
@@ -269,8 +322,16 @@ func (c *Config) Validate() error {
 	default:
 		return bad("display.lang", "%q is not one of nl, fr, en", d.Lang)
 	}
-	if d.Width <= 0 || d.Height <= 0 || d.Width%8 != 0 || d.Height%8 != 0 {
-		return bad("display.width", "%dx%d: both must be positive multiples of 8", d.Width, d.Height)
+	if d.Width <= 0 || d.Height <= 0 || d.Width%8 != 0 || d.Height%8 != 0 || d.Width > 1024 || d.Height > 1024 {
+		return bad("display.width", "%dx%d: both must be multiples of 8, 8 to 1024", d.Width, d.Height)
+	}
+	// Negative turns the alternation off (the fleet simulator, tests); 0 is
+	// refused rather than read as off: it is more likely a slip.
+	if d.SpaarcodeEvery >= 0 && (d.SpaarcodeEvery < 2*time.Second || d.SpaarcodeEvery > time.Hour) {
+		return bad("display.spaarcode_every", "%s: must be between 2s and 1h (or negative: no spaarcode)", d.SpaarcodeEvery)
+	}
+	if _, _, err := ParseNight(d.Night); err != nil {
+		return bad("display.night", "%q: want HH:MM-HH:MM, e.g. 22:00-07:00", d.Night)
 	}
 	if c.Control.Socket == "" {
 		return bad("control.socket", "missing")
@@ -296,6 +357,9 @@ func (c *Config) Validate() error {
 	if m.TopicPrefix == "" || strings.ContainsAny(m.TopicPrefix, "+#") || strings.HasSuffix(m.TopicPrefix, "/") {
 		return bad("mqtt.topic_prefix", "%q: must be non-empty, without + # or a trailing /", m.TopicPrefix)
 	}
+	if (m.CertFile == "") != (m.KeyFile == "") {
+		return bad("mqtt.cert_file", "cert_file and key_file go together (this device's certificate and its key)")
+	}
 	if m.Window < 1 || m.Window > 65535 {
 		return bad("mqtt.window", "%d: must be 1 to 65535", m.Window)
 	}
@@ -305,8 +369,8 @@ func (c *Config) Validate() error {
 	if c.Queue.MaxBytes < 1<<20 {
 		return bad("queue.max_bytes", "%d: must be at least 1 MiB", c.Queue.MaxBytes)
 	}
-	if c.Queue.MinFreeBytes < 0 {
-		return bad("queue.min_free_bytes", "must not be negative")
+	if c.Queue.MinFreeBytes < MinFreeFloor {
+		return bad("queue.min_free_bytes", "%d: must be at least %d (4 MiB): the queue needs that room to drain a full disk", c.Queue.MinFreeBytes, MinFreeFloor)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -314,6 +378,37 @@ func (c *Config) Validate() error {
 		return bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	return nil
+}
+
+// ParseNight reads display.night, "22:00-07:00", into the times of day the
+// panel dims and brightens again; "" is no night.
+func ParseNight(s string) (from, to time.Duration, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	bad := fmt.Errorf("provisioning: display.night %q: want HH:MM-HH:MM, e.g. 22:00-07:00", s)
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, bad
+	}
+	parse := func(hm string) (time.Duration, bool) {
+		h, m, ok := strings.Cut(strings.TrimSpace(hm), ":")
+		if !ok || len(h) < 1 || len(h) > 2 || len(m) != 2 {
+			return 0, false
+		}
+		hh, err1 := strconv.Atoi(h)
+		mm, err2 := strconv.Atoi(m)
+		if err1 != nil || err2 != nil || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
+			return 0, false
+		}
+		return time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute, true
+	}
+	f, ok1 := parse(a)
+	t, ok2 := parse(b)
+	if !ok1 || !ok2 || f == t {
+		return 0, 0, bad
+	}
+	return f, t, nil
 }
 
 // Location returns the configured time zone (validated by Load).

@@ -84,3 +84,83 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// Keys that used to pass Validate and failed only when hardware opened, or
+// silently meant something else.
+func TestValidateEveryKey(t *testing.T) {
+	base := strings.Replace(good, "[event]\nid = \"evt-7781\"\n", "[event]\n", 1) // no event.id
+	cases := []struct{ section, body, key string }{
+		{"tap", "debounce = 3", "tap.debounce"},
+		{"tap", "hold = 4000", "tap.hold"},
+		{"display", "spaarcode_every = \"0s\"", "display.spaarcode_every"},
+		{"display", "night = \"late\"", "display.night"},
+		{"display", "night = \"22:00-22:00\"", "display.night"},
+		{"display", "buzzer = \"GPIO 18\"", "display.buzzer"},
+		{"display", "led = \"23\"", "display.led"},
+		{"display", "buzzer = \"GPIO18\"\nled = \"GPIO18\"", "display.led"},
+		{"display", "driver = \"ssd1306\"\ni2c_addr = 0x13c", "display.i2c_addr"},
+		{"display", "driver = \"ssd1306\"\ni2c_addr = 0", "display.i2c_addr"},
+		{"display", "driver = \"ssd1306\"\nbus = \"spi\"\nspi = \"/dev/spidev0.1\"", "display.dc"},
+		{"display", "driver = \"ssd1306\"\nwidth = 256", "display.width"},
+		{"reader", "irq = \"25\"", "reader.irq"},
+		{"reader", "reset = \"gpiochip0:\"", "reader.reset"},
+		{"event", "period = \"DAILY\"", "event.period"},
+		{"event", "volume = 0", "event.volume"},
+		{"queue", "min_free_bytes = 0", "queue.min_free_bytes"},
+		{"mqtt", "retry_after = 30", "mqtt.retry_after"},
+		{"mqtt", "cert_file = \"/etc/kioskd/me.crt\"", "mqtt.cert_file"},
+	}
+	for _, tc := range cases {
+		doc := addToSection(base, tc.section, tc.body)
+		_, err := Parse("kioskd.toml", []byte(doc))
+		var ke *KeyError
+		if !errors.As(err, &ke) || ke.Key != tc.key {
+			t.Errorf("[%s] %s: got %v, want an error naming %s", tc.section, tc.body, err, tc.key)
+		}
+	}
+	// And what is right passes, names included.
+	ok := addToSection(addToSection(base, "display", "night = \"22:00-07:00\"\nbuzzer = \"GPIO18\"\nled = \"gpiochip0:23\""),
+		"reader", "irq = \"GPIO25\"\nreset = \"gpiochip4:GPIO24\"")
+	if _, err := Parse("kioskd.toml", []byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addToSection puts body at the start of [section], adding the section when
+// the document has none; a key already there is replaced.
+func addToSection(doc, section, body string) string {
+	head := "[" + section + "]\n"
+	i := strings.Index(doc, head)
+	if i < 0 {
+		return doc + "\n" + head + body + "\n"
+	}
+	rest := doc[i+len(head):]
+	for _, line := range strings.Split(body, "\n") {
+		k, _, _ := strings.Cut(line, "=")
+		var kept []string
+		for _, l := range strings.Split(rest, "\n") {
+			if strings.HasPrefix(l, "[") {
+				kept = append(kept, l)
+				continue
+			}
+			if lk, _, ok := strings.Cut(l, "="); ok && strings.TrimSpace(lk) == strings.TrimSpace(k) {
+				continue
+			}
+			kept = append(kept, l)
+		}
+		rest = strings.Join(kept, "\n")
+	}
+	return doc[:i] + head + body + "\n" + rest
+}
+
+func TestParseNight(t *testing.T) {
+	f, to, err := ParseNight("22:30-07:00")
+	if err != nil || f != 22*time.Hour+30*time.Minute || to != 7*time.Hour {
+		t.Fatalf("%v %v %v", f, to, err)
+	}
+	for _, s := range []string{"late", "22-07", "24:00-07:00", "22:00-7:0", "22:00-"} {
+		if _, _, err := ParseNight(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}

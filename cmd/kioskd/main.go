@@ -61,7 +61,7 @@ func run(args []string, stderr io.Writer) int {
 	cfg, err := provisioning.Load(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "kioskd: %v\n", err)
-		return 2
+		return exitConfig
 	}
 	log := slog.New(newLogHandler(stderr, logOpts{Level: parseLevel(cfg.Log.Level),
 		Journal: journalStream(os.Getenv("JOURNAL_STREAM"), stderrID)}))
@@ -77,21 +77,26 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	svc := &service{n: notify, log: log, now: time.Now, start: time.Now(), wedge: wedge, cfg: cfg}
+	fails := startFailures{dir: os.Getenv("RUNTIME_DIRECTORY")}
+	if i := strings.IndexByte(fails.dir, ':'); i >= 0 {
+		fails.dir = fails.dir[:i] // several directories: the first is ours
+	}
 	k, err := kiosk.New(cfg, kiosk.Opts{Version: version, Logger: log,
-		OnReady: func() { svc.ready(ctx) },
+		OnReady: func() { fails.ok(); svc.ready(ctx) },
 		OnTick:  svc.tick,
 	})
 	if err != nil {
-		log.Error("cannot start", "err", err)
-		notify.Status("cannot start: " + err.Error())
-		return 1
+		return svc.cannotStart(ctx, fails, err)
 	}
 	svc.k = k
 	err = k.Run(ctx)
 	notify.Stopping()
 	if err != nil {
+		if !svc.readied {
+			return svc.cannotStart(ctx, fails, err)
+		}
 		log.Error("stopped", "err", err)
-		return 1
+		return exitFailed
 	}
 	log.Info("stopped")
 	return 0

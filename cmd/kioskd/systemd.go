@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,6 +32,30 @@ type service struct {
 	wedge time.Duration // test hook; 0: off
 	cfg   provisioning.Config
 	k     *kiosk.Kiosk
+	// readied: OnReady ran (set on Run's goroutine before the tap loop starts).
+	readied bool
+}
+
+// cannotStart reports a start that failed in one line and decides the exit
+// code: 2 for a configuration error (not restarted), 3 for state or
+// hardware, after a pause that grows with each consecutive failure.
+func (s *service) cannotStart(ctx context.Context, fails startFailures, err error) int {
+	code := exitState
+	if errors.Is(err, provisioning.ErrConfig) {
+		code = exitConfig
+	}
+	wait := time.Duration(0)
+	if code == exitState {
+		wait = fails.failed()
+	}
+	s.log.Error("cannot start", "err", err, "exit", code, "retryPause", wait)
+	line := "cannot start: " + err.Error()
+	if wait > 0 {
+		line += fmt.Sprintf(" (exiting in %s; systemd restarts kioskd)", wait)
+	}
+	s.n.Status(line)
+	pause(ctx, wait)
+	return code
 }
 
 // parseWedge reads the test hook's value ("after-3s").
@@ -66,6 +91,7 @@ func (s *service) tick() {
 // ready runs once reader, queue, display and control socket are up
 // (kiosk.Opts.OnReady), then keeps the status line current until ctx ends.
 func (s *service) ready(ctx context.Context) {
+	s.readied = true
 	if err := s.n.Ready(s.statusLine(ctx)); err != nil {
 		s.log.Warn("ready notification failed", "err", err)
 	}

@@ -2,50 +2,47 @@ package signal
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/warthog618/go-gpiocdev"
 
 	"github.com/uitpas/tap-kiosk/clock"
+	"github.com/uitpas/tap-kiosk/internal/gpioline"
 )
 
-// OpenHardware requests the buzzer and LED lines of a GPIO character device
-// ("gpiochip0") as outputs, low. A line is given by name ("GPIO18", as the
-// device tree calls it) or by offset ("18"); an empty one is not wired.
-func OpenHardware(chip, buzzerLine, ledLine string) (*Indicator, error) {
-	c, err := gpiocdev.NewChip(chip, gpiocdev.WithConsumer("kioskd"))
-	if err != nil {
-		return nil, fmt.Errorf("signal: chip %q: %w", chip, err)
-	}
-	defer c.Close() // requested lines outlive the chip handle
+// OpenHardware requests the buzzer and LED lines as outputs, low. Each is
+// given as the configuration writes it ("GPIO18", searched on every chip, or
+// "gpiochip0:18"; see gpioline); an empty one is not wired.
+func OpenHardware(buzzerLine, ledLine string) (*Indicator, error) {
 	var lines []*gpiocdev.Line
-	request := func(name string) (LineSetter, error) {
-		if name == "" {
-			return nil, nil
-		}
-		off, err := strconv.Atoi(name)
-		if err != nil {
-			if off, err = c.FindLine(name); err != nil {
-				return nil, fmt.Errorf("signal: line %q on %s: %w", name, chip, err)
-			}
-		}
-		l, err := c.RequestLine(off, gpiocdev.AsOutput(0))
-		if err != nil {
-			return nil, fmt.Errorf("signal: request line %q on %s: %w", name, chip, err)
-		}
-		lines = append(lines, l)
-		return l, nil
-	}
 	closeAll := func() {
 		for _, l := range lines {
 			l.Close()
 		}
 	}
-	buzzer, err := request(buzzerLine)
+	request := func(what, spec string) (LineSetter, error) {
+		if spec == "" {
+			return nil, nil
+		}
+		s, err := gpioline.Parse(spec)
+		if err != nil {
+			return nil, fmt.Errorf("signal: %s: %w", what, err)
+		}
+		chip, off, err := s.Find()
+		if err != nil {
+			return nil, fmt.Errorf("signal: %s: %w", what, err)
+		}
+		l, err := gpiocdev.RequestLine(chip, off, gpiocdev.AsOutput(0), gpiocdev.WithConsumer("kioskd"))
+		if err != nil {
+			return nil, fmt.Errorf("signal: %s line %s (%s:%d): %w", what, spec, chip, off, err)
+		}
+		lines = append(lines, l)
+		return l, nil
+	}
+	buzzer, err := request("buzzer", buzzerLine)
 	if err != nil {
 		return nil, err
 	}
-	led, err := request(ledLine)
+	led, err := request("led", ledLine)
 	if err != nil {
 		closeAll()
 		return nil, err

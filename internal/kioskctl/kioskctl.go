@@ -23,12 +23,18 @@ func Main(args []string, stdout, stderr io.Writer, version string) int {
 	return run(args, stdout, stderr, version)
 }
 
-const usage = `usage: kioskctl [-socket PATH] COMMAND [ARGS]
+const usage = `usage: kioskctl [-socket PATH] [-timeout D] COMMAND [ARGS]
 
-commands:
-  tap CHIP        put a card on the kiosk's simulated reader; prints the reply
+on the kiosk, through kioskd's control socket:
+  tap CHIP        put a card on the kiosk's simulated or emulated reader; prints the reply
   status          prints the kiosk's status
-  identify        makes the kiosk blink and beep
+  identify        makes the kiosk blink and beep for 10 s
+  reload          takes a provisioning bundle written to the state directory
+  queue recover   after kioskd set an unusable queue aside: salvages its readable
+                  checkins into the fresh queue and takes taps again
+  queue reset [-force]
+                  the same, giving the set-aside checkins up (says how many;
+                  without -force only says)
   screens -out DIR [-size 128x64] [-scale 4]
                   renders every screen in every language to PNG files in DIR,
                   plus contact-sheet.png
@@ -67,26 +73,15 @@ func run(args []string, stdout, stderr io.Writer, version string) int {
 		})
 		return runProvisioning(cmd, e, rest)
 	}
-	var req control.Request
-	switch cmd {
-	case "screens":
+	if cmd == "screens" {
 		return screens(rest, stdout, stderr)
-	case "tap":
-		if len(rest) != 1 {
-			fmt.Fprintln(stderr, "kioskctl: tap takes one chip number, e.g. tap 04A1B2C3D4E5F6")
-			return 2
+	}
+	req, code := socketRequest(cmd, rest, stderr)
+	if code >= 0 {
+		if code == 2 && req.Op == "" {
+			fs.Usage()
 		}
-		req = control.Request{Op: "tap", ChipNumber: rest[0]}
-	case "status", "identify":
-		if len(rest) != 0 {
-			fmt.Fprintf(stderr, "kioskctl: %s takes no arguments\n", cmd)
-			return 2
-		}
-		req = control.Request{Op: cmd}
-	default:
-		fmt.Fprintf(stderr, "kioskctl: unknown command %q\n", cmd)
-		fs.Usage()
-		return 2
+		return code
 	}
 	line, err := control.Call(ctx, *socket, req)
 	if err != nil {
@@ -101,4 +96,76 @@ func run(args []string, stdout, stderr io.Writer, version string) int {
 		return 1
 	}
 	return 0
+}
+
+// socketCommands are the commands answered by kioskd over its socket, with
+// their one-line help.
+var socketCommands = map[string]string{
+	"tap":      "tap CHIP: puts a card with this UID (hex) on the kiosk's simulated or emulated reader",
+	"status":   "status: prints the kiosk's status as one JSON line",
+	"identify": "identify: makes the kiosk blink and beep for 10 s",
+	"reload":   "reload: takes a provisioning bundle written to the state directory",
+	"queue":    "queue recover | queue reset [-force]: after kioskd set an unusable queue aside, salvage its checkins or give them up",
+}
+
+// socketRequest turns a command line into a socket request. code is -1 when
+// the request is to be sent, else the exit code (0 after -h, 2 for bad
+// usage, with req.Op empty for an unknown command).
+func socketRequest(cmd string, args []string, stderr io.Writer) (req control.Request, code int) {
+	help, ok := socketCommands[cmd]
+	if !ok {
+		fmt.Fprintf(stderr, "kioskctl: unknown command %q\n", cmd)
+		return control.Request{}, 2
+	}
+	if cmd == "queue" {
+		if len(args) == 0 || (args[0] != "recover" && args[0] != "reset") {
+			if len(args) == 0 || args[0] != "-h" && args[0] != "-help" && args[0] != "--help" {
+				fmt.Fprintf(stderr, "kioskctl: %s\n", help)
+				return control.Request{Op: "queue"}, 2
+			}
+			fmt.Fprintf(stderr, "usage: kioskctl %s\n", help)
+			return control.Request{Op: "queue"}, 0
+		}
+		cmd, args = "queue "+args[0], args[1:]
+		help = map[string]string{
+			"queue recover": "queue recover: salvages every readable checkin of the set-aside queue into the fresh one; taps are taken again",
+			"queue reset":   "queue reset [-force]: gives the set-aside queue's checkins up (says how many); taps are taken again",
+		}[cmd]
+	}
+	fs := flag.NewFlagSet("kioskctl "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: kioskctl [-socket PATH] %s\n", help)
+		fs.PrintDefaults()
+	}
+	force := false
+	if cmd == "queue reset" {
+		fs.BoolVar(&force, "force", false, "give the pending checkins up (without it, only says how many)")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return control.Request{Op: cmd}, 0
+		}
+		return control.Request{Op: cmd}, 2
+	}
+	rest := fs.Args()
+	switch cmd {
+	case "tap":
+		if len(rest) != 1 {
+			fmt.Fprintln(stderr, "kioskctl: tap takes one chip number, e.g. tap 04A1B2C3D4E5F6")
+			return control.Request{Op: cmd}, 2
+		}
+		return control.Request{Op: "tap", ChipNumber: rest[0]}, -1
+	}
+	if len(rest) != 0 {
+		fmt.Fprintf(stderr, "kioskctl: %s takes no arguments\n", cmd)
+		return control.Request{Op: cmd}, 2
+	}
+	switch cmd {
+	case "queue recover":
+		return control.Request{Op: "queue-recover"}, -1
+	case "queue reset":
+		return control.Request{Op: "queue-reset", Force: force}, -1
+	}
+	return control.Request{Op: cmd}, -1
 }

@@ -49,15 +49,22 @@ const provisioningUsage = `
 provisioning (see the README, "Setting up a kiosk"):
   identity [-config FILE] [-csr FILE]
                   the kiosk's device id, pairing code and CSR (creates the key if kioskd has not)
-  ca init -dir DIR                  once, at central: fleet CA and config-signing key
-  ca server-cert -dir DIR -host H[,H…]  the broker's certificate (DIR/server.crt, server.key)
-  ca client-cert -dir DIR -name N   a central service's certificate (DIR/N.crt, N.key)
-  provision -ca DIR -id FILE -code CODE -broker URL [-event FILE] -out BUNDLE
+  ca init -dir DIR [-name CN]
+                  once, at central: fleet CA and config-signing key
+  ca server-cert -dir DIR -host H[,H…] [-name CN] [-days N]
+                  the broker's certificate (DIR/server.crt, server.key)
+  ca client-cert -dir DIR -name N [-days N] [-host H]
+                  a central service's certificate (DIR/N.crt, N.key)
+  provision -ca DIR -id FILE -code CODE -broker URL [-device ID] [-event FILE]
+            [-topic-prefix P] [-days N] [-allow-insecure] -out BUNDLE
                   checks the pairing code, signs the CSR, writes the kiosk's bundle
   provision apply [-config FILE] BUNDLE
                   on the kiosk: installs the bundle; kioskd connects at once
-  mosquitto-config [-certs DIR] [-acl]  the fleet broker's configuration (or its ACL file)
-  config sign -ca DIR FILE          signs a Config for the retained config topic
+  mosquitto-config [-certs DIR] [-port N] [-bind ADDR] [-acl-file FILE] [-topic-prefix P]
+                   [-persistence DIR] [-ingest CN[,CN…]] [-acl]
+                  the fleet broker's configuration (or, with -acl, its ACL file)
+  config sign -ca DIR FILE
+                  signs a Config for the retained config topic
   factory-reset [-config FILE] [-force]
                   wipes identity, bundle, config and queue (kioskd stopped)
 `

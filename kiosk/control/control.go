@@ -24,6 +24,8 @@ const MaxLine = 64 << 10
 type Request struct {
 	Op         string `json:"op"`
 	ChipNumber string `json:"chipNumber,omitempty"`
+	// Force confirms an op that gives something up (queue-reset).
+	Force bool `json:"force,omitempty"`
 }
 
 // Handler answers a request with a value to encode as the reply line. A
