@@ -14,6 +14,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
 
@@ -47,23 +48,19 @@ func (r *results) get(id string) [][]byte {
 // wait waits until every id has at least one Result.
 func (r *results) wait(t testing.TB, ids ...string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		missing := 0
+	missing := 0
+	if !waitfor.Within(waitfor.Timeout, func() bool {
 		r.mu.Lock()
+		defer r.mu.Unlock()
+		missing = 0
 		for _, id := range ids {
 			if len(r.byID[id]) == 0 {
 				missing++
 			}
 		}
-		r.mu.Unlock()
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d results missing", missing, len(ids))
-		}
-		time.Sleep(5 * time.Millisecond)
+		return missing == 0
+	}) {
+		t.Fatalf("%d of %d results missing", missing, len(ids))
 	}
 }
 

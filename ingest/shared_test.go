@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
 
@@ -16,9 +16,7 @@ import (
 func sharedSetup(t *testing.T) (*testbroker.Broker, *Ledger, *Ledger) {
 	t.Helper()
 	dsn := pgDSN(t)
-	if testbroker.Mosquitto() == "" {
-		t.Skip("needs a real Mosquitto (shared subscriptions with persistent sessions)")
-	}
+	testbroker.RequireMosquitto(t, "shared subscriptions with persistent sessions, as Mosquitto serves them")
 	b := testbroker.Start(t)
 	o := DefaultOpts()
 	o.EnrollUnknown = true
@@ -31,18 +29,14 @@ func sharedSetup(t *testing.T) (*testbroker.Broker, *Ledger, *Ledger) {
 // waitResults waits until r holds n Results in all.
 func waitResults(t *testing.T, r *results, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	all := 0
+	if !waitfor.Within(waitfor.Timeout, func() bool {
 		r.mu.Lock()
-		all := r.all
-		r.mu.Unlock()
-		if all >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d results", all, n)
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer r.mu.Unlock()
+		all = r.all
+		return all >= n
+	}) {
+		t.Fatalf("%d of %d results", all, n)
 	}
 }
 

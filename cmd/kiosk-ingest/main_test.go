@@ -5,9 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
 
@@ -79,17 +82,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestServeThenLedger(t *testing.T) {
 	testServeThenLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 }
@@ -109,7 +101,7 @@ func testServeThenLedger(t *testing.T, db string) {
 		done <- run(ctx, []string{"-broker", b.URL(), "-db", db, "-client-id", "ingest-main-test",
 			"-event", "evt-1:WEEK:1:2", "-passholder", chip}, &bytes.Buffer{}, &stderr)
 	}()
-	waitFor(t, "subscription", func() bool { return strings.Contains(stderr.String(), "msg=subscribed") })
+	waitfor.Cond(t, "subscription", func() bool { return strings.Contains(stderr.String(), "msg=subscribed") })
 
 	o := mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("kiosk-main-01")
 	c := mqtt.NewClient(o)
@@ -164,9 +156,14 @@ func testServeThenLedger(t *testing.T, db string) {
 	}
 }
 
+// pgRequiredEnv set to 1 (CI) makes an unreachable PostgreSQL fail the
+// tests that need one instead of skipping them.
+const pgRequiredEnv = "KIOSK_TEST_POSTGRES_REQUIRED"
+
 // pgDSN creates a schema on the test PostgreSQL (KIOSK_TEST_POSTGRES, default
-// the local server) and returns a URL using it; it skips without one.
-func pgDSN(t *testing.T) string {
+// the local server) and returns a URL using it; without one it skips t, or
+// fails it under KIOSK_TEST_POSTGRES_REQUIRED=1.
+func pgDSN(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("KIOSK_TEST_POSTGRES")
 	if base == "" {
@@ -180,7 +177,10 @@ func pgDSN(t *testing.T) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := admin.PingContext(ctx); err != nil {
-		t.Skipf("PostgreSQL not reachable (KIOSK_TEST_POSTGRES gives another URL): %v", err)
+		if os.Getenv(pgRequiredEnv) == "1" {
+			t.Fatalf("PostgreSQL not reachable, and %s=1 requires it: %v", pgRequiredEnv, err)
+		}
+		t.Skipf("PostgreSQL not reachable (KIOSK_TEST_POSTGRES gives another URL; %s=1 makes this a failure): %v", pgRequiredEnv, err)
 	}
 	schema := "kiosk_main_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
 	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
@@ -195,4 +195,34 @@ func pgDSN(t *testing.T) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// recordTB records how a helper ends a test, without ending this one.
+type recordTB struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (r *recordTB) Helper()                   {}
+func (r *recordTB) Skipf(f string, a ...any)  { r.skipped = fmt.Sprintf(f, a...); runtime.Goexit() }
+func (r *recordTB) Fatalf(f string, a ...any) { r.failed = fmt.Sprintf(f, a...); runtime.Goexit() }
+
+// TestPostgresRequired: an unreachable PostgreSQL skips
+// TestServeThenLedgerPostgres, but fails it under
+// KIOSK_TEST_POSTGRES_REQUIRED=1 (CI).
+func TestPostgresRequired(t *testing.T) {
+	t.Setenv("KIOSK_TEST_POSTGRES", "postgres://postgres@127.0.0.1:1/none?sslmode=disable")
+	for _, required := range []string{"", "1"} {
+		t.Setenv(pgRequiredEnv, required)
+		r := &recordTB{TB: t}
+		done := make(chan struct{})
+		go func() { defer close(done); pgDSN(r) }()
+		<-done
+		if required == "1" && (r.failed == "" || r.skipped != "" || !strings.Contains(r.failed, pgRequiredEnv)) {
+			t.Errorf("required: skipped %q, failed %q; want a failure naming %s", r.skipped, r.failed, pgRequiredEnv)
+		}
+		if required == "" && (r.skipped == "" || r.failed != "") {
+			t.Errorf("not required: skipped %q, failed %q; want a skip", r.skipped, r.failed)
+		}
+	}
 }
