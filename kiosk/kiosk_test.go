@@ -13,6 +13,7 @@ import (
 	"github.com/uitpas/tap-kiosk/display/oled/oledtest"
 	"github.com/uitpas/tap-kiosk/display/render"
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
 	"github.com/uitpas/tap-kiosk/provisioning"
 	"github.com/uitpas/tap-kiosk/queue"
@@ -105,13 +106,7 @@ func TestTapDrivesSSD1306(t *testing.T) {
 
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitfor.Cond(tb, what, cond)
 }
 
 // BenchmarkTap measures a tap through the control socket with no display and

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/uitpas/tap-kiosk/display"
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/provisioning"
 )
 
@@ -35,13 +36,7 @@ func (s *screenLog) last() display.Screen {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitfor.Cond(t, what, cond)
 }
 
 func TestUnprovisionedShowsPairingCodeUntilBundle(t *testing.T) {
