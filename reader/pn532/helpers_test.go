@@ -102,8 +102,9 @@ type rigOpts struct {
 	drv    *pn532.Opts
 	noIRQ  bool
 	noRST  bool
-	irq    pn532.IRQ // overrides the chip's line
-	silent bool      // no debug logs
+	irq    pn532.IRQ    // overrides the chip's line
+	silent bool         // no debug logs
+	log    *slog.Logger // overrides the test logger
 }
 
 func newRig(t testing.TB, o rigOpts) *rig {
@@ -130,6 +131,9 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	log := testLogger(t)
 	if o.silent {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if o.log != nil {
+		log = o.log
 	}
 	dev, err := pn532.NewSPI(chip, irq, rst, fk, log, &opts)
 	if err != nil {
@@ -207,4 +211,33 @@ func quiet(t testing.TB, events <-chan reader.Event) {
 		t.Fatalf("unexpected health %+v", *ev.Health)
 	default:
 	}
+}
+
+// logRecorder is a slog.Handler that keeps every record's level and message.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.recs = append(h.recs, r)
+	h.mu.Unlock()
+	return nil
+}
+func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
+
+// count reports how many records at level have msg containing sub.
+func (h *logRecorder) count(level slog.Level, sub string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.recs {
+		if r.Level == level && strings.Contains(r.Message, sub) {
+			n++
+		}
+	}
+	return n
 }

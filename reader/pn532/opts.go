@@ -12,13 +12,19 @@ type BitOrder uint8
 
 // Bit orders.
 const (
-	// BitOrderAuto asks the SPI port for LSB-first and falls back to
-	// reversing bits in software when the port refuses (the Raspberry Pi's
-	// controllers do).
+	// BitOrderAuto is the order that works on every SPI port: plain mode 0,
+	// bits reversed in software (math/bits.Reverse8, a table lookup per
+	// byte), as every working Raspberry Pi driver does. It does not ask for
+	// LSB-first first: the Pi's controllers (spi-bcm2835, the Pi 5's RP1)
+	// refuse it, and a periph port is connected only once — sysfs-spi marks
+	// itself connected before the mode ioctl fails, so a fallback Connect on
+	// the same port always fails.
 	BitOrderAuto BitOrder = iota
-	// BitOrderHardware requires the port to shift LSB-first.
+	// BitOrderHardware requires the port to shift LSB-first (NewSPI fails
+	// when it refuses). For controllers known to support it.
 	BitOrderHardware
-	// BitOrderSoftware always reverses bits in software over plain mode 0.
+	// BitOrderSoftware always reverses bits in software over plain mode 0
+	// (what BitOrderAuto does).
 	BitOrderSoftware
 )
 
@@ -39,7 +45,8 @@ type Opts struct {
 	// Speed is the SPI clock. The chip allows 5 MHz; long wires and cheap
 	// modules fail above ~1 MHz.
 	Speed physic.Frequency
-	// BitOrder picks hardware or software LSB-first.
+	// BitOrder picks hardware or software LSB-first; the default reverses
+	// in software.
 	BitOrder BitOrder
 
 	// PollInterval is the pause between poll cycles, with the RF field off.
@@ -52,7 +59,12 @@ type Opts struct {
 	MaxRetries int
 
 	// ACKTimeout is how long the chip has to acknowledge a command before
-	// it is sent again (the manual expects the ACK within ~15 ms).
+	// it is sent again. The manual expects the ACK within ~15 ms, but a
+	// chip just out of power-on or reset can take longer, and a resend
+	// supersedes the command it had nearly acknowledged (so a chip slower
+	// than the timeout never answers at all); other drivers wait 100 ms to
+	// 1 s. With an IRQ line it is also how
+	// often a line that stays high is checked against the status byte.
 	ACKTimeout time.Duration
 	// ReplyTimeout is how long the chip has to answer after its ACK.
 	ReplyTimeout time.Duration
@@ -97,7 +109,7 @@ var DefaultOpts = Opts{
 	BitOrder:     BitOrderAuto,
 	PollInterval: 100 * time.Millisecond,
 	MaxRetries:   1,
-	ACKTimeout:   30 * time.Millisecond,
+	ACKTimeout:   100 * time.Millisecond,
 	ReplyTimeout: time.Second,
 	Resends:      3,
 	StatusPoll:   2 * time.Millisecond,

@@ -78,8 +78,20 @@ const (
 	replyRead   = 24
 	inListRead  = 64
 	maxRead     = 300
-	maxStale    = 3 // stale frames dropped while waiting for one ACK
-	irqMissesOK = 3 // IRQ timeouts with a ready chip before giving up on the line
+	maxStale    = 3 // stale frames dropped while waiting for one ACK or reply
+	irqMissesOK = 3 // waits where the IRQ line contradicted the status byte, before giving up on it
+)
+
+// RFConfiguration MaxRetries (CfgItem 5) besides the passive activation
+// retries, which are Opts.MaxRetries. UM0701 §7.3.1: MxRtyATR is how often
+// the chip resends ATR_REQ when ATR_RES is missing or bad, FF forever (the
+// power-on default) and 00 once. The manual has passive mode overrule it
+// with 02, but with FF a phone presenting itself as an NFC-DEP target can
+// hold InListPassiveTarget until the host's reply timeout: set it finite, to
+// the 02 passive mode is documented to use. MxRtyPSL keeps its default, 01.
+const (
+	atrRetries = 0x02
+	pslRetries = 0x01
 )
 
 // Dev is a PN532 on SPI. It implements reader.Reader and conn.Resource.
@@ -135,21 +147,15 @@ func NewSPI(p spi.Port, irq IRQ, rst Reset, clk clock.Clock, log *slog.Logger, o
 	}
 	d := &Dev{port: p, irq: irq, rst: rst, clk: clk, log: log, opts: o}
 	d.lim = ratelog.New(o.LogEvery)
+	// One Connect only: periph's ports refuse a second one, and sysfs-spi
+	// counts a Connect that failed on the mode (LSB-first refused) as the
+	// one, so asking for LSB-first and falling back is impossible.
 	var err error
-	switch o.BitOrder {
-	case BitOrderHardware:
+	if o.BitOrder == BitOrderHardware {
 		d.c, err = p.Connect(o.Speed, spi.Mode0|spi.LSBFirst, 8)
-	case BitOrderSoftware:
+	} else {
 		d.c, err = p.Connect(o.Speed, spi.Mode0, 8)
 		d.soft = true
-	default:
-		var errLSB error
-		if d.c, errLSB = p.Connect(o.Speed, spi.Mode0|spi.LSBFirst, 8); errLSB != nil {
-			d.soft = true
-			if d.c, err = p.Connect(o.Speed, spi.Mode0, 8); err != nil {
-				err = fmt.Errorf("LSB-first: %v; mode 0: %w", errLSB, err)
-			}
-		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pn532: connect %s: %w", p, err)
@@ -275,7 +281,7 @@ func (d *Dev) init(ctx context.Context) (frame.Firmware, error) {
 	if fw.IC != frame.PN532IC {
 		return fw, fmt.Errorf("%w: firmware says %v", ErrNotPN532, fw)
 	}
-	if _, err := d.exchange(ctx, frame.AppendMaxRetries(d.cmd[:0], byte(d.opts.MaxRetries)), replyRead); err != nil {
+	if _, err := d.exchange(ctx, frame.AppendMaxRetries(d.cmd[:0], atrRetries, pslRetries, byte(d.opts.MaxRetries)), replyRead); err != nil {
 		return fw, fmt.Errorf("max retries: %w", err)
 	}
 	if _, err := d.exchange(ctx, frame.AppendRFField(d.cmd[:0], false), replyRead); err != nil {
@@ -407,7 +413,8 @@ func (d *Dev) readACK(ctx context.Context) error {
 // checks is asked for again with a NACK.
 func (d *Dev) readReply(ctx context.Context, cmd byte, size, resends int) ([]byte, error) {
 	var last error
-	for try := 0; try <= resends; try++ {
+	stale := 0
+	for try := 0; try <= resends; {
 		if err := d.waitReady(ctx, d.opts.ReplyTimeout); err != nil {
 			// Abort the command so the chip is not left busy.
 			_ = d.sendACK()
@@ -418,13 +425,19 @@ func (d *Dev) readReply(ctx context.Context, cmd byte, size, resends int) ([]byt
 		}
 		f, err := d.readFrame(ctx, size)
 		if err == nil {
+			reply := f.Kind == frame.Info && f.TFI == frame.PN532ToHost && len(f.Data) > 0
 			switch {
 			case f.Kind == frame.Error:
 				return nil, ErrSyntax
-			case f.Kind == frame.ACK:
-				continue // a late duplicate ACK; the reply follows
-			case f.Kind == frame.Info && f.TFI == frame.PN532ToHost && len(f.Data) > 0 && f.Data[0] == cmd+1:
+			case reply && f.Data[0] == cmd+1:
 				return f.Data, nil
+			case (f.Kind == frame.ACK || reply) && stale < maxStale:
+				// A late ACK, or the reply to an earlier command the chip
+				// finished after all: this command's reply follows. A NACK
+				// would only bring the stale frame again.
+				stale++
+				d.log.Debug("pn532: dropped a stale frame while waiting for a reply", "kind", f.Kind, "cmd", cmd)
+				continue
 			}
 			err = fmt.Errorf("unexpected %v frame (tfi %#x)", f.Kind, f.TFI)
 		}
@@ -435,6 +448,7 @@ func (d *Dev) readReply(ctx context.Context, cmd byte, size, resends int) ([]byt
 		if try >= resends {
 			break
 		}
+		try++
 		if err := d.sendNACK(); err != nil {
 			return nil, err
 		}
@@ -519,43 +533,88 @@ var errNotReady = errors.New("pn532: chip not ready")
 // waitReady waits until the chip has a frame for the host: on the IRQ line
 // when there is one and SAMConfiguration has armed it, else by polling the
 // status byte.
+//
+// On the line, a falling edge (edges are drained after every read) with the
+// line low is the chip saying ready. A line that reads low gives no edge,
+// whether it is still low from the previous frame or stuck: while it reads
+// low the status byte is polled. A line that stays high is checked against
+// the status byte every ACKTimeout and at the timeout, so a line that never
+// falls costs at most that. A wait where the line contradicts the status
+// byte (low while the chip is not ready, beyond one StatusPoll; high while
+// it is ready) is a miss; irqMissesOK misses with no clean edge in between
+// and the line is given up for status polling, with one warning.
 func (d *Dev) waitReady(ctx context.Context, timeout time.Duration) error {
 	if d.irq == nil || !d.irqArmed || d.irqOff {
 		return d.pollStatus(ctx, timeout)
 	}
-	// The line may still read low for a moment after the host read the
-	// previous frame: a low level alone is confirmed by the status byte,
-	// an edge (edges are drained after every read) is fresh evidence.
-	if d.irqLow() {
-		if ready, err := d.statusReady(); err != nil || ready {
-			return err
-		}
+	start := d.clk.Now()
+	deadline := start.Add(timeout)
+	check := start.Add(d.opts.ACKTimeout) // next status read while the line is high
+	edge, miss := false, false
+	select { // an edge since the last read is fresh evidence
+	case <-d.irq.Falling():
+		edge = true
+	default:
 	}
-	t := d.arm(&d.busT, timeout)
-	defer d.disarm(t)
 	for {
+		low := d.irqLow()
+		if low && edge {
+			d.irqMiss = 0
+			return nil
+		}
+		now := d.clk.Now()
+		if low || !now.Before(check) || !now.Before(deadline) {
+			ready, err := d.statusReady()
+			if err != nil {
+				return err
+			}
+			switch {
+			case ready && !low:
+				miss = true // the chip is ready and the line never fell
+			case !ready && low && now.Sub(start) >= d.opts.StatusPoll:
+				miss = true // the line says ready and the chip says not
+			}
+			if ready {
+				d.irqMissed(miss)
+				return nil
+			}
+			if !low {
+				check = now.Add(d.opts.ACKTimeout)
+			}
+		}
+		left := deadline.Sub(now)
+		if left <= 0 {
+			d.irqMissed(miss)
+			return errNotReady
+		}
+		wait := min(left, check.Sub(now))
+		if low {
+			wait = min(left, d.opts.StatusPoll)
+		}
+		t := d.arm(&d.busT, wait)
 		select {
 		case <-d.irq.Falling():
-			if d.irqLow() {
-				return nil
-			}
+			edge = true
 		case <-t.C():
-			if d.irqLow() {
-				return nil
-			}
-			// Is the line dead while the chip is ready? Then stop trusting it.
-			if ready, err := d.statusReady(); err == nil && ready {
-				d.irqMiss++
-				if d.irqMiss >= irqMissesOK {
-					d.irqOff = true
-					d.log.Warn("pn532: IRQ line does not follow the chip; polling the status byte instead")
-				}
-				return nil
-			}
-			return errNotReady
 		case <-ctx.Done():
+			d.disarm(t)
 			return ctx.Err()
 		}
+		d.disarm(t)
+	}
+}
+
+// irqMissed counts a wait in which the IRQ line contradicted the chip and
+// gives the line up after irqMissesOK of them.
+func (d *Dev) irqMissed(miss bool) {
+	if !miss {
+		return
+	}
+	d.irqMiss++
+	if d.irqMiss >= irqMissesOK && !d.irqOff {
+		d.irqOff = true
+		d.lim.Log(d.log, d.clk.Now(), slog.LevelWarn, "irq",
+			"pn532: IRQ line does not follow the chip (stuck, unwired or miswired); polling the status byte instead")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ var (
 	uid7b = []byte{0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66}
 )
 
+// TestBitOrder runs the driver over an emulated port that connects once, as
+// periph's sysfs-spi does (a Connect refused on the mode counts as the one).
 func TestBitOrder(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -26,9 +29,10 @@ func TestBitOrder(t *testing.T) {
 		soft     bool
 		failOpen bool
 	}{
-		{"Pi refuses LSB-first, auto falls back", true, pn532.BitOrderAuto, true, false},
-		{"controller shifts LSB-first", false, pn532.BitOrderAuto, false, false},
+		{"Pi refuses LSB-first, auto reverses in software", true, pn532.BitOrderAuto, true, false},
+		{"controller shifts LSB-first, auto still reverses", false, pn532.BitOrderAuto, true, false},
 		{"software forced", false, pn532.BitOrderSoftware, true, false},
+		{"hardware on a controller that shifts LSB-first", false, pn532.BitOrderHardware, false, false},
 		{"hardware required but refused", true, pn532.BitOrderHardware, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -44,6 +48,9 @@ func TestBitOrder(t *testing.T) {
 			if c.failOpen {
 				if err == nil {
 					t.Fatal("NewSPI accepted a port that refuses LSB-first")
+				}
+				if !strings.HasPrefix(err.Error(), "pn532: ") {
+					t.Errorf("error %q lacks the package prefix", err)
 				}
 				return
 			}

@@ -28,10 +28,7 @@ func TestRecordEmulatedSession(t *testing.T) {
 	r.chip = pn532emu.New(r.clk, nil)
 	defer r.chip.Close()
 	rec := &spitest.Record{Port: r.chip}
-	o := testOpts()
-	// spitest.Record cannot be connected twice, so the LSB-first fallback
-	// is decided beforehand, as pn532hw.Probe does on hardware.
-	o.BitOrder = pn532.BitOrderSoftware
+	o := testOpts() // BitOrderAuto: one Connect, bits reversed in software
 	dev, err := pn532.NewSPI(rec, r.chip.IRQ(), r.chip.Reset(), r.clk, nil, &o)
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +77,9 @@ func TestReplaySessions(t *testing.T) {
 			p := s.Replay()
 			o := testOpts()
 			o.Speed = physic.Frequency(s.SpeedHz) * physic.Hertz
+			if !s.SoftwareBitOrder { // recorded on a controller that shifts LSB-first
+				o.BitOrder = pn532.BitOrderHardware
+			}
 			dev, err := pn532.NewSPI(p, nil, nil, r.clk, nil, &o)
 			if err != nil {
 				t.Fatal(err)

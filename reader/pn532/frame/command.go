@@ -45,11 +45,14 @@ func AppendRFField(dst []byte, on bool) []byte {
 	return append(dst, CmdRFConfiguration, RFItemField, b2b(on))
 }
 
-// AppendMaxRetries appends RFConfiguration item 5 (32 05 FF 01 NN): NN is how
-// many times InListPassiveTarget retries activation; FF means forever, which
-// blocks the chip until a card comes, so a poller must set a finite value.
-func AppendMaxRetries(dst []byte, passive byte) []byte {
-	return append(dst, CmdRFConfiguration, RFItemMaxRetries, 0xFF, 0x01, passive)
+// AppendMaxRetries appends RFConfiguration item 5, MaxRetries
+// (32 05 MxRtyATR MxRtyPSL MxRtyPassiveActivation), UM0701 §7.3.1: how many
+// times the chip retries ATR_REQ (NFC-DEP), PSL_REQ/PPS, and passive
+// activation in InListPassiveTarget. For each, FF means forever (the
+// power-on default of ATR and passive activation, which can block the chip
+// until a card comes) and 00 one try: a poller sets finite values.
+func AppendMaxRetries(dst []byte, atr, psl, passive byte) []byte {
+	return append(dst, CmdRFConfiguration, RFItemMaxRetries, atr, psl, passive)
 }
 
 // AppendInListPassiveTarget appends InListPassiveTarget for ISO 14443 type A

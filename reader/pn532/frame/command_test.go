@@ -16,7 +16,7 @@ func TestCommandBytes(t *testing.T) {
 		{"SAMConfiguration", AppendSAMConfiguration(nil, 0x14, true), []byte{0x14, 0x01, 0x14, 0x01}},
 		{"RF off", AppendRFField(nil, false), []byte{0x32, 0x01, 0x00}},
 		{"RF on", AppendRFField(nil, true), []byte{0x32, 0x01, 0x01}},
-		{"MaxRetries", AppendMaxRetries(nil, 0x02), []byte{0x32, 0x05, 0xFF, 0x01, 0x02}},
+		{"MaxRetries", AppendMaxRetries(nil, 0x02, 0x01, 0x03), []byte{0x32, 0x05, 0x02, 0x01, 0x03}},
 		{"InListPassiveTarget", AppendInListPassiveTarget(nil, 1), []byte{0x4A, 0x01, 0x00}},
 		{"InRelease", AppendInRelease(nil, 0), []byte{0x52, 0x00}},
 	}

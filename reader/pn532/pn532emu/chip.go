@@ -8,12 +8,20 @@
 // so a driver that forgets to reverse talks to it in garbage. It refuses
 // LSB-first mode on Connect by default, like the Raspberry Pi.
 //
+// Its Connect behaves as periph's sysfs-spi port does: it may be called
+// once, and a port that refused the mode (LSB-first) stays connected and
+// refuses every later Connect, so a driver cannot ask for LSB-first and fall
+// back to mode 0 on the same port.
+//
 // It keeps the chip's states that a driver must get right: asleep after
 // power-on or reset until chip select is held low ≥ 2 ms; the first command
 // after wake-up lost; IRQ off until SAMConfiguration; InListPassiveTarget
-// blocking forever while MaxRetries is FF; an ACK from the host aborting the
-// command in progress; a NACK repeating the last reply; a reply read across
-// two transactions losing the byte clocked during the second prefix.
+// blocking forever while MaxRetries is FF, or while MxRtyATR is FF and a
+// phone presenting itself as an NFC-DEP target is in the field; an ACK from
+// the host, or a new command, aborting the command in progress (its
+// unready ACK and reply are dropped; a reply already ready stays, as after
+// a host reboot); a NACK repeating the last reply; a reply read across two
+// transactions losing the byte clocked during the second prefix.
 //
 // Cards enter and leave the field (Place, Remove); with two cards in the
 // field, InListPassiveTarget selects the one whose UID is greatest in byte
@@ -57,6 +65,20 @@ func Classic(uid []byte) Card {
 	return Card{UID: bytes.Clone(uid), SENSRes: [2]byte{0x00, 0x04}, SELRes: 0x08}
 }
 
+// Phone is a phone in card emulation that also presents itself as an NFC-DEP
+// (ISO/IEC 18092) target: SEL_RES has bits 0x40 (NFC-DEP) and 0x20
+// (ISO 14443-4), and the UID is a random one (08…). With MxRtyATR FF (the
+// chip's default) the emulated chip retries ATR_REQ at it forever and
+// InListPassiveTarget does not answer until the host aborts it; with a
+// finite MxRtyATR it answers as for any ISO 14443-4 card.
+func Phone(uid []byte) Card {
+	return Card{UID: bytes.Clone(uid), SENSRes: [2]byte{0x00, 0x04}, SELRes: 0x60,
+		ATS: []byte{0x05, 0x78, 0x80, 0x70, 0x02}}
+}
+
+// depTarget reports whether the card offers NFC-DEP (SEL_RES bit 0x40).
+func (k Card) depTarget() bool { return k.SELRes&0x40 != 0 }
+
 // Opts configures a Chip.
 type Opts struct {
 	// RefuseLSBFirst makes Connect fail for spi.LSBFirst, as spidev does on
@@ -70,6 +92,11 @@ type Opts struct {
 	Firmware [4]byte
 	// ListTime is the RF time one InListPassiveTarget takes.
 	ListTime time.Duration
+	// StaleFrames is a fault: a new command does not supersede the one in
+	// progress. An InListPassiveTarget still waiting for a card, or frames
+	// of a command not yet ready, stay queued ahead of the new command's
+	// ACK (real chips abort the old command). Only the host's ACK aborts.
+	StaleFrames bool
 }
 
 // DefaultOpts is a PN532 v1.6 behind a Raspberry Pi's SPI controller.
@@ -104,11 +131,14 @@ const (
 	Silence
 	// SlowReply delays the next Count replies by Delay.
 	SlowReply
+	// SlowACK delays the ACK of the next Count commands by Delay (and their
+	// replies with it), as a chip busy just after power-on does.
+	SlowACK
 	numFaults
 )
 
 func (k FaultKind) String() string {
-	names := [...]string{"none", "drop-ack", "corrupt-lcs", "corrupt-dcs", "garbage", "noisy-preamble", "stale-reply", "silence", "slow-reply"}
+	names := [...]string{"none", "drop-ack", "corrupt-lcs", "corrupt-dcs", "garbage", "noisy-preamble", "stale-reply", "silence", "slow-reply", "slow-ack"}
 	if k < 0 || int(k) >= len(names) {
 		return "fault(" + fmt.Sprint(int(k)) + ")"
 	}
@@ -119,7 +149,7 @@ func (k FaultKind) String() string {
 type Fault struct {
 	Kind  FaultKind
 	Count int           // occurrences; 0 means 1 (for Silence: until reset)
-	Delay time.Duration // SlowReply
+	Delay time.Duration // SlowReply, SlowACK
 }
 
 // Stats counts what the chip saw.
@@ -165,6 +195,7 @@ type Chip struct {
 
 	mu        sync.Mutex
 	connected bool
+	conn      *emuConn // what the one successful Connect returned
 	lsb       bool
 	hz        int64
 	closed    bool
@@ -181,8 +212,10 @@ type Chip struct {
 	irqClosed  bool
 	falling    chan struct{}
 	field      bool
-	maxRetries byte
-	pendList   byte // MaxTg of an InListPassiveTarget waiting for a card; 0 none
+	maxRetries byte      // MxRtyPassiveActivation
+	maxATR     byte      // MxRtyATR
+	pendList   byte      // MaxTg of an InListPassiveTarget waiting for a card; 0 none
+	holdUntil  time.Time // the command in progress answers no earlier (SlowACK)
 
 	cards   []cardState
 	listSeq int
@@ -195,9 +228,10 @@ type Chip struct {
 	last outFrame // last reply, clean, for NACK
 	hasL bool
 
-	faults  [numFaults]int
-	delay   time.Duration
-	silentR bool // silent until reset
+	faults   [numFaults]int
+	delay    time.Duration
+	ackDelay time.Duration
+	silentR  bool // silent until reset
 
 	in    [4097]byte
 	reply [300]byte
@@ -218,7 +252,7 @@ func New(clk clock.Clock, opts *Opts) *Chip {
 		clk = clock.Real{}
 	}
 	c := &Chip{clk: clk, opts: o, done: make(chan struct{}), falling: make(chan struct{}, 1),
-		notify: make(chan struct{}), maxRetries: 0xFF}
+		notify: make(chan struct{}), maxRetries: 0xFF, maxATR: 0xFF}
 	if o.Awake {
 		c.awake, c.configured, c.irqOn = true, true, true
 	}
@@ -240,28 +274,44 @@ func (c *Chip) Close() error {
 	return nil
 }
 
-// Connect implements spi.Port. It may be called again only after a refused
-// attempt, like periph's ports that fail before connecting.
+// Connect implements spi.Port as periph's sysfs-spi does
+// (periph.io/x/host/v3/sysfs/spi.go): the arguments are checked first, then
+// the port is marked connected, then the mode is set, which fails for
+// LSB-first with RefuseLSBFirst as spidev's SPI_IOC_WR_MODE does on a
+// Raspberry Pi. A port is connected once: every later Connect fails, also
+// after a first one that failed on the mode. Beyond periph, the chip wants
+// mode 0 and 8-bit words and refuses others (the port stays connected).
 func (c *Chip) Connect(f physic.Frequency, mode spi.Mode, bitsPerWord int) (spi.Conn, error) {
+	if f > physic.GigaHertz {
+		return nil, fmt.Errorf("pn532emu: invalid speed %s; maximum supported clock is 1GHz", f)
+	}
+	if f < 100*physic.Hertz {
+		return nil, fmt.Errorf("pn532emu: invalid speed %s; minimum supported clock is 100Hz; did you forget to multiply by physic.MegaHertz?", f)
+	}
+	if mode&^(spi.Mode3|spi.HalfDuplex|spi.NoCS|spi.LSBFirst) != 0 {
+		return nil, fmt.Errorf("pn532emu: invalid mode %v", mode)
+	}
+	if bitsPerWord < 1 || bitsPerWord >= 256 {
+		return nil, fmt.Errorf("pn532emu: invalid bits %d", bitsPerWord)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.connected:
+	if c.connected {
 		return nil, errors.New("pn532emu: Connect() can only be called exactly once")
+	}
+	c.connected = true
+	c.hz = int64(f / physic.Hertz)
+	switch {
 	case mode&spi.LSBFirst != 0 && c.opts.RefuseLSBFirst:
-		return nil, errors.New("pn532emu: setting mode LSBFirst failed: invalid argument")
+		return nil, fmt.Errorf("pn532emu: setting mode %v failed: invalid argument", mode)
 	case mode&spi.Mode3 != spi.Mode0 || mode&(spi.HalfDuplex|spi.NoCS) != 0:
 		return nil, fmt.Errorf("pn532emu: PN532 needs mode 0, got %v", mode)
 	case bitsPerWord != 8:
-		return nil, fmt.Errorf("pn532emu: %d bits per word", bitsPerWord)
+		return nil, fmt.Errorf("pn532emu: PN532 needs 8 bits per word, got %d", bitsPerWord)
 	}
-	c.connected = true
 	c.lsb = mode&spi.LSBFirst != 0
-	c.hz = int64(f / physic.Hertz)
-	if c.hz <= 0 {
-		c.hz = 1_000_000
-	}
-	return &emuConn{c: c}, nil
+	c.conn = &emuConn{c: c}
+	return c.conn, nil
 }
 
 // Place puts cards in the field.
@@ -272,11 +322,25 @@ func (c *Chip) Place(cards ...Card) {
 		k.UID = bytes.Clone(k.UID)
 		c.cards = append(c.cards, cardState{Card: k})
 	}
-	if c.pendList != 0 && len(c.cards) > 0 {
+	if c.pendList != 0 && len(c.cards) > 0 && !c.atrStall() {
 		c.answerList(c.pendList)
 		c.pendList = 0
 		c.refresh()
 	}
+}
+
+// atrStall reports whether InListPassiveTarget would retry ATR_REQ forever:
+// MxRtyATR is FF and an NFC-DEP target is in the field.
+func (c *Chip) atrStall() bool {
+	if c.maxATR != 0xFF {
+		return false
+	}
+	for _, k := range c.cards {
+		if k.depTarget() {
+			return true
+		}
+	}
+	return false
 }
 
 // Remove takes the card with uid out of the field.
@@ -321,6 +385,9 @@ func (c *Chip) Inject(f Fault) {
 	case SlowReply:
 		c.faults[SlowReply] += n
 		c.delay = f.Delay
+	case SlowACK:
+		c.faults[SlowACK] += n
+		c.ackDelay = f.Delay
 	default:
 		if f.Kind > 0 && f.Kind < numFaults {
 			c.faults[f.Kind] += n
@@ -476,7 +543,8 @@ func (l *ResetLine) Close() error { return nil }
 // powerOn puts the chip in its power-on state.
 func (c *Chip) powerOn() {
 	c.awake, c.loseNext, c.configured, c.irqOn = false, false, false, false
-	c.field, c.maxRetries, c.pendList = false, 0xFF, 0
+	c.field, c.maxRetries, c.maxATR, c.pendList = false, 0xFF, 0xFF, 0
+	c.holdUntil = time.Time{}
 	c.head, c.qn, c.hasL = 0, 0, false
 	c.silentR = false
 	c.faults[Silence] = 0
@@ -569,7 +637,7 @@ func (c *Chip) tx(w, r []byte) error {
 	if c.closed {
 		return ErrClosed
 	}
-	if !c.connected {
+	if c.conn == nil {
 		return errors.New("pn532emu: not connected")
 	}
 	dur := time.Duration(int64(n) * 8 * int64(time.Second) / c.hz)
@@ -656,15 +724,7 @@ func (c *Chip) hostWrite(b []byte) {
 	switch f.Kind {
 	case frame.ACK:
 		c.stats.ACKs++
-		c.pendList = 0
-		// Abort: drop frames not yet ready (the command's reply).
-		for c.qn > 0 {
-			last := (c.head + c.qn - 1) % queueLen
-			if !c.q[last].readyAt.After(c.clk.Now()) {
-				break
-			}
-			c.qn--
-		}
+		c.abort()
 	case frame.NACK:
 		c.stats.NACKs++
 		if !c.hasL {
@@ -692,9 +752,33 @@ func (c *Chip) hostWrite(b []byte) {
 			c.stats.Lost++
 			return
 		}
+		if !c.opts.StaleFrames {
+			c.abort() // a new command supersedes the one in progress
+		}
 		a := c.push(false)
 		a.n = len(frame.AppendACK(a.buf[:0]))
+		c.holdUntil = time.Time{}
+		if c.faults[SlowACK] > 0 {
+			c.faults[SlowACK]--
+			a.readyAt = c.clk.Now().Add(c.ackDelay)
+			c.holdUntil = a.readyAt
+			c.schedule(c.ackDelay)
+		}
 		c.execute(f.Data)
+	}
+}
+
+// abort ends the command in progress: an InListPassiveTarget waiting for a
+// card, and the frames not yet ready at the queue's tail (its ACK or reply).
+// Frames already ready stay for the host to read.
+func (c *Chip) abort() {
+	c.pendList = 0
+	for c.qn > 0 {
+		last := (c.head + c.qn - 1) % queueLen
+		if !c.q[last].readyAt.After(c.clk.Now()) {
+			break
+		}
+		c.qn--
 	}
 }
 
@@ -718,7 +802,7 @@ func (c *Chip) execute(cmd []byte) {
 		case len(cmd) >= 3 && cmd[1] == frame.RFItemField:
 			c.field = cmd[2]&0x01 != 0
 		case len(cmd) >= 5 && cmd[1] == frame.RFItemMaxRetries:
-			c.maxRetries = cmd[4]
+			c.maxATR, c.maxRetries = cmd[2], cmd[4]
 		case len(cmd) >= 2 && cmd[1] != frame.RFItemField && cmd[1] != frame.RFItemMaxRetries:
 		default:
 			bad = true
@@ -730,7 +814,7 @@ func (c *Chip) execute(cmd []byte) {
 			break
 		}
 		c.field = true
-		if len(c.cards) == 0 && c.maxRetries == 0xFF {
+		if (len(c.cards) == 0 && c.maxRetries == 0xFF) || c.atrStall() {
 			c.pendList = cmd[1] // blocks until a card comes or the host aborts
 			return
 		}
@@ -746,6 +830,7 @@ func (c *Chip) execute(cmd []byte) {
 	if bad {
 		s := c.push(false)
 		s.n, s.reply = len(frame.AppendError(s.buf[:0])), true
+		s.readyAt = c.holdUntil
 		c.last, c.hasL = *s, true
 		return
 	}
@@ -805,6 +890,9 @@ func (c *Chip) queueReply(data []byte, delay time.Duration) {
 	if delay > 0 {
 		s.readyAt = c.clk.Now().Add(delay)
 		c.schedule(delay)
+	}
+	if s.readyAt.Before(c.holdUntil) {
+		s.readyAt = c.holdUntil // never before its own ACK
 	}
 }
 

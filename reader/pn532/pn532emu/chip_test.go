@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"math/bits"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,12 +84,38 @@ func TestAsleepUntilChipSelectHeldLow(t *testing.T) {
 	}
 }
 
-func TestSoftwareReversalRequired(t *testing.T) {
+// TestConnectOnceLikePeriph: Connect behaves as periph's sysfs-spi port:
+// bad arguments are refused before the port counts as connected, a mode the
+// controller refuses is refused after, and then no Connect succeeds again.
+func TestConnectOnceLikePeriph(t *testing.T) {
 	chip := New(clock.NewFake(time.Unix(0, 0)), &Opts{Awake: true, RefuseLSBFirst: true})
 	defer chip.Close()
+	if _, err := chip.Connect(0, spi.Mode0, 8); err == nil {
+		t.Fatal("0 Hz accepted")
+	}
+	if _, err := chip.Connect(physic.MegaHertz, spi.Mode0, 0); err == nil {
+		t.Fatal("0 bits per word accepted")
+	}
 	if _, err := chip.Connect(physic.MegaHertz, spi.Mode0|spi.LSBFirst, 8); err == nil {
 		t.Fatal("LSB-first accepted")
 	}
+	if _, err := chip.Connect(physic.MegaHertz, spi.Mode0, 8); err == nil || !strings.Contains(err.Error(), "exactly once") {
+		t.Fatalf("Connect after a refused LSB-first = %v, want the port already connected", err)
+	}
+
+	ok := New(clock.NewFake(time.Unix(0, 0)), &Opts{Awake: true, RefuseLSBFirst: true})
+	defer ok.Close()
+	if _, err := ok.Connect(physic.MegaHertz, spi.Mode0, 8); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ok.Connect(physic.MegaHertz, spi.Mode0, 8); err == nil {
+		t.Fatal("second Connect accepted")
+	}
+}
+
+func TestSoftwareReversalRequired(t *testing.T) {
+	chip := New(clock.NewFake(time.Unix(0, 0)), &Opts{Awake: true, RefuseLSBFirst: true})
+	defer chip.Close()
 	c, err := chip.Connect(physic.MegaHertz, spi.Mode0, 8)
 	if err != nil {
 		t.Fatal(err)
@@ -196,4 +223,94 @@ func TestPresentTwiceIsTwoTaps(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestNewCommandSupersedesPendingList: an InListPassiveTarget still waiting
+// for a card is aborted by the next command, as on a real chip: a card that
+// comes afterwards answers nothing, and the host reads the new command's
+// ACK and reply only.
+func TestNewCommandSupersedesPendingList(t *testing.T) {
+	chip, h := newHost(t, Opts{Awake: true}) // MaxRetries FF: the list waits
+	h.command(frame.CmdInListPassiveTarget, 1, 0)
+	if f, err := h.read(12); err != nil || f.Kind != frame.ACK {
+		t.Fatalf("got %+v %v, want the list's ACK", f, err)
+	}
+	h.command(frame.CmdGetFirmwareVersion)
+	chip.Place(DESFire([]byte{1, 2, 3, 4, 5, 6, 7}))
+	if f, err := h.read(12); err != nil || f.Kind != frame.ACK {
+		t.Fatalf("got %+v %v, want the new command's ACK", f, err)
+	}
+	if f, err := h.read(24); err != nil || f.Kind != frame.Info || f.Data[0] != 0x03 {
+		t.Fatalf("got %+v %v, want the firmware reply", f, err)
+	}
+	if s := h.status(); s == 0x01 {
+		f, _ := h.read(64)
+		t.Fatalf("the superseded list answered too: %+v", f)
+	}
+}
+
+// TestStaleFramesFault: with StaleFrames the superseded command still
+// answers, its reply queued ahead of the new command's ACK when it was not
+// ready yet.
+func TestStaleFramesFault(t *testing.T) {
+	chip, h := newHost(t, Opts{Awake: true, StaleFrames: true, ListTime: 5 * time.Millisecond})
+	h.command(frame.CmdRFConfiguration, frame.RFItemMaxRetries, 0x02, 0x01, 0x00)
+	h.read(12)
+	h.read(24)
+	chip.Place(DESFire([]byte{1, 2, 3, 4, 5, 6, 7}))
+	h.command(frame.CmdInListPassiveTarget, 1, 0)
+	h.read(12)                             // its ACK; the reply takes ListTime
+	h.command(frame.CmdGetFirmwareVersion) // before the list answered
+	chip.clk.(*clock.Fake).Advance(5 * time.Millisecond)
+	if f, err := h.read(64); err != nil || f.Kind != frame.Info || f.Data[0] != 0x4B {
+		t.Fatalf("got %+v %v, want the stale list reply first", f, err)
+	}
+	if f, err := h.read(12); err != nil || f.Kind != frame.ACK {
+		t.Fatalf("got %+v %v, want the new command's ACK", f, err)
+	}
+}
+
+// TestSlowACK: the fault delays the ACK, and the reply with it.
+func TestSlowACK(t *testing.T) {
+	chip, h := newHost(t, Opts{Awake: true})
+	chip.Inject(Fault{Kind: SlowACK, Delay: 60 * time.Millisecond})
+	h.command(frame.CmdGetFirmwareVersion)
+	if s := h.status(); s == 0x01 {
+		t.Fatal("ACK ready at once")
+	}
+	chip.clk.(*clock.Fake).Advance(60 * time.Millisecond)
+	if f, err := h.read(12); err != nil || f.Kind != frame.ACK {
+		t.Fatalf("got %+v %v, want ACK", f, err)
+	}
+	if f, err := h.read(24); err != nil || f.Data[0] != 0x03 {
+		t.Fatalf("got %+v %v, want the reply", f, err)
+	}
+}
+
+// TestPhoneStallsWithEndlessATRRetries: with MxRtyATR FF a phone that offers
+// NFC-DEP holds InListPassiveTarget; with a finite value it is listed.
+func TestPhoneStallsWithEndlessATRRetries(t *testing.T) {
+	chip, h := newHost(t, Opts{Awake: true})
+	chip.Place(Phone([]byte{0x08, 1, 2, 3}))
+	h.command(frame.CmdRFConfiguration, frame.RFItemMaxRetries, 0xFF, 0x01, 0x00)
+	h.read(12)
+	h.read(24)
+	h.command(frame.CmdInListPassiveTarget, 1, 0)
+	h.read(12)
+	if h.status() == 0x01 {
+		t.Fatal("listed a phone with MxRtyATR FF")
+	}
+	h.tx(frame.AppendACK([]byte{0x01}), 0) // abort
+	h.command(frame.CmdRFConfiguration, frame.RFItemMaxRetries, 0x02, 0x01, 0x00)
+	h.read(12)
+	h.read(24)
+	h.command(frame.CmdInListPassiveTarget, 1, 0)
+	h.read(12)
+	f, err := h.read(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg, err := frame.ParseInList(f.Data); err != nil || tg.N != 1 || tg.T[0].SELRes != 0x60 {
+		t.Fatalf("InList %+v %v", tg, err)
+	}
 }
