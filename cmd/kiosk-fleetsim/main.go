@@ -1,9 +1,9 @@
 // Command kiosk-fleetsim runs N simulated kiosks in one process against a
 // real broker and the reference ingest, with optional chaos, then drains and
-// reconciles every tap against the ledger. It prints one JSON summary line:
-// taps, saved, alreadySaved, booked, lost, duplicates, resultP50Ms,
-// resultP99Ms, maxPending (and more). Exit 1 when a tap was lost or booked
-// twice.
+// reconciles every tap against the ledger. It prints one JSON summary line
+// (its fields are described by -h). Exit 0 when every saved tap was booked
+// exactly once, 1 when a tap was lost or booked twice, 2 for bad flags or a
+// setup that failed before any tap, 3 when the run broke off after it began.
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -24,17 +25,61 @@ import (
 
 var version = "dev"
 
-func main() { os.Exit(run(os.Args[1:])) }
+// Exit codes.
+const (
+	exitOK     = 0 // every saved tap booked exactly once
+	exitLost   = 1 // a tap lost or booked twice
+	exitSetup  = 2 // bad flags, or the run could not be set up: nothing measured
+	exitBroken = 3 // the run broke off after it began: no summary
+)
 
-func run(args []string) int {
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// summaryHelp describes the summary's fields, in its order.
+const summaryHelp = `The summary, one JSON line on stdout:
+  kiosks          kiosks in the fleet
+  taps            taps that got a decision from their kiosk
+  saved           of them "saved": queued for central, so each must be booked exactly once
+  alreadySaved    "already-saved": the kiosk's local history said the card saved already
+  blocked         "blocked": a card of the hot list, refused at the kiosk
+  otherOutcomes   every other decision (unreadable-card, no-event, queue-full, storage-error)
+  booked          ledger rows with status saved
+  ledgerRows      every ledger row, also those central refused (maximum-reached for a card
+                  saved at another kiosk already, passholder-not-found for unknown cards)
+  lost            saved taps that are not in the ledger: must be 0
+  duplicates      ledger rows beyond one per saved tap: an id or a (device, seq) booked
+                  twice, or a row no tap of this run made: must be 0
+  resultP50Ms     tap to the kiosk receiving central's Result, median, milliseconds
+  resultP99Ms     the same, 99th percentile
+  maxPending      most checkins waiting in all the kiosks' queues at once (every 250 ms)
+  drainS          seconds from the end of tapping until every queue was empty
+  recoverS        with -chaos-outage-at: seconds from the broker's return until the
+                  backlog was down to about a second of taps (absent otherwise)
+  brokerRestarts  broker stops (restarts and the outage) that happened
+  kioskKills      kiosks taken down
+  ingestStops     times the ingest was stopped
+  dir             with -dir: the run's own directory (queues, ledger, broker, logs)
+
+Exit status: 0 every saved tap booked exactly once; 1 a tap lost or booked twice;
+2 bad flags, or a setup error (directory, broker, ledger, ingest, kiosks) before
+any tap; 3 the run broke off after it began.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kiosk-fleetsim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // a bad flag is one line below; -h prints the usage
 	var o fleetsim.Opts
 	fs.IntVar(&o.Kiosks, "kiosks", 50, "number of kiosks")
 	fs.Float64Var(&o.Rate, "rate", 0.5, "taps per second per kiosk")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to tap")
-	fs.StringVar(&o.Broker, "broker", "", "MQTT broker URL; empty starts a Mosquitto of our own (needed for -chaos-broker)")
-	fs.StringVar(&o.Dir, "dir", "", "state directory (queues, ledger, broker); empty: temporary")
-	fs.StringVar(&o.DB, "db", "", "ledger: empty for SQLite in -dir, or postgres://…")
+	fs.StringVar(&o.Broker, "broker", "", "MQTT broker URL; empty starts one of our own: Mosquitto, or the embedded broker where none is installed (needed for -chaos-broker)")
+	fs.StringVar(&o.Dir, "dir", "", "keep the state below this `directory` (made when missing): each run gets a fresh run-YYYYMMDDTHHMMSSZ subdirectory; empty: a temporary directory, removed")
+	fs.StringVar(&o.DB, "db", "", "ledger: empty for SQLite in the run's directory, or postgres://… (an empty database)")
 	fs.IntVar(&o.Ingests, "ingests", 1, "ingest instances sharing the load (shared subscription when > 1)")
 	fs.IntVar(&o.Window, "window", 32, "checkins in flight per kiosk")
 	fs.DurationVar(&o.BrokerRestartEvery, "chaos-broker", 0, "restart the broker this often (0: never)")
@@ -51,36 +96,48 @@ func run(args []string) int {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			fs.SetOutput(stderr)
+			fmt.Fprint(stderr, "usage: kiosk-fleetsim [flags]\n\n"+
+				"Runs N simulated kiosks in one process against a broker and the reference ingest,\n"+
+				"with optional chaos, then drains and reconciles every tap against the ledger.\n\n")
+			fs.PrintDefaults()
+			fmt.Fprint(stderr, "\n"+summaryHelp)
+			return exitOK
 		}
-		return 2
+		fmt.Fprintf(stderr, "kiosk-fleetsim: %v (-h lists the flags)\n", err)
+		return exitSetup
 	}
 	if *showVersion {
-		fmt.Println("kiosk-fleetsim", version)
-		return 0
+		fmt.Fprintln(stdout, "kiosk-fleetsim", version)
+		return exitOK
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kiosk-fleetsim: unexpected argument %q\n", fs.Arg(0))
+		return exitSetup
 	}
 	if o.Kiosks < 1 || o.Rate <= 0 || o.Duration <= 0 {
-		fmt.Fprintln(os.Stderr, "kiosk-fleetsim: -kiosks, -rate and -duration must be positive")
-		return 2
+		fmt.Fprintln(stderr, "kiosk-fleetsim: -kiosks, -rate and -duration must be positive")
+		return exitSetup
 	}
 	o.Seed = *seed
 	if *verbose {
-		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	if *kioskLogs {
-		o.KioskLogger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		o.KioskLogger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	sum, err := fleetsim.Run(ctx, o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "kiosk-fleetsim:", err)
-		return 1
+		fmt.Fprintln(stderr, "kiosk-fleetsim:", err)
+		if _, ok := errors.AsType[*fleetsim.SetupError](err); ok {
+			return exitSetup
+		}
+		return exitBroken
 	}
 	b, _ := json.Marshal(sum)
-	fmt.Println(string(b))
+	fmt.Fprintln(stdout, string(b))
 	if sum.Lost != 0 || sum.Duplicates != 0 {
-		return 1
+		return exitLost
 	}
-	return 0
+	return exitOK
 }

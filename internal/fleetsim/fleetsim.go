@@ -33,13 +33,19 @@ type Opts struct {
 	Kiosks   int
 	Rate     float64       // taps per second per kiosk
 	Duration time.Duration // of tapping
-	// Broker is an MQTT URL; empty starts a Mosquitto of our own (needed for
-	// broker restarts).
+	// Broker is an MQTT URL; empty starts a broker of our own (Mosquitto,
+	// or the embedded one where none is installed; needed for broker
+	// restarts).
 	Broker string
-	// Dir holds the kiosks' queues, the ledger and the broker; empty: a
-	// temporary directory, removed at the end.
+	// Dir keeps the run's state: each run makes a fresh subdirectory of it
+	// (run-YYYYMMDDTHHMMSSZ, created with Dir when missing) for the kiosks'
+	// queues, the ledger and the broker, so runs never see each other's
+	// taps; Summary.Dir names it. Empty: a temporary directory, removed at
+	// the end.
 	Dir string
-	// DB is the ledger: empty for SQLite in Dir, or postgres://….
+	// DB is the ledger: empty for SQLite in the run's directory, or
+	// postgres://…, which must hold no entries yet (a previous run's would
+	// count as duplicates).
 	DB string
 	// Ingests is how many ingest instances share the checkins (a shared
 	// subscription when more than one).
@@ -59,6 +65,8 @@ type Opts struct {
 	Seed         uint64
 	Logger       *slog.Logger // progress; nil: discard
 	KioskLogger  *slog.Logger // the kiosks' own logs; nil: discard
+	// Now names the run's directory; nil: time.Now.
+	Now func() time.Time
 }
 
 // Summary is the outcome of a run, printed as one JSON line.
@@ -81,6 +89,22 @@ type Summary struct {
 	BrokerRestarts int     `json:"brokerRestarts"`
 	KioskKills     int     `json:"kioskKills"`
 	IngestStops    int     `json:"ingestStops"`
+	Dir            string  `json:"dir,omitempty"`
+}
+
+// SetupError is an error that stopped the run before any tap: bad options,
+// or a directory, broker, ledger, ingest or kiosk that could not be set up.
+// Nothing was measured.
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+func setupErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &SetupError{err}
 }
 
 const eventID = "evt-fleet"
@@ -128,10 +152,17 @@ type ingestProc struct {
 }
 
 // Run runs the fleet and returns its summary; an error means the run itself
-// failed (not that taps were lost: see Summary.Lost).
+// failed (not that taps were lost: see Summary.Lost), a *SetupError when it
+// failed before any tap.
 func Run(ctx context.Context, o Opts) (Summary, error) {
 	if o.Kiosks < 1 || o.Rate <= 0 || o.Duration <= 0 {
-		return Summary{}, errors.New("fleetsim: kiosks, rate and duration must be positive")
+		return Summary{}, setupErr(errors.New("fleetsim: kiosks, rate and duration must be positive"))
+	}
+	if o.Broker != "" && (o.BrokerRestartEvery > 0 || o.BrokerOutageAt > 0) {
+		return Summary{}, setupErr(errors.New("fleetsim: broker restarts and outages need a broker of our own (no -broker)"))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Ingests < 1 {
 		o.Ingests = 1
@@ -152,51 +183,83 @@ func Run(ctx context.Context, o Opts) (Summary, error) {
 		saved: map[string]string{}, tappedT: map[string]time.Time{}}
 	s.summary.Kiosks = o.Kiosks
 	var err error
-	if s.dir = o.Dir; s.dir == "" {
+	if o.Dir == "" {
 		if s.dir, err = os.MkdirTemp("", "kiosk-fleetsim-"); err != nil {
-			return Summary{}, err
+			return Summary{}, setupErr(fmt.Errorf("fleetsim: %w", err))
 		}
 		defer os.RemoveAll(s.dir)
+	} else {
+		if s.dir, err = RunDir(o.Dir, o.Now()); err != nil {
+			return Summary{}, setupErr(err)
+		}
+		s.summary.Dir = s.dir
+		s.log.Info("state kept", "dir", s.dir)
 	}
 	st := &testbroker.Standalone{Dir: s.dir}
 	defer st.Close()
-	err = st.Run(func() error { return s.run(ctx, st) })
+	if s.url = o.Broker; s.url == "" {
+		err = st.Run(func() error {
+			s.broker = testbroker.StartOpts(st, testbroker.Opts{Tuning: "max_connections -1\n"})
+			return nil
+		})
+		if err != nil {
+			return s.summary, setupErr(fmt.Errorf("fleetsim: broker: %w", err))
+		}
+		s.url = s.broker.URL()
+		s.log.Info("broker started", "url", s.url, "kind", s.broker.Kind)
+	}
+	err = st.Run(func() error { return s.run(ctx) })
 	return s.summary, err
 }
 
-func (s *sim) run(ctx context.Context, st *testbroker.Standalone) error {
-	s.url = s.o.Broker
-	if s.url == "" {
-		s.broker = testbroker.StartOpts(st, testbroker.Opts{Extra: "max_connections -1\n"})
-		s.url = s.broker.URL()
-		s.log.Info("broker started", "url", s.url, "kind", s.broker.Kind)
-	} else if s.o.BrokerRestartEvery > 0 {
-		return errors.New("fleetsim: broker restarts need a broker of our own (no -broker)")
+// RunDir makes a fresh directory for one run below dir (created when
+// missing), named after the time: run-20260102T150405Z, with -2, -3, …
+// when a run of the same second has it.
+func RunDir(dir string, now time.Time) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("fleetsim: -dir: %w", err)
 	}
+	base := filepath.Join(dir, "run-"+now.UTC().Format("20060102T150405Z"))
+	for i := 1; ; i++ {
+		d := base
+		if i > 1 {
+			d = fmt.Sprintf("%s-%d", base, i)
+		}
+		err := os.Mkdir(d, 0o755)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, os.ErrExist) || i == 1000 {
+			return "", fmt.Errorf("fleetsim: -dir: %w", err)
+		}
+	}
+}
+
+func (s *sim) run(ctx context.Context) error {
 	if err := s.openLedger(ctx); err != nil {
-		return err
+		return setupErr(err)
 	}
 	defer s.ledger.Close()
 	for i := range s.o.Ingests {
 		if err := s.startIngest(i); err != nil {
-			return err
+			return setupErr(err)
 		}
 	}
 	defer s.stopIngests()
 	s.blocked = []string{"04B10C00000001", "04B10C00000002", "04B10C00000003"} // the hot list
 	t0 := time.Now()
-	for i := range s.o.Kiosks {
-		n := s.newNode(i)
-		if err := n.start(s); err != nil {
-			return err
-		}
-		s.kiosks = append(s.kiosks, n)
-	}
 	defer func() {
 		for _, n := range s.kiosks {
 			n.stop()
 		}
 	}()
+	for i := range s.o.Kiosks {
+		n := s.newNode(i)
+		if err := n.start(s); err != nil {
+			return setupErr(err)
+		}
+		s.kiosks = append(s.kiosks, n)
+	}
 	s.log.Info("fleet up", "kiosks", len(s.kiosks), "in", time.Since(t0).Round(time.Millisecond))
 
 	runCtx, stopTaps := context.WithTimeout(ctx, s.o.Duration)
@@ -261,17 +324,25 @@ func (s *sim) openLedger(ctx context.Context) error {
 	}
 	l, err := ingest.Open(path, lo)
 	if err != nil {
-		return err
+		return fmt.Errorf("fleetsim: ledger: %w", err)
 	}
 	s.ledger = l
+	// A ledger with entries already (a previous run's, in PostgreSQL) would
+	// make every one of them a duplicate of this run.
+	errNotEmpty := errors.New("not empty")
+	if err := l.Entries(ctx, func(ingest.Entry) error { return errNotEmpty }); errors.Is(err, errNotEmpty) {
+		return errors.New("fleetsim: ledger: -db holds entries already (a previous run's?): give an empty database")
+	} else if err != nil {
+		return fmt.Errorf("fleetsim: ledger: %w", err)
+	}
 	if err := l.UpsertEvent(ctx, ingest.Event{ID: eventID, Points: 1, Period: protocol.PeriodDay, Volume: 1}); err != nil {
-		return err
+		return fmt.Errorf("fleetsim: ledger: %w", err)
 	}
 	// The known passholders: enough fresh cards for every tap.
 	n := int(float64(s.o.Kiosks)*s.o.Rate*s.o.Duration.Seconds()*1.1) + 100
 	for i := range n {
 		if err := l.Enroll(ctx, knownCard(i)); err != nil {
-			return err
+			return fmt.Errorf("fleetsim: ledger: %w", err)
 		}
 	}
 	return nil
@@ -294,7 +365,7 @@ func (s *sim) startIngest(i int) error {
 	}
 	svc, err := ingest.New(s.ledger, so)
 	if err != nil {
-		return err
+		return fmt.Errorf("fleetsim: ingest: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &ingestProc{n: i, cancel: cancel, done: make(chan error, 1)}
@@ -326,7 +397,7 @@ func (s *sim) newNode(i int) *node {
 	c.Control.Socket = "" // a fleet of one process needs no sockets
 	c.MQTT.Broker, c.MQTT.AllowInsecure = s.url, true
 	c.MQTT.Window, c.MQTT.RetryAfter = s.o.Window, 10*time.Second
-	c.Display.SpaarcodeEvery = 0
+	c.Display.SpaarcodeEvery = -1 // no idle ⇄ spaarcode alternation
 	return &node{id: id, cfg: c}
 }
 
@@ -629,7 +700,7 @@ func (s *sim) reconcile(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("fleetsim: reconcile: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

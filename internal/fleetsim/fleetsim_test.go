@@ -2,21 +2,19 @@ package fleetsim
 
 import (
 	"context"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
-
-	"github.com/uitpas/tap-kiosk/internal/testbroker"
 )
 
-// TestFleetUnderChaos: 50 kiosks in one process tap against a Mosquitto that
-// restarts, while kiosks go down and come back and the ingest stops for a
-// while; after the drain every saved tap is in the ledger exactly once.
+// TestFleetUnderChaos: 50 kiosks in one process tap against a broker that
+// restarts (Mosquitto, or the embedded broker where none is installed),
+// while kiosks go down and come back and the ingest stops for a while; after
+// the drain every saved tap is in the ledger exactly once.
 func TestFleetUnderChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fleet run in -short mode")
-	}
-	if testbroker.Mosquitto() == "" {
-		t.Skip("the fleet run restarts a Mosquitto: none installed")
 	}
 	sum, err := Run(context.Background(), Opts{
 		Kiosks: 50, Rate: 2, Duration: 8 * time.Second, Dir: t.TempDir(), Seed: 7,
@@ -37,5 +35,24 @@ func TestFleetUnderChaos(t *testing.T) {
 	}
 	if sum.BrokerRestarts == 0 || sum.KioskKills == 0 || sum.IngestStops != 1 {
 		t.Fatalf("the chaos did not happen: %+v", sum)
+	}
+}
+
+// TestRunDir: each run gets a fresh directory below -dir, made when missing,
+// named after the time, numbered when a run of the same second has it.
+func TestRunDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	at := time.Date(2026, 1, 2, 15, 4, 5, 0, time.FixedZone("CET", 3600))
+	var got []string
+	for range 3 {
+		d, err := RunDir(dir, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, filepath.Base(d))
+	}
+	want := []string{"run-20260102T140405Z", "run-20260102T140405Z-2", "run-20260102T140405Z-3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("run directories %q, want %q", got, want)
 	}
 }
