@@ -3,7 +3,10 @@
 // the drain of a 10 000-checkin backlog to Mosquitto with Results beside raw
 // paho QoS 1 publishing, kioskd's resident memory idle and while draining,
 // and start to ready. It runs the real binaries from bin/ (make bench builds
-// them) against a Mosquitto it starts on a free port.
+// them) against a Mosquitto it starts on a free port. Its state (queues,
+// ledger, logs) is in a temporary directory, removed at the end: by default
+// below $TMPDIR or else /var/tmp, which is on disk, as a kiosk's queue is;
+// -tmp names another.
 package main
 
 import (
@@ -16,10 +19,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -37,10 +42,26 @@ func main() {
 	backlog := flag.Int("backlog", 10000, "checkins in the drain backlog")
 	bin := flag.String("bin", "bin", "directory with kioskd and kiosk-ingest")
 	quiet := flag.Bool("tap-without-central", false, "measure taps with no central answering (no Results arriving meanwhile)")
+	tmp := flag.String("tmp", "", "make the state directory below this `directory` (removed at the end); default $TMPDIR, else /var/tmp")
 	flag.Parse()
 	b := &bench{bin: *bin, quiet: *quiet}
+	// Interrupted, the bench still stops its programs and removes its state.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "kiosk-bench: interrupted")
+		b.cleanup()
+		os.Exit(130)
+	}()
 	code := 0
-	if err := b.Run(func() error { return b.run(*taps, *backlog) }); err != nil {
+	err := b.Run(func() error {
+		if err := b.makeDir(*tmp); err != nil {
+			return err
+		}
+		return b.run(*taps, *backlog)
+	})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "kiosk-bench:", err)
 		code = 1
 	}
@@ -52,6 +73,7 @@ func main() {
 type bench struct {
 	testbroker.Standalone
 	bin   string
+	mu    sync.Mutex // dir, between the run and an interrupt
 	dir   string
 	quiet bool
 	rows  [][4]string
@@ -59,9 +81,51 @@ type bench struct {
 
 func (b *bench) cleanup() {
 	b.Close()
-	if b.dir != "" {
-		os.RemoveAll(b.dir)
+	if d := b.stateDir(); d != "" {
+		os.RemoveAll(d)
 	}
+}
+
+func (b *bench) stateDir() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dir
+}
+
+// stateParent is where the state directory is made when -tmp is not given:
+// $TMPDIR, else /var/tmp (on disk on Debian, where /tmp may be a tmpfs whose
+// fsyncs cost nothing, unlike a kiosk's SD card), else the system's default.
+func stateParent() string {
+	if d := os.Getenv("TMPDIR"); d != "" {
+		return d
+	}
+	if fi, err := os.Stat("/var/tmp"); err == nil && fi.IsDir() {
+		return "/var/tmp"
+	}
+	return os.TempDir()
+}
+
+// makeDir makes the bench's state directory below parent ("" for
+// stateParent); cleanup removes it.
+func (b *bench) makeDir(parent string) error {
+	if parent == "" {
+		parent = stateParent()
+	}
+	d, err := os.MkdirTemp(parent, "kiosk-bench-")
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if d, err = filepath.Abs(d); err != nil {
+		os.RemoveAll(d)
+		return fmt.Errorf("state directory: %w", err)
+	}
+	b.mu.Lock()
+	b.dir, b.Dir = d, d
+	b.mu.Unlock()
+	if onTmpfs(d) {
+		fmt.Fprintf(os.Stderr, "kiosk-bench: %s is a tmpfs: durable-write figures will flatter (-tmp names a directory on disk)\n", d)
+	}
+	return nil
 }
 
 func (b *bench) row(what, figure, yardstick, verdict string) {
@@ -71,13 +135,7 @@ func (b *bench) row(what, figure, yardstick, verdict string) {
 
 func (b *bench) run(nTaps, nBacklog int) error {
 	ctx := context.Background()
-	// The state lives on the same disk as the working tree, as on a kiosk.
 	var err error
-	if b.dir, err = os.MkdirTemp(".", ".bench-"); err != nil {
-		return err
-	}
-	b.dir, _ = filepath.Abs(b.dir)
-	b.Dir = b.dir
 	broker := testbroker.Start(b)
 	fmt.Fprintf(os.Stderr, "kiosk-bench: %s broker at %s, state in %s\n", broker.Kind, broker.URL(), b.dir)
 
@@ -349,4 +407,10 @@ func rssKB(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// onTmpfs reports whether dir is on a tmpfs (RAM: fsync is free).
+func onTmpfs(dir string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) == nil && st.Type == 0x01021994 // TMPFS_MAGIC
 }

@@ -3,6 +3,7 @@ package testbroker
 import (
 	"fmt"
 	"os"
+	"sync"
 )
 
 // Standalone is a T for programs (the bench tool, the fleet simulator) that
@@ -10,6 +11,7 @@ import (
 // turns back into an error.
 type Standalone struct {
 	Dir      string // temporary directories are made below it
+	mu       sync.Mutex
 	cleanups []func()
 }
 
@@ -31,7 +33,11 @@ func (s *Standalone) Fatal(a ...any) { panic(Failure{fmt.Sprint(a...)}) }
 func (s *Standalone) Fatalf(format string, a ...any) { panic(Failure{fmt.Sprintf(format, a...)}) }
 
 // Cleanup registers f for Close.
-func (s *Standalone) Cleanup(f func()) { s.cleanups = append(s.cleanups, f) }
+func (s *Standalone) Cleanup(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cleanups = append(s.cleanups, f)
+}
 
 // TempDir makes a new directory below Dir.
 func (s *Standalone) TempDir() string {
@@ -42,12 +48,16 @@ func (s *Standalone) TempDir() string {
 	return d
 }
 
-// Close runs the cleanups, last first.
+// Close runs the cleanups, last first; it may be called from another
+// goroutine than the one that registers them (a program's interrupt).
 func (s *Standalone) Close() {
-	for i := len(s.cleanups) - 1; i >= 0; i-- {
-		s.cleanups[i]()
-	}
+	s.mu.Lock()
+	cs := s.cleanups
 	s.cleanups = nil
+	s.mu.Unlock()
+	for i := len(cs) - 1; i >= 0; i-- {
+		cs[i]()
+	}
 }
 
 // Run calls f and turns a Fatal inside it into an error.
