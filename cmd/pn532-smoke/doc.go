@@ -8,7 +8,7 @@
 //
 // Usage:
 //
-//	pn532-smoke [-spi /dev/spidev0.0] [-hz 1000000] [-irq gpiochip0:25] [-reset gpiochip0:24] [-record FILE] [-note TEXT] [-v]
+//	pn532-smoke [-spi /dev/spidev0.0] [-hz 1000000] [-irq GPIO25] [-reset GPIO24] [-record FILE] [-note TEXT] [-v]
 //
 // With -record FILE it records every SPI transaction (periph's
 // spitest.Record) and writes them, with the taps it saw, as a session file
@@ -26,20 +26,23 @@
 //	MOSI           19              GPIO10 SPI0 MOSI
 //	MISO           21              GPIO9  SPI0 MISO
 //	SS / NSS       24              GPIO8  SPI0 CE0  (/dev/spidev0.0)
-//	IRQ            22              GPIO25           (-irq gpiochip0:25)
-//	RSTPDN / RST   18              GPIO24           (-reset gpiochip0:24)
+//	IRQ            22              GPIO25           (-irq GPIO25, the default)
+//	RSTPDN / RST   18              GPIO24           (-reset GPIO24, the default)
 //
-// Enable SPI (raspi-config, or dtparam=spi=on in config.txt). On a Pi 5
-// with an older kernel the header's lines are on gpiochip4: use
-// -irq GPIO25 -reset GPIO24 (names are looked up on every chip).
+// Enable SPI (raspi-config, or dtparam=spi=on in config.txt). Lines are
+// given by name and looked up on every GPIO chip, which works on every Pi
+// (on a Pi 5 with an older kernel the header's lines are on gpiochip4, not
+// gpiochip0); -irq gpiochip0:25 (chip:offset) binds one chip's offset.
 //
 // Select SPI mode on the module: SEL0 (I0) low and SEL1 (I1) high. On the
 // common red Elechouse-style boards that is DIP switch 1 OFF and switch 2 ON;
 // on the Waveshare PN532 HAT, jumpers I0 → L and I1 → H. Power-cycle the
 // module after changing them: it reads them only at reset.
 //
-// Without -irq the driver polls the status byte instead of waiting for the
-// IRQ line; without -reset it cannot reset a chip that stopped answering.
-// The Pi's SPI controller refuses LSB-first, so the driver reverses bits in
-// software; the tool says which it uses.
+// With -irq "" the driver polls the status byte instead of waiting for the
+// IRQ line (it also does so by itself, with a warning, when the line does
+// not follow the chip: unwired, stuck); with -reset "" it cannot reset a
+// chip that stopped answering. The PN532 wants LSB-first, which the Pi's SPI
+// controller refuses, so the driver shifts mode 0 and reverses bits in
+// software; the tool says so.
 package main

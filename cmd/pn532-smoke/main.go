@@ -35,8 +35,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	spiDev := fs.String("spi", "/dev/spidev0.0", "SPI device")
 	hz := fs.Int64("hz", 1_000_000, "SPI clock in Hz")
-	irq := fs.String("irq", "", `IRQ line ("gpiochip0:25", "GPIO25"); empty: poll the status byte`)
-	rst := fs.String("reset", "", `RSTPD_N line ("gpiochip0:24", "GPIO24"); empty: no hardware reset`)
+	irq := fs.String("irq", pn532hw.DefaultIRQ, `IRQ line: a name searched on every chip ("GPIO25"), or "gpiochip0:GPIO25", "gpiochip0:25"; empty: poll the status byte`)
+	rst := fs.String("reset", pn532hw.DefaultReset, `RSTPD_N line, as -irq; empty: no hardware reset`)
 	record := fs.String("record", "", "write the SPI traffic and taps to this session file on exit")
 	note := fs.String("note", "", "description stored in the session file (board, module, cards)")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	order := "LSB-first in the SPI controller"
 	if dev.SoftwareBitOrder() {
-		order = "software bit reversal (the controller refuses LSB-first)"
+		order = "SPI mode 0 with software bit reversal"
 	}
 	fmt.Fprintf(stdout, "reader %s at %d Hz, %s; IRQ %q, reset %q\n", dev, *hz, order, *irq, *rst)
 	fmt.Fprintln(stdout, "tap cards; Ctrl-C to stop. UIDs are printed whole: bench use only.")

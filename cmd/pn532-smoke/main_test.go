@@ -40,6 +40,20 @@ func TestWatchPrintsFirmwareAndWholeUIDs(t *testing.T) {
 	}
 }
 
+// TestDefaultLines: the wiring's lines are the defaults, by name (searched
+// on every chip), not chip:offset.
+func TestDefaultLines(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"-h"}, &out, &errb); code != 0 {
+		t.Fatalf("-h exit %d", code)
+	}
+	for _, want := range []string{`(default "GPIO25")`, `(default "GPIO24")`} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("usage lacks %s:\n%s", want, errb.String())
+		}
+	}
+}
+
 func TestUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"-h"}, &out, &errb); code != 0 {

@@ -16,12 +16,13 @@ import (
 )
 
 // The real wiring on a Raspberry Pi: SPI0 CE0, IRQ on GPIO25, RSTPD_N on
-// GPIO24 (see cmd/pn532-smoke for the header pins).
+// GPIO24 (see cmd/pn532-smoke for the header pins). Lines by name are
+// searched on every GPIO chip, so this works on every Pi.
 func Example() {
 	dev, err := pn532hw.Open(pn532hw.Config{
 		SPIDev: "/dev/spidev0.0",
-		IRQ:    "gpiochip0:25",
-		Reset:  "gpiochip0:24",
+		IRQ:    "GPIO25", // pn532hw.DefaultIRQ
+		Reset:  "GPIO24", // pn532hw.DefaultReset
 	}, clock.Real{}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		log.Fatal(err)

@@ -17,14 +17,24 @@ import (
 	"periph.io/x/conn/v3/spi"
 )
 
+// The kiosk's wiring (docs/install.md): P70_IRQ on GPIO25 (header pin 22),
+// RSTPD_N on GPIO24 (pin 18). By name, looked up on every GPIO chip, which
+// works on every Raspberry Pi: the header's lines are not on gpiochip0 on
+// every Pi 5 image, and an offset on the wrong chip binds another line
+// without a word.
+const (
+	DefaultIRQ   = "GPIO25"
+	DefaultReset = "GPIO24"
+)
+
 // Config says where the PN532 is.
 type Config struct {
 	SPIDev  string // "/dev/spidev0.0"
 	SpeedHz int64  // 0 → Opts.Speed, else 1 MHz
-	// IRQ and Reset name GPIO lines: "gpiochip0:25" (chip and offset),
-	// "gpiochip0:GPIO25" (chip and line name) or "GPIO25" (a name looked up
-	// on every chip). IRQ "" → status-byte polling; Reset "" → no hardware
-	// reset.
+	// IRQ and Reset name GPIO lines: "GPIO25" (a line name looked up on
+	// every chip: DefaultIRQ, DefaultReset), "gpiochip0:GPIO25" (a name on
+	// one chip) or "gpiochip0:25" (chip and offset). IRQ "" → status-byte
+	// polling; Reset "" → no hardware reset.
 	IRQ   string
 	Reset string
 	Opts  pn532.Opts // zero fields take pn532.DefaultOpts
@@ -39,8 +49,8 @@ type Parts struct {
 	Port  spi.PortCloser
 	IRQ   pn532.IRQ   // nil when Config.IRQ is ""
 	Reset pn532.Reset // nil when Config.Reset is ""
-	// Opts is Config.Opts with the speed applied and BitOrderAuto resolved
-	// by probing, since a port cannot be connected twice.
+	// Opts is Config.Opts with the speed applied. The port is not
+	// connected: pn532.NewSPI does that, once.
 	Opts pn532.Opts
 }
 
@@ -94,7 +104,7 @@ type lineSpec struct {
 	name   string // "" → offset
 }
 
-// parseLine parses "gpiochip0:25", "gpiochip0:GPIO25" or "GPIO25".
+// parseLine parses "GPIO25", "gpiochip0:GPIO25" or "gpiochip0:25".
 func parseLine(s string) (lineSpec, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -117,4 +127,32 @@ func parseLine(s string) (lineSpec, error) {
 		return lineSpec{chip: chip, offset: n}, nil
 	}
 	return lineSpec{chip: chip, name: line}, nil
+}
+
+// lineFinder looks line names up: on every chip, or on one.
+type lineFinder interface {
+	FindLine(name string) (chip string, offset int, err error)
+	FindLineOn(chip, name string) (offset int, err error)
+}
+
+// resolve turns a line as Config gives it into a chip and an offset: a bare
+// name is searched on every chip, a chip:name only on that chip.
+func resolve(s string, f lineFinder) (chip string, offset int, err error) {
+	ls, err := parseLine(s)
+	if err != nil {
+		return "", 0, err
+	}
+	switch {
+	case ls.name == "":
+		return ls.chip, ls.offset, nil
+	case ls.chip == "":
+		chip, offset, err = f.FindLine(ls.name)
+	default:
+		chip = ls.chip
+		offset, err = f.FindLineOn(ls.chip, ls.name)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("pn532hw: line %s: %w", s, err)
+	}
+	return chip, offset, nil
 }

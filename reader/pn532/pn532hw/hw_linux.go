@@ -7,13 +7,12 @@ import (
 
 	"github.com/uitpas/tap-kiosk/reader/pn532"
 	"github.com/warthog618/go-gpiocdev"
-	"periph.io/x/conn/v3/spi"
 	"periph.io/x/conn/v3/spi/spireg"
 	"periph.io/x/host/v3"
 )
 
-// OpenParts initialises periph, opens the SPI port (probing LSB-first
-// support when Opts.BitOrder is auto) and requests the GPIO lines.
+// OpenParts initialises periph, opens the SPI port (not connected: the
+// driver connects it once) and requests the GPIO lines.
 func OpenParts(cfg Config) (Parts, error) {
 	if _, err := host.Init(); err != nil {
 		return Parts{}, fmt.Errorf("pn532hw: periph: %w", err)
@@ -22,20 +21,6 @@ func OpenParts(cfg Config) (Parts, error) {
 		cfg.SPIDev = "/dev/spidev0.0"
 	}
 	p := Parts{Opts: cfg.opts()}
-	if p.Opts.BitOrder == pn532.BitOrderAuto {
-		// spidev answers EINVAL to LSB-first on the Pi's controllers; a
-		// port is connected once, so ask on a throwaway handle.
-		probe, err := spireg.Open(cfg.SPIDev)
-		if err != nil {
-			return Parts{}, fmt.Errorf("pn532hw: open %s: %w", cfg.SPIDev, err)
-		}
-		if _, err := probe.Connect(p.Opts.Speed, spi.Mode0|spi.LSBFirst, 8); err == nil {
-			p.Opts.BitOrder = pn532.BitOrderHardware
-		} else {
-			p.Opts.BitOrder = pn532.BitOrderSoftware
-		}
-		probe.Close()
-	}
 	var err error
 	if p.Port, err = spireg.Open(cfg.SPIDev); err != nil {
 		return Parts{}, fmt.Errorf("pn532hw: open %s: %w", cfg.SPIDev, err)
@@ -49,7 +34,7 @@ func OpenParts(cfg Config) (Parts, error) {
 		p.IRQ = irq
 	}
 	if cfg.Reset != "" {
-		chip, off, err := resolve(cfg.Reset)
+		chip, off, err := resolve(cfg.Reset, cdevFinder{})
 		if err != nil {
 			p.Close()
 			return Parts{}, err
@@ -58,35 +43,35 @@ func OpenParts(cfg Config) (Parts, error) {
 		l, err := gpiocdev.RequestLine(chip, off, gpiocdev.AsOutput(1), gpiocdev.WithConsumer("pn532-rstpdn"))
 		if err != nil {
 			p.Close()
-			return Parts{}, fmt.Errorf("pn532hw: reset line %s: %w", cfg.Reset, err)
+			return Parts{}, fmt.Errorf("pn532hw: reset line %s (%s:%d): %w", cfg.Reset, chip, off, err)
 		}
 		p.Reset = l
 	}
 	return p, nil
 }
 
-func resolve(s string) (chip string, offset int, err error) {
-	ls, err := parseLine(s)
+// cdevFinder looks lines up through the GPIO character devices.
+type cdevFinder struct{}
+
+func (cdevFinder) FindLine(name string) (string, int, error) {
+	chip, off, err := gpiocdev.FindLine(name)
 	if err != nil {
-		return "", 0, err
+		return "", 0, fmt.Errorf("no line named %s on any GPIO chip: %w", name, err)
 	}
-	if ls.name == "" {
-		return ls.chip, ls.offset, nil
-	}
-	if ls.chip == "" {
-		chip, offset, err = gpiocdev.FindLine(ls.name)
-	} else {
-		var c *gpiocdev.Chip
-		if c, err = gpiocdev.NewChip(ls.chip); err == nil {
-			offset, err = c.FindLine(ls.name)
-			c.Close()
-		}
-		chip = ls.chip
-	}
+	return chip, off, nil
+}
+
+func (cdevFinder) FindLineOn(chip, name string) (int, error) {
+	c, err := gpiocdev.NewChip(chip)
 	if err != nil {
-		return "", 0, fmt.Errorf("pn532hw: line %s: %w", s, err)
+		return 0, err
 	}
-	return chip, offset, nil
+	defer c.Close()
+	off, err := c.FindLine(name)
+	if err != nil {
+		return 0, fmt.Errorf("no line named %s on %s: %w", name, chip, err)
+	}
+	return off, nil
 }
 
 // irqLine adapts a go-gpiocdev line with falling-edge events to pn532.IRQ.
@@ -96,17 +81,26 @@ type irqLine struct {
 }
 
 func requestIRQ(s string) (*irqLine, error) {
-	chip, off, err := resolve(s)
+	chip, off, err := resolve(s, cdevFinder{})
 	if err != nil {
 		return nil, err
 	}
 	i := &irqLine{ch: make(chan struct{}, 1)}
-	i.l, err = gpiocdev.RequestLine(chip, off, gpiocdev.AsInput, gpiocdev.WithFallingEdge,
-		gpiocdev.WithEventHandler(i.edge), gpiocdev.WithConsumer("pn532-irq"))
+	i.l, err = gpiocdev.RequestLine(chip, off, irqOptions(i.edge)...)
 	if err != nil {
-		return nil, fmt.Errorf("pn532hw: irq line %s: %w", s, err)
+		return nil, fmt.Errorf("pn532hw: irq line %s (%s:%d): %w", s, chip, off, err)
 	}
 	return i, nil
+}
+
+// irqOptions request P70_IRQ: an input with falling-edge events and the
+// internal pull-up. The pull-up matters: GPIO25 comes out of reset with
+// its pull-down on (BCM283x: GPIO9–27), so an unwired or floating line
+// would read low, "ready", for ever; pulled up it reads high, never
+// asserts, and the driver finds that out and polls the status byte.
+func irqOptions(h gpiocdev.EventHandler) []gpiocdev.LineReqOption {
+	return []gpiocdev.LineReqOption{gpiocdev.AsInput, gpiocdev.WithPullUp, gpiocdev.WithFallingEdge,
+		gpiocdev.WithEventHandler(h), gpiocdev.WithConsumer("pn532-irq")}
 }
 
 // edge runs on gpiocdev's watcher goroutine: hand off, never block.
