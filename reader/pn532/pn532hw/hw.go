@@ -8,10 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 
 	"github.com/uitpas/tap-kiosk/clock"
+	"github.com/uitpas/tap-kiosk/internal/gpioline"
 	"github.com/uitpas/tap-kiosk/reader/pn532"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/conn/v3/spi"
@@ -97,59 +96,28 @@ func (cfg Config) opts() pn532.Opts {
 	return o
 }
 
-// lineSpec is a parsed line name.
-type lineSpec struct {
-	chip   string // "" → search every chip for name
-	offset int
-	name   string // "" → offset
-}
-
-// parseLine parses "GPIO25", "gpiochip0:GPIO25" or "gpiochip0:25".
-func parseLine(s string) (lineSpec, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return lineSpec{}, errors.New("pn532hw: empty line name")
-	}
-	chip, line, found := strings.Cut(s, ":")
-	if !found {
-		chip, line = "", s
-	}
-	if found && (chip == "" || line == "") {
-		return lineSpec{}, fmt.Errorf("pn532hw: line %q: want chip:offset, chip:name or name", s)
-	}
-	if n, err := strconv.Atoi(line); err == nil {
-		if n < 0 {
-			return lineSpec{}, fmt.Errorf("pn532hw: line %q: negative offset", s)
-		}
-		if chip == "" {
-			return lineSpec{}, fmt.Errorf("pn532hw: line %q: an offset needs its chip (gpiochip0:%d)", s, n)
-		}
-		return lineSpec{chip: chip, offset: n}, nil
-	}
-	return lineSpec{chip: chip, name: line}, nil
-}
-
 // lineFinder looks line names up: on every chip, or on one.
 type lineFinder interface {
 	FindLine(name string) (chip string, offset int, err error)
 	FindLineOn(chip, name string) (offset int, err error)
 }
 
-// resolve turns a line as Config gives it into a chip and an offset: a bare
-// name is searched on every chip, a chip:name only on that chip.
+// resolve turns a line as Config gives it (the configuration's one form,
+// package gpioline) into a chip and an offset: a bare name is searched on
+// every chip, a chip:name only on that chip.
 func resolve(s string, f lineFinder) (chip string, offset int, err error) {
-	ls, err := parseLine(s)
+	ls, err := gpioline.Parse(s)
 	if err != nil {
-		return "", 0, err
+		return "", 0, fmt.Errorf("pn532hw: %w", err)
 	}
 	switch {
-	case ls.name == "":
-		return ls.chip, ls.offset, nil
-	case ls.chip == "":
-		chip, offset, err = f.FindLine(ls.name)
+	case ls.Name == "":
+		return ls.Chip, ls.Offset, nil
+	case ls.Chip == "":
+		chip, offset, err = f.FindLine(ls.Name)
 	default:
-		chip = ls.chip
-		offset, err = f.FindLineOn(ls.chip, ls.name)
+		chip = ls.Chip
+		offset, err = f.FindLineOn(ls.Chip, ls.Name)
 	}
 	if err != nil {
 		return "", 0, fmt.Errorf("pn532hw: line %s: %w", s, err)

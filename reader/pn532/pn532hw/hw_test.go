@@ -7,39 +7,11 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/uitpas/tap-kiosk/internal/gpioline"
 
 	"github.com/uitpas/tap-kiosk/reader/pn532"
 	"periph.io/x/conn/v3/physic"
 )
-
-func TestParseLine(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want lineSpec
-		bad  bool
-	}{
-		{in: "gpiochip0:25", want: lineSpec{chip: "gpiochip0", offset: 25}},
-		{in: "gpiochip4:GPIO25", want: lineSpec{chip: "gpiochip4", name: "GPIO25"}},
-		{in: " GPIO24 ", want: lineSpec{name: "GPIO24"}},
-		{in: "/dev/gpiochip0:7", want: lineSpec{chip: "/dev/gpiochip0", offset: 7}},
-		{in: "", bad: true},
-		{in: "25", bad: true},
-		{in: "gpiochip0:", bad: true},
-		{in: ":25", bad: true},
-		{in: "gpiochip0:-1", bad: true},
-	} {
-		got, err := parseLine(c.in)
-		if c.bad {
-			if err == nil {
-				t.Errorf("parseLine(%q) = %+v, want an error", c.in, got)
-			}
-			continue
-		}
-		if err != nil || got != c.want {
-			t.Errorf("parseLine(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
-		}
-	}
-}
 
 func TestConfigOpts(t *testing.T) {
 	if s := (Config{}).opts().Speed; s != physic.MegaHertz {
@@ -85,6 +57,11 @@ func TestResolve(t *testing.T) {
 		{in: "gpiochip0:25", chip: "gpiochip0", offset: 25, calls: ""},
 		{in: "GPIO99", calls: "any:GPIO99", bad: true},
 		{in: "gpiochip1:GPIO24", calls: "gpiochip1:GPIO24", bad: true},
+		{in: "25", bad: true}, // an offset needs its chip
+		{in: "gpiochip0:", bad: true},
+		{in: ":25", bad: true},
+		{in: "gpiochip0:-1", bad: true},
+		{in: "", bad: true},
 	} {
 		f := &fakeFinder{}
 		chip, off, err := resolve(c.in, f)
@@ -108,7 +85,7 @@ func TestResolve(t *testing.T) {
 // (which binds a wrong line silently where gpiochip0 is not the header).
 func TestDefaultLinesAreNames(t *testing.T) {
 	for _, l := range []string{DefaultIRQ, DefaultReset} {
-		if ls, err := parseLine(l); err != nil || ls.chip != "" || ls.name == "" {
+		if ls, err := gpioline.Parse(l); err != nil || ls.Chip != "" || ls.Name == "" {
 			t.Errorf("default line %q = %+v, %v; want a bare line name", l, ls, err)
 		}
 	}
@@ -129,7 +106,7 @@ func TestDefaultLinesAreNames(t *testing.T) {
 		t.Errorf("kioskd.toml reader.irq, reader.reset = %q, %q; want %q, %q", cfg.Reader.IRQ, cfg.Reader.Reset, DefaultIRQ, DefaultReset)
 	}
 	for key, l := range map[string]string{"display.buzzer": cfg.Display.Buzzer, "display.led": cfg.Display.LED} {
-		if ls, err := parseLine(l); err != nil || ls.chip != "" {
+		if ls, err := gpioline.Parse(l); err != nil || ls.Chip != "" {
 			t.Errorf("kioskd.toml %s = %q: want a bare line name", key, l)
 		}
 	}
