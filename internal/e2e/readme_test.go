@@ -20,6 +20,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
 )
 
@@ -35,9 +36,7 @@ import (
 //     real programs (Mosquitto with the configuration the README installed);
 //   - the pairing code in the README is replaced by the one the kiosk shows.
 func TestReadmeWalkthrough(t *testing.T) {
-	if testbroker.Mosquitto() == "" {
-		t.Skip("mosquitto not installed: the walkthrough needs its TLS and ACLs (CI has it)")
-	}
+	testbroker.RequireMosquitto(t, "the walkthrough installs Mosquitto's TLS listener and ACLs")
 	blocks := readmeBlocks(t, "## Setting up a kiosk (technicians)")
 	if len(blocks) != 7 {
 		t.Fatalf("the README section has %d sh blocks; this test knows 7 (update both together)", len(blocks))
@@ -265,7 +264,7 @@ func (h *harness) serve(args []string) error {
 		return nil
 	case "systemctl start kioskd":
 		h.kioskd = start(h.t, "kioskd", filepath.Join(h.root, "kioskd.log"), "-config", filepath.Join(h.root, "etc/kioskd/kioskd.toml"))
-		up := eventually(15*time.Second, func() bool {
+		up := waitfor.Within(15*time.Second, func() bool {
 			_, err := h.statusErr()
 			return err == nil || h.kioskd.exited()
 		})
@@ -373,7 +372,7 @@ func (h *harness) status() provStatus {
 
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	if !eventually(20*time.Second, cond) {
+	if !waitfor.Within(waitfor.Timeout, cond) {
 		h.t.Fatalf("timed out waiting for %s\nstatus: %+v\nkioskd:\n%s\ningest:\n%s", what, h.status(), tail(h.kioskd), tail(h.ingest))
 	}
 }
