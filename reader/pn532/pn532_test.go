@@ -201,6 +201,7 @@ func TestFaults(t *testing.T) {
 		{"noisy preamble", pn532emu.Fault{Kind: pn532emu.NoisyPreamble, Count: 3}, nil},
 		{"slow reply", pn532emu.Fault{Kind: pn532emu.SlowReply, Count: 2, Delay: 40 * time.Millisecond}, nil},
 		{"reply slower than the timeout", pn532emu.Fault{Kind: pn532emu.SlowReply, Count: 1, Delay: time.Second}, nil},
+		{"ack slower than the timeout", pn532emu.Fault{Kind: pn532emu.SlowACK, Count: 2, Delay: 40 * time.Millisecond}, nil},
 		{"silent for a while", pn532emu.Fault{Kind: pn532emu.Silence, Count: 12}, nil},
 		{"silent until reset", pn532emu.Fault{Kind: pn532emu.Silence}, func(t *testing.T, s pn532emu.Stats) {
 			if s.Resets == 0 {
