@@ -23,7 +23,9 @@ import (
 
 // IRQ is the chip's P70_IRQ output as seen by the host: an input line, low
 // while the chip has a frame for the host. A go-gpiocdev line requested with
-// WithFallingEdge fits once its event handler feeds Falling (see pn532hw).
+// WithFallingEdge (and WithPullUp, so an unwired line reads high) fits once
+// its event handler feeds Falling (see pn532hw). The driver checks the line
+// against the chip's status byte and stops using one that does not follow.
 type IRQ interface {
 	// Value reads the line: 0 is low (the chip is ready).
 	Value() (int, error)

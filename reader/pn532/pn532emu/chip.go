@@ -26,8 +26,9 @@
 // Cards enter and leave the field (Place, Remove); with two cards in the
 // field, InListPassiveTarget selects the one whose UID is greatest in byte
 // order, every time, as a reader that resolves collisions towards 1 would.
-// Faults are injected with Inject. Bus time is modelled from byte count and
-// clock speed (BusTime) but not slept.
+// Faults are injected with Inject; Opts.StaleFrames brings back stale frames
+// of superseded commands (the emulator's old, unfaithful default). Bus time
+// is modelled from byte count and clock speed (BusTime) but not slept.
 package pn532emu
 
 import (
