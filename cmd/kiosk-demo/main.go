@@ -2,6 +2,11 @@
 // an embedded MQTT broker on a free loopback port, the reference ingest, and
 // one kiosk with a simulated reader and a terminal display. It prints the
 // command that taps a card from a second terminal. Ctrl-C stops everything.
+//
+// On a terminal the kiosk's screen is redrawn in place at the top, as small
+// as the terminal needs (an 80×24 one gets braille dots), with the tap
+// command kept on screen underneath; written to a file or a pipe, screens
+// are appended after a banner.
 package main
 
 import (
@@ -18,6 +23,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/uitpas/tap-kiosk/display/blockterm"
 	"github.com/uitpas/tap-kiosk/ingest"
 	"github.com/uitpas/tap-kiosk/internal/embedbroker"
 	"github.com/uitpas/tap-kiosk/kiosk"
@@ -49,14 +57,29 @@ func run(args []string) int {
 		fmt.Println("kiosk-demo", version)
 		return 0
 	}
-	if err := demo(*dir, *readerDriver, *lang); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := demoOpts{dir: *dir, reader: *readerDriver, lang: *lang, out: os.Stdout}
+	if ws, err := unix.IoctlGetWinsize(int(os.Stdout.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col > 0 && ws.Row > 0 {
+		o.cols, o.rows = int(ws.Col), int(ws.Row)
+	}
+	if err := demo(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "kiosk-demo:", err)
 		return 1
 	}
 	return 0
 }
 
-func demo(dir, readerDriver, lang string) error {
+// demoOpts is one demo run.
+type demoOpts struct {
+	dir, reader, lang string
+	out               io.Writer
+	// cols, rows: out is a terminal of this size (0: not a terminal).
+	cols, rows int
+}
+
+func demo(ctx context.Context, o demoOpts) error {
+	dir, readerDriver, lang := o.dir, o.reader, o.lang
 	keep := dir != ""
 	if !keep {
 		d, err := os.MkdirTemp("", "kiosk-demo-")
@@ -74,8 +97,7 @@ func demo(dir, readerDriver, lang string) error {
 	}
 	defer logFile.Close()
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 
 	addr, err := embedbroker.FreeAddr()
@@ -84,7 +106,7 @@ func demo(dir, readerDriver, lang string) error {
 	}
 	broker, err := embedbroker.Start(addr, log.With("part", "broker"))
 	if err != nil {
-		return err
+		return fmt.Errorf("broker: %w", err)
 	}
 	defer broker.Close()
 	brokerURL := "tcp://" + addr
@@ -134,9 +156,20 @@ allow_insecure = true
 	if err != nil {
 		return err
 	}
+	ko := kiosk.Opts{Version: version, Logger: log.With("part", "kioskd"), Stdout: o.out}
+	if o.rows > 0 {
+		// A terminal of its own: the screen redrawn in place, how to tap under it.
+		bo := blockterm.Fit(blockterm.Opts{Width: cfg.Display.Width, Height: cfg.Display.Height, InPlace: true,
+			Footer: footer(socket, dir)}, o.cols, o.rows)
+		t, err := blockterm.New(o.out, &bo)
+		if err != nil {
+			return err
+		}
+		ko.Display = t
+	}
 	ready := make(chan struct{})
-	k, err := kiosk.New(cfg, kiosk.Opts{Version: version, Logger: log.With("part", "kioskd"), Stdout: os.Stdout,
-		OnReady: func() { close(ready) }})
+	ko.OnReady = func() { close(ready) }
+	k, err := kiosk.New(cfg, ko)
 	if err != nil {
 		return err
 	}
@@ -160,9 +193,11 @@ allow_insecure = true
 	case <-time.After(10 * time.Second):
 		return errors.New("kiosk did not become ready within 10s")
 	}
-	banner(os.Stdout, brokerURL, socket, dir, keep)
+	if o.rows == 0 {
+		banner(o.out, brokerURL, socket, dir, keep)
+	}
 	<-ctx.Done()
-	fmt.Println("\nstopping…")
+	fmt.Fprintln(o.out, "\nstopping…")
 	wg.Wait()
 	select {
 	case err := <-errc:
@@ -172,23 +207,41 @@ allow_insecure = true
 	return nil
 }
 
-func banner(w io.Writer, broker, socket, dir string, keep bool) {
-	ctl := "bin/kioskctl"
-	if _, err := os.Stat(ctl); err != nil {
-		ctl = "go run ./cmd/kioskctl"
+// kioskctl is how to run kioskctl from here.
+func kioskctl() string {
+	if _, err := os.Stat("bin/kioskctl"); err != nil {
+		return "go run ./cmd/kioskctl"
 	}
+	return "bin/kioskctl"
+}
+
+// tapCommand taps the demo card.
+func tapCommand(socket string) string {
+	return kioskctl() + " -socket " + socket + " tap 04A1B2C3D4E5F6"
+}
+
+// footer stays under the screen on a terminal: the tap command on a line
+// of its own (in /tmp it fits 80 columns), so that it can be copied.
+func footer(socket, dir string) string {
+	return "Tap from another terminal; again after 3 s it is already saved. Ctrl-C stops.\n" +
+		tapCommand(socket) + "\n" +
+		"Logs: " + filepath.Join(dir, "demo.log") + "\n"
+}
+
+func banner(w io.Writer, broker, socket, dir string, keep bool) {
+	ctl := kioskctl()
 	fmt.Fprintf(w, `
 UiTPAS tap kiosk demo — broker %s, reference ingest, kiosk "kiosk-demo-01"
 
 Tap a card from a second terminal:
 
-    %s -socket %s tap 04A1B2C3D4E5F6
+    %s
 
 Tap it again after 3 s for "punt al gespaard" (within 3 s it is the same tap);
 try 08A1B2C3 (a random ID) or any other 7-byte number.
 Status:  %s -socket %s status
 Logs:    %s
-`, broker, ctl, socket, ctl, socket, filepath.Join(dir, "demo.log"))
+`, broker, tapCommand(socket), ctl, socket, filepath.Join(dir, "demo.log"))
 	if keep {
 		fmt.Fprintf(w, "Ledger:  go run ./cmd/kiosk-ingest ledger -db %s\n", filepath.Join(dir, "ledger.db"))
 	}

@@ -1,13 +1,21 @@
 // Package blockterm shows the kiosk's screens on a terminal as the OLED would:
 // the rendered 1-bit image in Unicode half blocks (▀ ▄ █), two pixel rows a
 // character, so 128×64 becomes 128×32 characters, with the screen's words on
-// a line underneath for logs and screen readers.
+// a line underneath for logs and screen readers. Quadrant blocks (2×2 pixels
+// a character) and braille dots (2×4) make the panel smaller: in braille
+// 128×64 is 64×16 characters, which leaves an 80×24 terminal room for words.
+//
+// By default each screen is appended, scrolling, for a terminal shared with
+// logs. InPlace redraws every screen over the previous one at the top of a
+// terminal of its own, with a Footer (how to tap, say) that stays on screen
+// underneath.
 package blockterm
 
 import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"periph.io/x/devices/v3/ssd1306/image1bit"
 
@@ -19,12 +27,19 @@ import (
 // Opts configures the terminal output.
 type Opts struct {
 	Width, Height int // of the emulated panel; 128×64
-	// InPlace redraws at the top of the terminal (ANSI clear) instead of
-	// scrolling: for a terminal of its own, not for one shared with logs.
+	// InPlace redraws at the top of the terminal instead of scrolling:
+	// cursor home, every line overwritten and cleared to its end, the rest
+	// of the screen cleared. For a terminal of its own, not for one shared
+	// with logs; the frame and footer must fit its height (see Fit).
 	InPlace bool
 	// Quadrants draws 2×2 pixels a character (▘▝▖▗…), so 128×64 fits an
 	// 80-column terminal as 64×32 characters; pixels look twice as tall.
 	Quadrants bool
+	// Braille draws 2×4 pixels a character in braille dots (⣿), so 128×64
+	// is 64×16 characters. It wins over Quadrants.
+	Braille bool
+	// Footer is written under every frame (its lines end in "\n" or not).
+	Footer string
 }
 
 // DefaultOpts emulates the 128×64 panel, scrolling.
@@ -67,7 +82,7 @@ func (d *Display) String() string { return "blockterm" }
 
 func (d *Display) draw(s display.Screen) {
 	d.r.Draw(d.img, s)
-	io.WriteString(d.w, frame(d.img, s, d.o.InPlace, d.o.Quadrants))
+	io.WriteString(d.w, d.o.frame(d.img, s))
 }
 
 // Blocks returns img in half blocks, one line per two pixel rows, framed.
@@ -125,23 +140,107 @@ func Quadrants(img *image1bit.VerticalLSB) string {
 	return sb.String()
 }
 
-// Frame is what Show writes for s drawn as img: the blocks and the words.
-func Frame(img *image1bit.VerticalLSB, s display.Screen, inPlace bool) string {
-	return frame(img, s, inPlace, false)
+// braille is the first braille pattern (no dots); a dot's bit is added.
+const braille = 0x2800
+
+// brailleDot is the bit of the dot at (x, y) of a 2×4 cell.
+var brailleDot = [4][2]rune{{0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20}, {0x40, 0x80}}
+
+// Braille returns img in braille dots, 2×4 pixels a character, framed; a
+// cell without dots is a space.
+func Braille(img *image1bit.VerticalLSB) string {
+	b := img.Bounds()
+	w := (b.Dx() + 1) / 2
+	var sb strings.Builder
+	sb.Grow((w + 3) * 3 * (b.Dy()/4 + 3))
+	sb.WriteString("┌" + strings.Repeat("─", w) + "┐\n")
+	for y := b.Min.Y; y < b.Max.Y; y += 4 {
+		sb.WriteString("│")
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			r := rune(braille)
+			for dy := range 4 {
+				for dx := range 2 {
+					if x+dx < b.Max.X && y+dy < b.Max.Y && bool(img.BitAt(x+dx, y+dy)) {
+						r |= brailleDot[dy][dx]
+					}
+				}
+			}
+			if r == braille {
+				r = ' ' // some fonts draw the empty pattern as dots or a box
+			}
+			sb.WriteRune(r)
+		}
+		sb.WriteString("│\n")
+	}
+	sb.WriteString("└" + strings.Repeat("─", w) + "┘\n")
+	return sb.String()
 }
 
-func frame(img *image1bit.VerticalLSB, s display.Screen, inPlace, quadrants bool) string {
-	var sb strings.Builder
-	if inPlace {
-		sb.WriteString("\x1b[H\x1b[2J")
+// Frame is what Show writes for s drawn as img with DefaultOpts (InPlace as
+// given): the blocks and the words.
+func Frame(img *image1bit.VerticalLSB, s display.Screen, inPlace bool) string {
+	o := DefaultOpts
+	o.InPlace = inPlace
+	return o.frame(img, s)
+}
+
+// Size is the terminal area a frame of o takes: columns, and lines with the
+// words and the footer (footer lines wider than cols count as wrapped).
+func (o Opts) Size(cols int) (w, lines int) {
+	switch {
+	case o.Braille:
+		w, lines = (o.Width+1)/2+2, (o.Height+3)/4+2
+	case o.Quadrants:
+		w, lines = (o.Width+1)/2+2, (o.Height+1)/2+2
+	default:
+		w, lines = o.Width+2, (o.Height+1)/2+2
 	}
-	if quadrants {
+	lines++ // the words
+	if o.Footer != "" {
+		for _, l := range strings.Split(strings.TrimSuffix(o.Footer, "\n"), "\n") {
+			n := utf8.RuneCountInString(l)
+			lines += max(1, (n+max(cols, 1)-1)/max(cols, 1))
+		}
+	}
+	return w, lines
+}
+
+// Fit returns o with the most detailed drawing whose frame, words and footer
+// fit a terminal of cols × rows (a line left for the cursor): half blocks,
+// else quadrants, else braille (also when nothing fits).
+func Fit(o Opts, cols, rows int) Opts {
+	for _, try := range []struct{ quadrants, braille bool }{{false, false}, {true, false}, {false, true}} {
+		o.Quadrants, o.Braille = try.quadrants, try.braille
+		if w, lines := o.Size(cols); w <= cols && lines < rows {
+			return o
+		}
+	}
+	return o
+}
+
+func (o Opts) frame(img *image1bit.VerticalLSB, s display.Screen) string {
+	var sb strings.Builder
+	switch {
+	case o.Braille:
+		sb.WriteString(Braille(img))
+	case o.Quadrants:
 		sb.WriteString(Quadrants(img))
-	} else {
+	default:
 		sb.WriteString(Blocks(img))
 	}
 	fmt.Fprintf(&sb, " [%s] %s\n", s.Kind, display.Plain(s))
-	return sb.String()
+	if o.Footer != "" {
+		sb.WriteString(o.Footer)
+		if !strings.HasSuffix(o.Footer, "\n") {
+			sb.WriteByte('\n')
+		}
+	}
+	if !o.InPlace {
+		return sb.String()
+	}
+	// Over the previous frame: from the top, each line cleared to its end
+	// (the last frame's may have been longer), then the rest of the screen.
+	return "\x1b[H" + strings.ReplaceAll(sb.String(), "\n", "\x1b[K\n") + "\x1b[J"
 }
 
 var _ display.Display = (*Display)(nil)
