@@ -69,7 +69,7 @@ type ReaderConfig struct {
 	Driver  string `toml:"driver"` // sim | pn532-spi | pn532-emulated
 	SPIDev  string `toml:"spi"`
 	SpeedHz int64  `toml:"speed_hz"`
-	IRQ     string `toml:"irq"`   // "gpiochip0:25" (chip:offset or chip:name)
+	IRQ     string `toml:"irq"`   // "GPIO25" (a name, searched on every chip), "gpiochip0:25" or "gpiochip0:GPIO25"
 	Reset   string `toml:"reset"` // same form
 }
 
@@ -88,7 +88,7 @@ type DisplayConfig struct {
 	Rotated        bool          `toml:"rotated"`
 	Dir            string        `toml:"dir"`    // png output directory
 	Night          string        `toml:"night"`  // "22:00-07:00": dim the panel
-	Buzzer         string        `toml:"buzzer"` // "gpiochip0:18"
+	Buzzer         string        `toml:"buzzer"` // "GPIO18", as reader.irq
 	LED            string        `toml:"led"`
 }
 

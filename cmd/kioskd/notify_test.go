@@ -378,9 +378,9 @@ func TestSampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"reader.driver": "pn532-spi", "reader.spi": "/dev/spidev0.0", "reader.irq": "gpiochip0:25",
-		"reader.reset": "gpiochip0:24", "display.driver": "ssd1306", "display.i2c_bus": "/dev/i2c-1",
-		"display.buzzer": "gpiochip0:18", "display.led": "gpiochip0:23", "state_dir": "/var/lib/kioskd",
+		"reader.driver": "pn532-spi", "reader.spi": "/dev/spidev0.0", "reader.irq": "GPIO25",
+		"reader.reset": "GPIO24", "display.driver": "ssd1306", "display.i2c_bus": "/dev/i2c-1",
+		"display.buzzer": "GPIO18", "display.led": "GPIO23", "state_dir": "/var/lib/kioskd",
 		"control.socket": "/run/kioskd/control.sock",
 	}
 	got := map[string]string{

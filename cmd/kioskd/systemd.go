@@ -148,6 +148,12 @@ func (s *service) statusLine(ctx context.Context) string {
 		}
 	}
 	line := fmt.Sprintf("event %s · %s · %s · reader %s · display %s", ev, pending, mqtt, snap.Reader, snap.Display)
+	if snap.Indicator == "fault" {
+		line += " · buzzer/LED fault"
+	}
+	if s.k.StorageFault() {
+		line += " · QUEUE SET ASIDE: taps refused (kioskctl queue recover | queue reset -force)"
+	}
 	if !snap.ClockSynced {
 		line += " · clock not synchronised"
 	}
