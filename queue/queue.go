@@ -5,14 +5,30 @@
 //
 // The package knows nothing of MQTT; mqttfwd reads Pending and calls Done.
 //
-// Durability: WAL with synchronous=FULL, so every Enqueue commit is fsync'd.
-// Deletes (Done) commit with synchronous=NORMAL: a delete lost to a power cut
-// only makes the checkin come back and be republished, and central answers a
-// repeated id with the identical Result. The next FULL commit syncs it anyway.
+// Durability: WAL with synchronous=FULL, so every Enqueue commit is fsync'd
+// (one fsync per tap). Deletes (Done) commit with synchronous=NORMAL: a
+// delete lost to a power cut only makes the checkin come back and be
+// republished, and central answers a repeated id with the identical Result.
+// The next FULL commit syncs it anyway.
+//
+// A tap whose commit failed is never forwarded, also when its frames made it
+// into the WAL file and a crash lets SQLite recover them: see void.go.
+//
+// seq is never reused, whatever happens to the database: with Opts.SeqFile
+// the outbox keeps a high-water mark outside the database, reserved in blocks
+// of SeqBlock (see seqfile.go). A database that exists but is not a usable
+// queue is refused with ErrUnusable and never touched; SetAside moves it out
+// of the way and Salvage copies what is readable into a fresh queue.
+//
+// Disk space: taps are refused (ErrFull) once the filesystem has less than
+// MinFreeBytes free; what the drain needs (deletes, checkpoints) stays well
+// below that floor (see space.go for the numbers), and an optional reserve
+// file is given up when the disk is full anyway.
 //
 // Writes are kept few and small for SD cards: one short transaction per tap,
 // no counter row on the tap path (see meta in the migration), and WAL
-// checkpoints run after a tap returned instead of inside its commit.
+// checkpoints run after a tap returned instead of inside its commit. The
+// history is pruned off the tap path (see history.go).
 package queue
 
 import (
@@ -28,11 +44,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -46,19 +62,41 @@ var (
 	// ErrFull: the queue reached MaxBytes or the filesystem MinFreeBytes;
 	// nothing was written. The kiosk refuses the tap visibly.
 	ErrFull = errors.New("queue full")
-	// ErrStorage: the database failed; the checkin may not be on disk.
+	// ErrStorage: the database failed; the checkin may not be on disk. Open
+	// returns it for state errors worth retrying: a missing or read-only
+	// directory, permissions, a file locked by another process.
 	ErrStorage = errors.New("queue storage error")
 	// ErrClosed: the outbox was closed.
 	ErrClosed = errors.New("queue closed")
+	// ErrUnusable: Open found a file at the path that is not a usable queue
+	// (corrupt, truncated, empty, a foreign SQLite database, not a database
+	// at all, a directory). Open left it as it was; retrying will not help.
+	// SetAside moves it away so that Open can start a fresh queue, and
+	// Salvage copies what is still readable into that one.
+	ErrUnusable = errors.New("queue database unusable")
 )
 
-// Defaults for Opts.
+// Defaults and bounds for Opts.
 const (
 	DefaultMaxBytes     = 256 << 20
 	DefaultMinFreeBytes = 32 << 20
-	// EntryOverhead is what one queued checkin costs beyond its body (row,
-	// id index entry, history row), counted against MaxBytes.
+	// DrainRoom is the least free space the drain needs (deletes and WAL
+	// checkpoints; see space.go): a MinFreeBytes above 0 but below it is
+	// raised to it, since a floor under the drain's needs could leave a
+	// full disk that no Result can empty.
+	DrainRoom = 8 << 20
+	// DefaultReserveBytes is the recommended Opts.ReserveBytes.
+	DefaultReserveBytes = 8 << 20
+	// EntryOverhead is what one queued checkin costs beyond its body (row and
+	// id index entry), counted against MaxBytes.
 	EntryOverhead = 200
+	// HistoryRowBytes is what one history row costs (key, bucket, id, time
+	// and B-tree overhead, about 96 bytes measured), counted against
+	// MaxBytes for as long as the row is kept.
+	HistoryRowBytes = 100
+	// MaxDoneBatch is the most acks one DoneBatch should carry: one
+	// transaction of that many deletes writes well under 1 MiB of WAL.
+	MaxDoneBatch = 512
 	// checkpointEvery is how many commits may pile up in the WAL before the
 	// background connection checkpoints it.
 	checkpointEvery = 200
@@ -67,17 +105,58 @@ const (
 
 // Opts configures an Outbox. The zero value is usable.
 type Opts struct {
-	MaxBytes     int64                             // bound on queued checkin bytes+overhead; 0 → 256 MiB
-	MinFreeBytes int64                             // refuse new checkins when the filesystem has less free; 0 → 32 MiB; <0 → no check
-	Clock        clock.Clock                       // nil → clock.Real{}
-	Logger       *slog.Logger                      // nil → discard
-	NewID        func(t time.Time) (string, error) // nil → UUIDv7 built from t
+	// MaxBytes bounds what the queue keeps: checkins (body + EntryOverhead)
+	// and history rows (HistoryRowBytes each); 0 → 256 MiB. Beyond it taps
+	// get ErrFull. The history never takes more than half of it (the oldest
+	// rows are pruned first).
+	MaxBytes int64
+	// MinFreeBytes refuses new checkins when the filesystem has less free;
+	// 0 → 32 MiB; <0 → no check; between 0 and DrainRoom → DrainRoom.
+	MinFreeBytes int64
+	// ReserveBytes, when > 0, keeps a file of that size beside the database
+	// (path + ".reserve", allocated for real) that is deleted when a delete
+	// or checkpoint finds the disk full, so that the drain can go on; it is
+	// made again once the disk has room. 0 → none (tests, simulators);
+	// DefaultReserveBytes is meant for kiosks.
+	ReserveBytes int64
+	// SeqFile, when set, is the file that keeps seq's high-water mark
+	// outside the database, so that a new or recovered database continues
+	// above every seq ever used (put it beside the device identity). ""
+	// → seq continues from the database only.
+	SeqFile string
+	Clock   clock.Clock                       // nil → clock.Real{}
+	Logger  *slog.Logger                      // nil → discard
+	NewID   func(t time.Time) (string, error) // nil → UUIDv7 built from t
+}
+
+func (o Opts) withDefaults() Opts {
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if o.MinFreeBytes > 0 && o.MinFreeBytes < DrainRoom {
+		o.MinFreeBytes = DrainRoom
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.NewID == nil {
+		o.NewID = func(t time.Time) (string, error) { return NewV7At(t, rand.Reader) }
+	}
+	return o
 }
 
 // Entry is one checkin to queue.
 type Entry struct {
 	// Chip, EventID, Bucket are the local history key for the constraint
-	// pre-filter; Bucket "" writes no history row.
+	// pre-filter; Bucket "" writes no history row. Buckets as
+	// protocol.PeriodBucket makes them expire with their period (see
+	// PruneHistory).
 	Chip, EventID, Bucket string
 	// Build makes the payload for the id and seq the outbox assigns.
 	Build func(id string, seq int64) ([]byte, error)
@@ -94,7 +173,8 @@ type Item struct {
 // Stats is a cheap snapshot of the queue.
 type Stats struct {
 	Pending        int
-	Bytes          int64     // bodies + EntryOverhead each
+	Bytes          int64     // counted against MaxBytes: checkins (body + EntryOverhead) and history rows
+	HistoryRows    int       // rows in the local history (HistoryRowBytes each, in Bytes)
 	OldestQueuedAt time.Time // zero when empty
 	LastSeq        int64     // highest seq ever assigned
 }
@@ -123,20 +203,33 @@ type Outbox struct {
 	// them, so they never wait on each other's SQLite lock.
 	w, d  writer
 	stmts struct {
-		insCheckin, insHistory, used        *sql.Stmt // on w
-		delCheckins, delHistory, setLastSeq *sql.Stmt // on d
-		pending, oldest                     *sql.Stmt // on the pool
+		insCheckin, insHistory, used, insVoid, voidCheckin, voidHistory *sql.Stmt // on w
+		delCheckins, delHistory, setLastSeq                             *sql.Stmt // on d
+		pending, oldest                                                 *sql.Stmt // on the pool
 	}
 
-	mu       sync.Mutex // guards everything below and the use of w and d
-	closed   bool
-	lastSeq  int64 // highest seq assigned
-	metaSeq  int64 // meta.last_seq as on disk
-	pending  int
-	bytes    int64
-	commits  int
-	ckptKick chan struct{}
-	ckptDone chan struct{}
+	mu          sync.Mutex // guards everything below and the use of w and d
+	closed      bool
+	lastSeq     int64 // highest seq assigned
+	reserved    int64 // highest seq the seq file allows (math.MaxInt64 without one)
+	metaSeq     int64 // meta.last_seq as on disk
+	pending     int
+	bytes       int64 // checkins: bodies + EntryOverhead each
+	histRows    int64
+	commits     int
+	unvoided    []voidRec // failed taps whose void record is not yet on disk
+	reserveGone bool      // the reserve file was given up (or could not be made)
+
+	voids atomic.Pointer[map[string]bool] // ids of failed taps: never returned by Pending
+
+	seqMu      sync.Mutex // serialises seq file writes; taken after mu, never before
+	seqWritten int64      // what the seq file says, as last written
+
+	ckptKick  chan struct{}
+	pruneKick chan struct{}
+	quit      chan struct{}
+	maintDone chan struct{}
+	pruneT    clock.Timer
 }
 
 // writer is a connection kept for writes, with its transaction statements.
@@ -145,38 +238,60 @@ type writer struct {
 	begin, commit, rollback *sql.Stmt
 }
 
-// Open opens or creates the outbox database at path, applies the embedded
-// migrations and checks the file is writable.
+// Open opens the outbox database at path, or creates it when there is none,
+// applies the embedded migrations and checks the file is writable.
+//
+// Open never deletes, overwrites or replaces an existing file. When the path
+// holds something that is not a usable queue (see ErrUnusable) it returns an
+// error wrapping ErrUnusable that names the file and what is wrong with it;
+// the caller may then SetAside the file and Open again. Other failures (a
+// missing or read-only directory, permissions) wrap ErrStorage.
+//
+// A new database is made under a temporary name (path + ".new") and renamed
+// into place once its schema is committed, so a crash while creating one
+// never leaves a half-made queue behind.
 func Open(path string, o Opts) (*Outbox, error) {
-	if o.MaxBytes == 0 {
-		o.MaxBytes = DefaultMaxBytes
-	}
-	if o.MinFreeBytes == 0 {
-		o.MinFreeBytes = DefaultMinFreeBytes
-	}
-	if o.Clock == nil {
-		o.Clock = clock.Real{}
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.NewID == nil {
-		o.NewID = func(t time.Time) (string, error) { return NewV7At(t, rand.Reader) }
-	}
+	o = o.withDefaults()
 	ob := &Outbox{path: path, o: o, log: o.Logger, clk: o.Clock,
-		ckptKick: make(chan struct{}, 1), ckptDone: make(chan struct{})}
+		ckptKick: make(chan struct{}, 1), pruneKick: make(chan struct{}, 1),
+		quit: make(chan struct{}), maintDone: make(chan struct{})}
+	ob.voids.Store(&map[string]bool{})
+	if err := checkDir(path); err != nil {
+		return nil, fmt.Errorf("queue: open %s: %w: %w", path, ErrStorage, err)
+	}
+	exists, err := inspect(path)
+	if err != nil {
+		return nil, fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	if !exists {
+		if err := create(path); err != nil {
+			return nil, openErr(path, "create", err)
+		}
+		ob.log.Info("queue: created a new database", "path", path)
+	}
 	if err := ob.open(); err != nil {
 		ob.closeDB()
-		return nil, openErr(path, err)
+		return nil, openErr(path, "open", err)
 	}
-	go ob.checkpointer()
+	if err := ob.openSeq(); err != nil {
+		ob.closeDB()
+		return nil, fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	if err := ob.dropVoided(); err != nil {
+		ob.closeDB()
+		return nil, openErr(path, "void", err)
+	}
+	// Created here, not in the goroutine, so that a fake clock advanced
+	// right after Open fires it.
+	ob.pruneT = ob.clk.NewTimer(pruneEvery)
+	go ob.maintain()
 	return ob, nil
 }
 
 // DSN returns the data source name the outbox uses for path: WAL,
-// synchronous=FULL, a busy timeout, and, unless autoCheckpoint, no
-// checkpoints inside commits (the outbox runs them itself). Exported for
-// benchmarks.
+// synchronous=FULL, a busy timeout, a WAL size limit and, unless
+// autoCheckpoint, no checkpoints inside commits (the outbox runs them
+// itself). Exported for benchmarks.
 func DSN(path string, autoCheckpoint bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMs))
@@ -184,21 +299,13 @@ func DSN(path string, autoCheckpoint bool) string {
 	q.Add("_pragma", "synchronous(FULL)")
 	if !autoCheckpoint {
 		q.Add("_pragma", "wal_autocheckpoint(0)")
+		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", WALLimit))
 	}
 	q.Set("_txlock", "immediate")
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
 func (ob *Outbox) open() error {
-	dir := filepath.Dir(ob.path)
-	if st, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("directory: %w", err)
-	} else if !st.IsDir() {
-		return fmt.Errorf("directory: %s is not a directory", dir)
-	}
-	if st, err := os.Stat(ob.path); err == nil && st.IsDir() {
-		return fmt.Errorf("%s is a directory", ob.path)
-	}
 	db, err := sql.Open("sqlite", DSN(ob.path, false))
 	if err != nil {
 		return err
@@ -233,14 +340,20 @@ func (ob *Outbox) open() error {
 	if _, err := ob.d.c.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
 		return err
 	}
-	var maxSeq, n, body sql.NullInt64
+	var maxSeq, n, body, voidSeq sql.NullInt64
 	if err := ob.w.c.QueryRowContext(ctx, "SELECT v FROM meta WHERE k = 'last_seq'").Scan(&ob.metaSeq); err != nil {
 		return err
 	}
 	if err := ob.w.c.QueryRowContext(ctx, "SELECT max(seq), count(*), sum(length(body)) FROM checkin").Scan(&maxSeq, &n, &body); err != nil {
 		return err
 	}
-	ob.lastSeq = max(ob.metaSeq, maxSeq.Int64)
+	if err := ob.w.c.QueryRowContext(ctx, "SELECT count(*) FROM history").Scan(&ob.histRows); err != nil {
+		return err
+	}
+	if err := ob.w.c.QueryRowContext(ctx, "SELECT max(seq) FROM void").Scan(&voidSeq); err != nil {
+		return err
+	}
+	ob.lastSeq = max(ob.metaSeq, maxSeq.Int64, voidSeq.Int64)
 	ob.pending = int(n.Int64)
 	ob.bytes = body.Int64 + n.Int64*EntryOverhead
 	return ob.prepare(ctx)
@@ -267,6 +380,9 @@ func (ob *Outbox) prepare(ctx context.Context) error {
 	s.insCheckin = p(ob.w.c, "INSERT INTO checkin (seq, id, queued_at, chip_key, event_id, bucket, body) VALUES (?, ?, ?, ?, ?, ?, ?)")
 	s.insHistory = p(ob.w.c, "INSERT INTO history (chip_key, event_id, bucket, id, at) VALUES (?, ?, ?, ?, ?)")
 	s.used = p(ob.w.c, "SELECT count(*) FROM history WHERE chip_key = ? AND event_id = ? AND bucket = ?")
+	s.insVoid = p(ob.w.c, "INSERT OR IGNORE INTO void (id, seq, at) VALUES (?, ?, ?)")
+	s.voidCheckin = p(ob.w.c, "DELETE FROM checkin WHERE id = ? RETURNING length(body)")
+	s.voidHistory = p(ob.w.c, "DELETE FROM history WHERE chip_key = ? AND event_id = ? AND bucket = ? AND id = ?")
 	s.delCheckins = p(ob.d.c, `DELETE FROM checkin WHERE id IN (SELECT value FROM json_each(?))
 		RETURNING id, seq, length(body), chip_key, event_id, bucket`)
 	s.delHistory = p(ob.d.c, "DELETE FROM history WHERE chip_key = ? AND event_id = ? AND bucket = ? AND id = ?")
@@ -320,21 +436,9 @@ func migrate(ctx context.Context, c *sql.Conn) error {
 	return nil
 }
 
-func openErr(path string, err error) error {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
-			return fmt.Errorf("queue: open %s: not a usable SQLite database (corrupt or foreign file): %w: %w", path, ErrStorage, err)
-		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM:
-			return fmt.Errorf("queue: open %s: cannot write the database file or its directory: %w: %w", path, ErrStorage, err)
-		}
-	}
-	return fmt.Errorf("queue: open %s: %w: %w", path, ErrStorage, err)
-}
-
-// Close checkpoints the WAL and closes the database. Calls after Close
-// return ErrClosed.
+// Close checkpoints the WAL, lowers the seq file to the last seq used (so
+// that a clean restart leaves no gap) and closes the database. Calls after
+// Close return ErrClosed.
 func (ob *Outbox) Close() error {
 	ob.mu.Lock()
 	if ob.closed {
@@ -342,13 +446,17 @@ func (ob *Outbox) Close() error {
 		return nil
 	}
 	ob.closed = true
-	close(ob.ckptKick)
+	close(ob.quit)
 	ob.mu.Unlock()
-	<-ob.ckptDone
+	<-ob.maintDone
+	ob.pruneT.Stop()
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
 	if _, err := ob.w.c.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		ob.log.Warn("queue: checkpoint at close", "err", err)
+	}
+	if len(ob.unvoided) == 0 {
+		ob.lowerSeq(ob.lastSeq)
 	}
 	if err := ob.closeDB(); err != nil {
 		return fmt.Errorf("queue: close: %w", err)
@@ -358,8 +466,9 @@ func (ob *Outbox) Close() error {
 
 func (ob *Outbox) closeDB() error {
 	s := &ob.stmts
-	for _, st := range []*sql.Stmt{s.insCheckin, s.insHistory, s.used, s.delCheckins, s.delHistory,
-		s.setLastSeq, s.pending, s.oldest, ob.w.begin, ob.w.commit, ob.w.rollback, ob.d.begin, ob.d.commit, ob.d.rollback} {
+	for _, st := range []*sql.Stmt{s.insCheckin, s.insHistory, s.used, s.insVoid, s.voidCheckin, s.voidHistory,
+		s.delCheckins, s.delHistory, s.setLastSeq, s.pending, s.oldest,
+		ob.w.begin, ob.w.commit, ob.w.rollback, ob.d.begin, ob.d.commit, ob.d.rollback} {
 		if st != nil {
 			st.Close()
 		}
@@ -376,34 +485,21 @@ func (ob *Outbox) closeDB() error {
 	return nil
 }
 
-// checkpointer copies the WAL back into the database after the tap that
-// asked for it has returned. It holds the writer lock meanwhile, so the
-// checkpoint completes and the next commit rewinds the WAL to its start
-// (overwriting a file in place syncs cheaper than growing it); a concurrent
-// checkpoint measured clearly slower taps. Taps come seconds apart, so one
-// rarely waits for it.
-func (ob *Outbox) checkpointer() {
-	defer close(ob.ckptDone)
-	for range ob.ckptKick {
-		ob.mu.Lock()
-		if !ob.closed {
-			if _, err := ob.w.c.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-				ob.log.Warn("queue: checkpoint", "err", err)
-			}
-		}
-		ob.mu.Unlock()
+// committed counts a commit and wakes the checkpointer now and then: every
+// checkpointEvery commits, or as soon as the WAL file outgrew WALLimit.
+// ob.mu held.
+func (ob *Outbox) committed() {
+	ob.commits++
+	if ob.commits >= checkpointEvery || ob.walSize() > WALLimit {
+		ob.commits = 0
+		kick(ob.ckptKick)
 	}
 }
 
-// committed counts a commit and wakes the checkpointer now and then. ob.mu held.
-func (ob *Outbox) committed() {
-	ob.commits++
-	if ob.commits >= checkpointEvery {
-		ob.commits = 0
-		select {
-		case ob.ckptKick <- struct{}{}:
-		default:
-		}
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -417,6 +513,10 @@ func chipKey(chip string) []byte {
 // Enqueue assigns the next seq and a fresh id, builds the body, and writes
 // the checkin row and (when e.Bucket != "") the history row in one
 // transaction. It returns once the transaction is fsync'd.
+//
+// When it returns an error the checkin is not pending and never will be:
+// a commit that failed after its frames reached the WAL is voided (see
+// void.go) before Enqueue returns.
 func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 	if err := ctx.Err(); err != nil {
 		return Item{}, fmt.Errorf("queue: enqueue: %w", err)
@@ -429,6 +529,12 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 	if ob.closed {
 		return Item{}, fmt.Errorf("queue: enqueue: %w", ErrClosed)
 	}
+	// The transaction runs to its end whatever ctx does: an interrupted
+	// COMMIT would leave the caller unsure whether the tap is on disk.
+	wctx := context.WithoutCancel(ctx)
+	if err := ob.resolveVoids(wctx); err != nil {
+		return Item{}, storageErr("enqueue: an earlier failed tap is not yet voided on disk", err)
+	}
 	now := ob.clk.Now()
 	id, err := ob.o.NewID(now)
 	if err != nil {
@@ -440,20 +546,31 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 		return Item{}, fmt.Errorf("queue: enqueue: build: %w: %w", ErrStorage, err)
 	}
 	cost := int64(len(body)) + EntryOverhead
-	if ob.bytes+cost > ob.o.MaxBytes {
-		return Item{}, fmt.Errorf("queue: enqueue: %d bytes queued, max %d: %w", ob.bytes, ob.o.MaxBytes, ErrFull)
+	if e.Bucket != "" {
+		cost += HistoryRowBytes
+	}
+	if used := ob.usedBytes(); used+cost > ob.o.MaxBytes {
+		if ob.histRows*HistoryRowBytes > ob.o.MaxBytes/2 {
+			kick(ob.pruneKick) // the history is over its share: prune the oldest
+		}
+		return Item{}, fmt.Errorf("queue: enqueue: %d bytes queued, max %d: %w", used, ob.o.MaxBytes, ErrFull)
 	}
 	if ob.o.MinFreeBytes > 0 {
 		if free, ok := freeBytes(filepath.Dir(ob.path)); ok && free < ob.o.MinFreeBytes+cost {
 			return Item{}, fmt.Errorf("queue: enqueue: %d bytes free on the filesystem, min %d: %w", free, ob.o.MinFreeBytes, ErrFull)
 		}
 	}
+	if seq > ob.reserved {
+		// Rare: the maintainer reserves the next block ahead of time.
+		if err := ob.reserveSeq(seq + SeqBlock - 1); err != nil {
+			return Item{}, storageErr("enqueue: reserve seq", err)
+		}
+	} else if ob.reserved-seq < SeqBlock/4 {
+		kick(ob.ckptKick)
+	}
 	// From here on the seq counts as used even on failure: a commit that
 	// failed ambiguously may still be on disk, and a seq is never reused.
 	ob.lastSeq = seq
-	// The transaction runs to its end whatever ctx does: an interrupted
-	// COMMIT would leave the caller unsure whether the tap is on disk.
-	wctx := context.WithoutCancel(ctx)
 	key := chipKey(e.Chip)
 	ms := now.UnixMilli()
 	err = ob.tx(wctx, &ob.w, func() error {
@@ -468,12 +585,19 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 		return nil
 	})
 	if err != nil {
+		ob.void(wctx, voidRec{id: id, seq: seq, key: key, event: e.EventID, bucket: e.Bucket}, err)
 		return Item{}, storageErr("enqueue", err)
 	}
 	ob.pending++
-	ob.bytes += cost
+	ob.bytes += int64(len(body)) + EntryOverhead
+	if e.Bucket != "" {
+		ob.histRows++
+	}
 	return Item{ID: id, Seq: seq, Body: body, QueuedAt: now}, nil
 }
+
+// usedBytes is what counts against MaxBytes. ob.mu held.
+func (ob *Outbox) usedBytes() int64 { return ob.bytes + ob.histRows*HistoryRowBytes }
 
 // tx runs f between BEGIN IMMEDIATE and COMMIT on w. ob.mu held.
 func (ob *Outbox) tx(ctx context.Context, w *writer, f func() error) error {
@@ -495,9 +619,25 @@ func (ob *Outbox) tx(ctx context.Context, w *writer, f func() error) error {
 	return nil
 }
 
-func storageErr(op string, err error) error {
+func sqliteCode(err error) (int, bool) {
 	var se *sqlite.Error
-	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
+	if errors.As(err, &se) {
+		return se.Code(), true
+	}
+	return 0, false
+}
+
+// isFull reports whether err is SQLite's "database or disk is full".
+func isFull(err error) bool {
+	c, ok := sqliteCode(err)
+	return ok && c&0xff == sqlite3.SQLITE_FULL
+}
+
+func storageErr(op string, err error) error {
+	if errors.Is(err, ErrFull) || errors.Is(err, ErrStorage) {
+		return fmt.Errorf("queue: %s: %w", op, err)
+	}
+	if isFull(err) || isENOSPC(err) {
 		return fmt.Errorf("queue: %s: disk full: %w: %w", op, ErrFull, err)
 	}
 	return fmt.Errorf("queue: %s: %w: %w", op, ErrStorage, err)
@@ -519,11 +659,12 @@ func (ob *Outbox) Used(ctx context.Context, chip, eventID, bucket string) (int, 
 }
 
 // Pending returns up to limit queued checkins with seq > afterSeq, in seq
-// order.
+// order. A tap whose Enqueue failed is never among them.
 func (ob *Outbox) Pending(ctx context.Context, afterSeq int64, limit int) ([]Item, error) {
 	if ob.isClosed() {
 		return nil, fmt.Errorf("queue: pending: %w", ErrClosed)
 	}
+	voids := *ob.voids.Load()
 	rows, err := ob.stmts.pending.QueryContext(ctx, afterSeq, limit)
 	if err != nil {
 		return nil, storageErr("pending", err)
@@ -535,6 +676,9 @@ func (ob *Outbox) Pending(ctx context.Context, afterSeq int64, limit int) ([]Ite
 		var ms int64
 		if err := rows.Scan(&it.Seq, &it.ID, &it.Body, &ms); err != nil {
 			return nil, storageErr("pending", err)
+		}
+		if voids[it.ID] {
+			continue
 		}
 		it.QueuedAt = time.UnixMilli(ms)
 		items = append(items, it)
@@ -564,7 +708,14 @@ func (ob *Outbox) Done(ctx context.Context, id string, keepHistory bool) (bool, 
 }
 
 // DoneBatch is Done for many ids in one transaction; known[i] says whether
-// acks[i].ID was pending (a repeated id is known only the first time).
+// acks[i].ID was pending (a repeated id is known only the first time). Keep
+// batches at most MaxDoneBatch long: the WAL must hold the whole
+// transaction.
+//
+// A full disk does not stop it while there is a way out: it checkpoints the
+// WAL into the database (TRUNCATE, which gives the WAL's space back) and
+// tries again, and then once more after giving up the reserve file. Only
+// then does it fail with ErrFull; the checkins stay pending.
 func (ob *Outbox) DoneBatch(ctx context.Context, acks []Ack) ([]bool, error) {
 	known := make([]bool, len(acks))
 	if len(acks) == 0 {
@@ -592,64 +743,73 @@ func (ob *Outbox) DoneBatch(ctx context.Context, acks []Ack) ([]bool, error) {
 	}
 	wctx := context.WithoutCancel(ctx)
 	var removed int
-	var removedBytes, maxSeq int64
-	err = ob.tx(wctx, &ob.d, func() error {
-		// One statement for the whole batch: per-row statements cost more
-		// than the deletes themselves.
-		rows, err := ob.stmts.delCheckins.QueryContext(wctx, idsJSON)
-		if err != nil {
-			return err
-		}
-		type hist struct {
-			key        []byte
-			ev, bucket string
-			id         string
-		}
-		var drop []hist
-		for rows.Next() {
-			var id, ev, bucket string
-			var seq, n int64
-			var key []byte
-			if err := rows.Scan(&id, &seq, &n, &key, &ev, &bucket); err != nil {
-				rows.Close()
+	var removedBytes, maxSeq, droppedHist int64
+	run := func() error {
+		clear(known)
+		removed, removedBytes, maxSeq, droppedHist = 0, 0, 0, 0
+		return ob.tx(wctx, &ob.d, func() error {
+			// One statement for the whole batch: per-row statements cost more
+			// than the deletes themselves.
+			rows, err := ob.stmts.delCheckins.QueryContext(wctx, idsJSON)
+			if err != nil {
 				return err
 			}
-			i, ok := first[id]
-			if !ok {
-				continue
+			type hist struct {
+				key        []byte
+				ev, bucket string
+				id         string
 			}
-			known[i] = true
-			removed++
-			removedBytes += n + EntryOverhead
-			maxSeq = max(maxSeq, seq)
-			if !acks[i].KeepHistory && bucket != "" {
-				drop = append(drop, hist{key, ev, bucket, id})
+			var drop []hist
+			for rows.Next() {
+				var id, ev, bucket string
+				var seq, n int64
+				var key []byte
+				if err := rows.Scan(&id, &seq, &n, &key, &ev, &bucket); err != nil {
+					rows.Close()
+					return err
+				}
+				i, ok := first[id]
+				if !ok {
+					continue
+				}
+				known[i] = true
+				removed++
+				removedBytes += n + EntryOverhead
+				maxSeq = max(maxSeq, seq)
+				if !acks[i].KeepHistory && bucket != "" {
+					drop = append(drop, hist{key, ev, bucket, id})
+				}
 			}
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, h := range drop {
-			if _, err := ob.stmts.delHistory.ExecContext(wctx, h.key, h.ev, h.bucket, h.id); err != nil {
+			if err := rows.Close(); err != nil {
 				return err
 			}
-		}
-		if maxSeq > ob.metaSeq {
-			if _, err := ob.stmts.setLastSeq.ExecContext(wctx, maxSeq, maxSeq); err != nil {
+			if err := rows.Err(); err != nil {
 				return err
 			}
-		}
-		return nil
-	})
-	if err != nil {
+			for _, h := range drop {
+				r, err := ob.stmts.delHistory.ExecContext(wctx, h.key, h.ev, h.bucket, h.id)
+				if err != nil {
+					return err
+				}
+				n, _ := r.RowsAffected()
+				droppedHist += n
+			}
+			if maxSeq > ob.metaSeq {
+				if _, err := ob.stmts.setLastSeq.ExecContext(wctx, maxSeq, maxSeq); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := ob.withRoom(wctx, "done", run); err != nil {
 		return nil, storageErr("done", err)
 	}
 	ob.metaSeq = max(ob.metaSeq, maxSeq)
 	ob.pending -= removed
 	ob.bytes -= removedBytes
+	ob.histRows -= droppedHist
+	ob.afterWrite(wctx)
 	return known, nil
 }
 
@@ -660,7 +820,7 @@ func (ob *Outbox) Stats(ctx context.Context) (Stats, error) {
 		ob.mu.Unlock()
 		return Stats{}, fmt.Errorf("queue: stats: %w", ErrClosed)
 	}
-	s := Stats{Pending: ob.pending, Bytes: ob.bytes, LastSeq: ob.lastSeq}
+	s := Stats{Pending: ob.pending, Bytes: ob.usedBytes(), HistoryRows: int(ob.histRows), LastSeq: ob.lastSeq}
 	ob.mu.Unlock()
 	if s.Pending == 0 {
 		return s, nil
@@ -675,30 +835,6 @@ func (ob *Outbox) Stats(ctx context.Context) (Stats, error) {
 		s.OldestQueuedAt = time.UnixMilli(ms)
 	}
 	return s, nil
-}
-
-// PruneHistory deletes history rows older than t, except those whose checkin
-// is still pending (central has not ruled on them yet).
-func (ob *Outbox) PruneHistory(ctx context.Context, olderThan time.Time) (int, error) {
-	ob.mu.Lock()
-	defer ob.mu.Unlock()
-	if ob.closed {
-		return 0, fmt.Errorf("queue: prune: %w", ErrClosed)
-	}
-	var n int64
-	err := ob.tx(ctx, &ob.d, func() error {
-		r, err := ob.d.c.ExecContext(ctx, `DELETE FROM history WHERE at < ?
-			AND NOT EXISTS (SELECT 1 FROM checkin WHERE checkin.id = history.id)`, olderThan.UnixMilli())
-		if err != nil {
-			return err
-		}
-		n, err = r.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, storageErr("prune", err)
-	}
-	return int(n), nil
 }
 
 // String describes the outbox for logs.
