@@ -30,7 +30,9 @@ import (
 // is said here, and only here:
 //   - absolute paths (/etc, /var, /run) live under a test directory; the
 //     broker host is localhost on a free port; `-g mosquitto` is dropped;
-//   - the kiosk has the simulated reader and no display;
+//   - the package's /etc/kioskd/kioskd.toml (systemd/kioskd.toml) is put in
+//     place first, as the .deb does, but with the simulated reader, no
+//     display, and no buzzer or LED;
 //   - `sudo` just runs its command; `systemctl` and the long-running
 //     `kiosk-ingest` are handed to the test, which starts and stops the
 //     real programs (Mosquitto with the configuration the README installed);
@@ -48,7 +50,19 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatal("block 1 did not restart mosquitto")
 	}
 	h.run(blocks[1]) // the ingest
+	h.installPackagedConfig()
 	h.run(blocks[2]) // the kiosk's first start and identity
+	// The README edits the packaged configuration; it must not replace it
+	// and lose the wiring (the reader's IRQ and reset lines, …).
+	conf, err := os.ReadFile(filepath.Join(h.root, "etc/kioskd/kioskd.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`device_id = "kiosk-bib-geel-01"`, `irq = "GPIO25"`, `reset = "GPIO24"`, `[queue]`} {
+		if !strings.Contains(string(conf), want) {
+			t.Fatalf("after README block 3 the configuration has no %s:\n%s", want, conf)
+		}
+	}
 	idText, err := os.ReadFile(filepath.Join(h.work, "kiosk-bib-geel-01.id"))
 	if err != nil {
 		t.Fatal(err)
@@ -190,13 +204,33 @@ kiosk-ingest() { ask ingest "$@"; }
 
 var absPath = regexp.MustCompile(`(^|[\s"'=])/(etc|var|run)/`)
 
+// installPackagedConfig puts the configuration the package installs where it
+// installs it, for the kiosk of this test: paths below the test directory,
+// the simulated reader, no display, no buzzer or LED (no GPIO here).
+func (h *harness) installPackagedConfig() {
+	h.t.Helper()
+	b, err := os.ReadFile("../../systemd/kioskd.toml")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	s := absPath.ReplaceAllString(string(b), "${1}"+h.root+"/${2}/")
+	s = regexp.MustCompile(`(?m)^driver = "pn532-spi"`).ReplaceAllString(s, `driver = "sim"`)
+	s = regexp.MustCompile(`(?m)^driver = "ssd1306"`).ReplaceAllString(s, `driver = "none"`)
+	s = regexp.MustCompile(`(?m)^(buzzer|led) *=.*\n`).ReplaceAllString(s, "")
+	p := filepath.Join(h.root, "etc/kioskd/kioskd.toml")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(s), 0o640); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // subst points a README block at the test's world.
 func (h *harness) subst(block string) string {
 	s := absPath.ReplaceAllString(block, "${1}"+h.root+"/${2}/")
 	s = strings.ReplaceAll(s, "mqtt.example.org", "localhost")
 	s = strings.ReplaceAll(s, "-g mosquitto ", "")
-	s = strings.ReplaceAll(s, `driver = "pn532-spi"`, `driver = "sim"`)
-	s = strings.ReplaceAll(s, `driver = "ssd1306"`, `driver = "none"`)
 	if h.broker != nil {
 		s = strings.ReplaceAll(s, ":8883", fmt.Sprintf(":%d", h.broker.Port))
 		s = strings.ReplaceAll(s, "-p 8883", fmt.Sprintf("-p %d", h.broker.Port))
