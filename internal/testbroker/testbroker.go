@@ -44,14 +44,14 @@ var _ T = testing.TB(nil)
 
 // Broker is one broker under test.
 type Broker struct {
-	tb    T
-	Port  int
-	dir   string
-	conf  string
-	cmd   *exec.Cmd
-	exit  chan struct{}
-	emb   *embedbroker.Broker
-	Kind  string // "mosquitto" or "embedded"
+	tb   T
+	Port int
+	dir  string
+	conf string
+	cmd  *exec.Cmd
+	exit chan struct{}
+	emb  *embedbroker.Broker
+	Kind string // "mosquitto" or "embedded"
 }
 
 // Opts adds to the generated Mosquitto configuration.
