@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,14 @@ func testConfig(tb testing.TB, dir, broker string) provisioning.Config {
 // runKiosk starts k and stops it at cleanup.
 func runKiosk(tb testing.TB, cfg provisioning.Config, o Opts) *Kiosk {
 	tb.Helper()
+	k, stop := startKiosk(tb, cfg, o)
+	tb.Cleanup(stop)
+	return k
+}
+
+// startKiosk starts k; stop stops it (once) and checks Run's error.
+func startKiosk(tb testing.TB, cfg provisioning.Config, o Opts) (*Kiosk, func()) {
+	tb.Helper()
 	ready := make(chan struct{})
 	o.OnReady = func() { close(ready) }
 	k, err := New(cfg, o)
@@ -47,18 +56,21 @@ func runKiosk(tb testing.TB, cfg provisioning.Config, o Opts) *Kiosk {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- k.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("Run: %v", err)
+			}
+		})
+	}
 	select {
 	case <-ready:
 	case err := <-done:
 		tb.Fatalf("Run: %v", err)
 	}
-	return k
+	return k, stop
 }
 
 func tap(tb testing.TB, sock, chip string) TapReply {

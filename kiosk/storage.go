@@ -71,7 +71,7 @@ func (g *gateOutbox) Enqueue(ctx context.Context, e queue.Entry) (queue.Item, er
 
 func (k *Kiosk) queueOpts() queue.Opts {
 	return queue.Opts{MaxBytes: k.cfg.Queue.MaxBytes, MinFreeBytes: k.cfg.Queue.MinFreeBytes,
-		// SeqFile: filepath.Join(k.cfg.StateDir, seqFile),
+		SeqFile: filepath.Join(k.cfg.StateDir, seqFile),
 		Clock:   k.o.Clock, Logger: k.o.Logger.With("part", "queue")}
 }
 
@@ -88,9 +88,9 @@ func (k *Kiosk) openQueue() error {
 	_, idErr := os.Stat(filepath.Join(k.cfg.StateDir, provisioning.IdentityFile))
 	known := idErr == nil
 	ob, err := queue.Open(path, k.queueOpts())
-	if errors.Is(err, qErrUnusable) {
+	if errors.Is(err, queue.ErrUnusable) {
 		now := k.o.Clock.Now()
-		aside, aerr := qSetAside(path, now)
+		aside, aerr := queue.SetAside(path, now)
 		if aerr != nil {
 			return fmt.Errorf("kiosk: %w; and it cannot be set aside: %v", err, aerr)
 		}
@@ -123,6 +123,12 @@ func (k *Kiosk) openQueue() error {
 			"file", path, "seqAbove", st.LastSeq)
 	}
 	return nil
+}
+
+// StorageFault reports whether a set-aside queue waits for a technician.
+func (k *Kiosk) StorageFault() bool {
+	f, _ := k.storage.get()
+	return f != nil
 }
 
 func faultPath(dir string) string { return filepath.Join(dir, faultFile) }
@@ -214,18 +220,18 @@ func (k *Kiosk) idleOverride() *display.Screen {
 
 // QueueRecoverReply is the control socket's reply to queue-recover.
 type QueueRecoverReply struct {
-	OK        bool   `json:"ok"`
-	Salvaged  int    `json:"salvaged"`
-	Unread    string `json:"unread,omitempty"` // what could not be read, if anything
-	Aside     string `json:"aside"`            // kept; delete it once central has everything
-	NextSeq   int64  `json:"nextSeqAbove"`
-	Refusing  bool   `json:"refusingTaps"`
+	OK       bool   `json:"ok"`
+	Salvaged int    `json:"salvaged"`
+	Unread   string `json:"unread,omitempty"` // what could not be read, if anything
+	Aside    string `json:"aside"`            // kept; delete it once central has everything
+	NextSeq  int64  `json:"nextSeqAbove"`
+	Refusing bool   `json:"refusingTaps"`
 }
 
 // QueueResetReply is the control socket's reply to queue-reset.
 type QueueResetReply struct {
 	OK      bool   `json:"ok"`
-	GivenUp int    `json:"givenUp"`           // pending checkins in the set-aside file
+	GivenUp int    `json:"givenUp"`              // pending checkins in the set-aside file
 	Count   string `json:"countError,omitempty"` // why GivenUp may be short
 	Aside   string `json:"aside"`
 }
@@ -238,7 +244,7 @@ func (k *Kiosk) queueRecover(ctx context.Context) any {
 	if f.Aside == "" {
 		return control.Fail("%s; salvage it by hand or use `kioskctl queue reset -force`", f.Reason)
 	}
-	n, err := qSalvage(f.Aside, k.ob)
+	n, err := queue.Salvage(f.Aside, k.ob)
 	if err != nil && n == 0 {
 		return control.Fail("queue: nothing could be salvaged from %s: %v; `kioskctl queue reset -force` gives it up", f.Aside, err)
 	}
@@ -263,11 +269,11 @@ func (k *Kiosk) queueReset(ctx context.Context, force bool) any {
 	}
 	n, cerr := 0, error(nil)
 	if f.Aside != "" {
-		n, cerr = qCountPending(f.Aside)
+		n, cerr = queue.CountPending(f.Aside)
 	}
 	if !force {
 		if cerr != nil {
-			return control.Fail("reset gives up the pending checkins in %s (their number cannot be read: %v); add -force to do it", f.Aside, cerr)
+			return control.Fail("reset gives up at least %d pending checkins in %s (more may be on unreadable pages: %v); `kioskctl queue recover` salvages the readable ones instead; add -force to give them up", n, f.Aside, cerr)
 		}
 		return control.Fail("reset gives up %d pending checkins in %s; `kioskctl queue recover` salvages them instead; add -force to give them up", n, f.Aside)
 	}
