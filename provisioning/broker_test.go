@@ -32,9 +32,7 @@ type fleetBroker struct {
 
 func startFleetBroker(t *testing.T) *fleetBroker {
 	t.Helper()
-	if testbroker.Mosquitto() == "" {
-		t.Skip("mosquitto not installed: the TLS/ACL tests need it (CI has it)")
-	}
+	testbroker.RequireMosquitto(t, "the TLS/ACL tests need its TLS listener and ACL file")
 	dir := t.TempDir()
 	now := time.Now()
 	ca, err := provisioning.InitCA(filepath.Join(dir, "ca"), "", now, rand.Reader)

@@ -196,9 +196,6 @@ func (w *world) waitFor(what string, timeout time.Duration, cond func() bool) {
 	}
 }
 
-// eventually is waitfor.Within, under the name provision_test.go still
-// calls; delete it once that file calls waitfor itself.
-func eventually(timeout time.Duration, cond func() bool) bool { return waitfor.Within(timeout, cond) }
 
 func tail(p *proc) string {
 	if p == nil {

@@ -19,6 +19,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
 	"github.com/uitpas/tap-kiosk/protocol"
 	"github.com/uitpas/tap-kiosk/provisioning"
@@ -42,9 +43,7 @@ type tlsWorld struct {
 
 func newTLSWorld(t *testing.T) *tlsWorld {
 	t.Helper()
-	if testbroker.Mosquitto() == "" {
-		t.Skip("mosquitto not installed (CI has it)")
-	}
+	testbroker.RequireMosquitto(t, "provisioning runs over its TLS listener with ACLs")
 	dir := t.TempDir()
 	now := time.Now()
 	ca, err := provisioning.InitCA(filepath.Join(dir, "ca"), "", now, rand.Reader)
@@ -102,7 +101,7 @@ func (w *tlsWorld) status() provStatus {
 
 func (w *tlsWorld) waitFor(what string, cond func() bool) {
 	w.t.Helper()
-	if !eventually(20*time.Second, cond) {
+	if !waitfor.Within(20*time.Second, cond) {
 		s, _ := statusAt(w.sock)
 		w.t.Fatalf("timed out waiting for %s\nstatus %+v\nkioskd:\n%s", what, s, tail(w.kioskd))
 	}
