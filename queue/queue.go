@@ -592,6 +592,9 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 	ob.bytes += int64(len(body)) + EntryOverhead
 	if e.Bucket != "" {
 		ob.histRows++
+		if ob.histRows*HistoryRowBytes > ob.o.MaxBytes/2 {
+			kick(ob.pruneKick) // over its share: the oldest rows go, off the tap path
+		}
 	}
 	return Item{ID: id, Seq: seq, Body: body, QueuedAt: now}, nil
 }

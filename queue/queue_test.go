@@ -235,7 +235,7 @@ func TestCrashChild(t *testing.T) {
 	if path == "" {
 		t.Skip("child process of TestCrash")
 	}
-	ob, err := Open(path, Opts{})
+	ob, err := Open(path, Opts{SeqFile: seqFileFor(path)})
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(3)
@@ -256,7 +256,7 @@ func TestCrashChild(t *testing.T) {
 func TestCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	// Some history first, so the child starts above seq 1.
-	ob := openTest(t, path, Opts{})
+	ob := openTest(t, path, Opts{SeqFile: seqFileFor(path)})
 	for range 3 {
 		mustEnqueue(t, ob, entry("042F51B2712380", "B"))
 	}
@@ -298,7 +298,7 @@ func TestCrash(t *testing.T) {
 		t.Fatalf("child printed only %d seqs", len(printed))
 	}
 
-	ob = openTest(t, path, Opts{})
+	ob = openTest(t, path, Opts{SeqFile: seqFileFor(path)})
 	items, err := ob.Pending(context.Background(), 0, 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -321,6 +321,16 @@ func TestCrash(t *testing.T) {
 		t.Fatalf("seq after crash = %d, disk max %d, printed max %d", it.Seq, diskMax, maxSeq)
 	}
 	t.Logf("child printed %d seqs (max %d) before SIGKILL; on disk max %d; next %d", len(printed), maxSeq, diskMax, it.Seq)
+
+	// Even with the database gone, seq continues above everything used.
+	ob.Close()
+	for _, s := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + s)
+	}
+	ob = openTest(t, path, Opts{SeqFile: seqFileFor(path)})
+	if it2 := mustEnqueue(t, ob, entry("042F51B2712380", "B")); it2.Seq <= it.Seq {
+		t.Fatalf("seq with a new database after the crash = %d, used up to %d", it2.Seq, it.Seq)
+	}
 }
 
 // The tap path must commit with synchronous=FULL, also after a Done (which

@@ -93,12 +93,15 @@ func scanCheckins(ctx context.Context, db *sql.DB, hint int64, fn func(salvageRo
 		}
 		return after, rows.Err()
 	}
-	// probe reads each seq in (from, to] on its own.
-	probe := func(from, to int64) error {
-		for s := from + 1; s <= to; s++ {
+	// probe reads each seq in (from, to] on its own; with giveUp, it stops
+	// after maxMisses seqs in a row that are not there or not readable.
+	probe := func(from, to int64, giveUp bool) error {
+		misses := 0
+		for s := from + 1; s <= to && !(giveUp && misses >= maxMisses); s++ {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			misses++
 			rows, err := db.QueryContext(ctx, "SELECT "+salvageCols+" FROM checkin WHERE seq = ?", s)
 			if err != nil {
 				st.failed++
@@ -106,6 +109,7 @@ func scanCheckins(ctx context.Context, db *sql.DB, hint int64, fn func(salvageRo
 			}
 			if rows.Next() {
 				if r, err := scanRow(rows); err == nil {
+					misses = 0
 					if err := take(r); err != nil {
 						rows.Close()
 						return err
@@ -142,7 +146,7 @@ func scanCheckins(ctx context.Context, db *sql.DB, hint int64, fn func(salvageRo
 			var next int64
 			err := db.QueryRowContext(ctx, "SELECT seq FROM checkin WHERE seq > ? ORDER BY seq LIMIT 1", cursor+step).Scan(&next)
 			if errors.Is(err, sql.ErrNoRows) {
-				if err := probe(cursor, min(cursor+step, hi)); err != nil {
+				if err := probe(cursor, min(cursor+step, hi), false); err != nil {
 					return st, err
 				}
 				return st, nil
@@ -150,7 +154,7 @@ func scanCheckins(ctx context.Context, db *sql.DB, hint int64, fn func(salvageRo
 			if err != nil {
 				continue
 			}
-			if err := probe(cursor, cursor+step); err != nil {
+			if err := probe(cursor, cursor+step, false); err != nil {
 				return st, err
 			}
 			cursor = next - 1
@@ -158,14 +162,18 @@ func scanCheckins(ctx context.Context, db *sql.DB, hint int64, fn func(salvageRo
 			break
 		}
 		if !resumed {
-			// Nothing reads beyond the failure: try each seq up to the
-			// highest known one, at most a million.
-			return st, probe(cursor, min(hi, cursor+1<<20))
+			// Nothing reads beyond the failure (a truncated file): try each
+			// seq after it until maxMisses in a row are not there.
+			return st, probe(cursor, hi, true)
 		}
 	}
 }
 
 var errStop = errors.New("stop")
+
+// maxMisses is how many seqs in a row a salvage tries past the last
+// readable one before it concludes the rest is gone.
+const maxMisses = 4096
 
 // openSalvage opens a database read-only for Salvage and CountPending.
 func openSalvage(path string) (*sql.DB, error) {
@@ -179,7 +187,10 @@ func openSalvage(path string) (*sql.DB, error) {
 	if st.Size() < 100 {
 		return nil, fmt.Errorf("%s holds %d bytes: no database in it", path, st.Size())
 	}
-	db, err := sql.Open("sqlite", roDSN(path))
+	// writable_schema lets SQLite read a file shorter than its header says
+	// (a truncated one) up to where it ends; the connection is read-only all
+	// the same.
+	db, err := sql.Open("sqlite", roDSN(path)+"&_pragma=writable_schema(1)")
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +229,10 @@ func CountPending(path string) (int, error) {
 	ctx := context.Background()
 	voids := voidedIn(ctx, db)
 	var n int
-	if db.QueryRowContext(ctx, "SELECT count(*) FROM checkin WHERE id NOT IN (SELECT id FROM void)").Scan(&n) == nil {
+	var check string
+	// count(*) may read only the id index: trust it on an intact file only.
+	if db.QueryRowContext(ctx, "PRAGMA quick_check(1)").Scan(&check) == nil && check == "ok" &&
+		db.QueryRowContext(ctx, "SELECT count(*) FROM checkin WHERE id NOT IN (SELECT id FROM void)").Scan(&n) == nil {
 		return n, nil
 	}
 	n = 0

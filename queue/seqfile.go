@@ -39,18 +39,26 @@ type seqDoc struct {
 // ReadSeqFile returns the high-water mark in a seq file (0, nil when there
 // is none): no seq above it has ever been assigned by an outbox using it.
 func ReadSeqFile(path string) (int64, error) {
+	n, err := readSeqFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	return n, nil
+}
+
+func readSeqFile(path string) (int64, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("queue: seq file %s: cannot read it: %w: %w", path, ErrStorage, err)
+		return 0, fmt.Errorf("seq file %s: cannot read it: %w: %w", path, ErrStorage, err)
 	}
 	var d seqDoc
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil || d.V != 1 || d.Reserved < 0 {
-		return 0, fmt.Errorf("queue: seq file %s: not a seq file (%d bytes, want {\"v\":1,\"reserved\":N}); "+
+		return 0, fmt.Errorf("seq file %s: not a seq file (%d bytes, want {\"v\":1,\"reserved\":N}); "+
 			"the next seq cannot be known safely: move it aside only if seq may continue from the queue database: %w",
 			path, len(b), ErrStorage)
 	}
@@ -95,7 +103,7 @@ func (ob *Outbox) openSeq() error {
 		ob.reserved = math.MaxInt64
 		return nil
 	}
-	n, err := ReadSeqFile(ob.o.SeqFile)
+	n, err := readSeqFile(ob.o.SeqFile)
 	if err != nil {
 		return err
 	}

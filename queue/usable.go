@@ -136,7 +136,26 @@ var wantTables = map[string][]string{
 }
 
 // checkSQLite opens the file read-only and checks its integrity and schema.
+// Reading a WAL-mode database makes SQLite create -wal and -shm files
+// beside it when there are none: those (empty or transient) are removed
+// again, so that a refused file is left exactly as it was found.
 func checkSQLite(path string) error {
+	var made []string
+	for _, s := range []string{"-wal", "-shm"} {
+		if _, err := os.Lstat(path + s); errors.Is(err, fs.ErrNotExist) {
+			made = append(made, path+s)
+		}
+	}
+	err := checkSQLiteRO(path)
+	for _, p := range made {
+		if st, serr := os.Lstat(p); serr == nil && (st.Size() == 0 || strings.HasSuffix(p, "-shm")) {
+			os.Remove(p)
+		}
+	}
+	return err
+}
+
+func checkSQLiteRO(path string) error {
 	db, err := sql.Open("sqlite", roDSN(path))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
@@ -263,6 +282,9 @@ func create(path string) error {
 	tmp := path + ".new"
 	// A leftover of an interrupted create: ours, never a queue in use.
 	for _, s := range append([]string{""}, companions[:]...) {
+		if _, err := os.Lstat(tmp + s); err != nil {
+			continue
+		}
 		if err := os.Remove(tmp + s); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
