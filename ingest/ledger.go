@@ -146,7 +146,7 @@ func Open(dsn string, o Opts) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{db: db, d: dia, path: dsn, o: o}
-	if err := l.migrate(context.Background()); err != nil {
+	if err := l.migrateRetrying(context.Background()); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -175,6 +175,32 @@ func (l *Ledger) Close() error {
 		return fmt.Errorf("ingest: close: %w", err)
 	}
 	return nil
+}
+
+// migrateRetrying is migrate, tried again while SQLite answers busy. Several
+// instances opening one new file at once race for its first locks: the
+// switch to WAL and the first write transaction can return SQLITE_BUSY
+// without the busy handler being called (seen as a rare "database is
+// locked" when four instances start together). The migrations are
+// idempotent, so trying again is safe.
+func (l *Ledger) migrateRetrying(ctx context.Context) error {
+	wait := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := l.migrate(ctx)
+		if err == nil || !isBusy(err) || attempt == 8 {
+			return err
+		}
+		l.o.Logger.Debug("ledger busy while migrating; trying again", "attempt", attempt, "err", err)
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
+// isBusy reports an SQLite "database is locked" (SQLITE_BUSY and its
+// extended codes).
+func isBusy(err error) bool {
+	var c interface{ Code() int }
+	return errors.As(err, &c) && c.Code()&0xff == 5
 }
 
 func (l *Ledger) migrate(ctx context.Context) error {
