@@ -339,6 +339,7 @@ func (ob *Outbox) insertSalvaged(ctx context.Context, rows []salvageRow) (int, e
 	err := ob.withRoom(ctx, "salvage", func() error {
 		n, hist, bytes, maxSeq = 0, 0, 0, 0
 		return ob.tx(ctx, &ob.w, func() error {
+			next := ob.lastSeq
 			for _, r := range rows {
 				res, err := ob.w.c.ExecContext(ctx, "INSERT OR IGNORE INTO checkin ("+salvageCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
 					r.seq, r.id, r.queuedAt, r.chipKey, r.event, r.bucket, r.body)
@@ -346,7 +347,22 @@ func (ob *Outbox) insertSalvaged(ctx context.Context, rows []salvageRow) (int, e
 					return err
 				}
 				if k, _ := res.RowsAffected(); k == 0 {
-					continue
+					var have int
+					if err := ob.w.c.QueryRowContext(ctx, "SELECT count(*) FROM checkin WHERE id = ?", r.id).Scan(&have); err != nil {
+						return err
+					}
+					if have > 0 {
+						continue // salvaged before
+					}
+					// Its seq is taken by another checkin (dst continued from
+					// a lower seq: no seq file): it goes last, under a new seq;
+					// its payload, which central reads, is unchanged.
+					next = max(next, maxSeq) + 1
+					if _, err := ob.w.c.ExecContext(ctx, "INSERT INTO checkin ("+salvageCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
+						next, r.id, r.queuedAt, r.chipKey, r.event, r.bucket, r.body); err != nil {
+						return err
+					}
+					r.seq = next
 				}
 				n++
 				bytes += int64(len(r.body)) + EntryOverhead

@@ -12,6 +12,15 @@
 // (the applier) decodes Results and deletes their checkins in batches, so the
 // outbox's writes and the publishing overlap. Paho's callbacks only hand
 // payloads and connection events over channels: paho's router must not block.
+//
+// Subscriptions are checked: a broker that refuses one (SUBACK 0x80, as
+// Mosquitto 2 answers a subscribe its ACL denies) leaves the session up but
+// the kiosk deaf to what it refused. The forwarder then says so (Subscription,
+// and a log line at most every refusedLogEvery), publishes no checkins while
+// the result topic is refused (central would book them, but their Results
+// would never reach the outbox: they would be republished forever), keeps
+// publishing its Status, and subscribes again with the reconnect backoff
+// until the broker grants it.
 package mqttfwd
 
 import (
@@ -54,10 +63,18 @@ const (
 	backoffMin = 500 * time.Millisecond
 	// backoffMax bounds how long after central is back a kiosk may still
 	// wait; the jitter spreads a fleet's reconnects over half of it.
-	backoffMax    = 15 * time.Second
-	resultsDepth  = 4096
-	maxResultRun  = 4096 // most Results applied in one outbox transaction
-	badLogEvery   = 10 * time.Second
+	backoffMax   = 15 * time.Second
+	resultsDepth = 4096
+	// maxResultRun is the most Results applied in one outbox transaction:
+	// queue.MaxDoneBatch keeps that transaction's WAL small (a full disk
+	// must still take it).
+	maxResultRun    = queue.MaxDoneBatch
+	badLogEvery     = 10 * time.Second
+	refusedLogEvery = time.Minute
+	// applyRetryMin and applyRetryMax bound the wait before Results that the
+	// outbox could not apply (a full disk) are applied again.
+	applyRetryMin = 100 * time.Millisecond
+	applyRetryMax = 5 * time.Second
 	keepAlive     = 30 * time.Second
 	disconnectQMs = 500
 	readBuf       = 32 << 10
@@ -89,6 +106,24 @@ type Opts struct {
 // Counters are the forwarder's running totals.
 type Counters struct {
 	Published, Republished, Results, UnknownResults, BadPayloads int64
+	// ApplyFailures counts runs of Results the outbox failed to apply (a full
+	// disk): they are kept and applied again after a backoff.
+	ApplyFailures int64
+}
+
+// Subscription is the state of the forwarder's subscriptions on the
+// current session.
+type Subscription struct {
+	// Session: a session with the broker is up (the broker accepted the
+	// connection), whatever the subscriptions.
+	Session bool
+	// Subscribed: the broker granted every subscription (result and
+	// config). Without a session it is false.
+	Subscribed bool
+	// Refused lists the topics the broker refused on this session (SUBACK
+	// 0x80); they are subscribed again with backoff. While the result topic
+	// is among them no checkin is published and Connected is false.
+	Refused []string
 }
 
 // Forwarder moves checkins from the outbox to central. Make one with New.
@@ -102,14 +137,17 @@ type Forwarder struct {
 
 	kick       chan struct{}
 	statusKick chan struct{}
+	rescan     chan struct{}
 	results    chan []byte
-	events     chan bool     // true: connected and subscribed; false: connection lost
+	events     chan link     // the session's state, whenever it changes
 	freed      chan []string // ids whose Result the applier handled
 	done       chan struct{}
 	running    atomic.Bool
 
-	connected                                      atomic.Bool
+	connected                                      atomic.Bool // session up and the result topic granted
 	published, republished, nresults, unknown, bad atomic.Int64
+	applyFailures                                  atomic.Int64
+	turns                                          atomic.Int64 // loop turns, for tests
 
 	client     mqtt.Client
 	bmin, bmax time.Duration // reconnect backoff bounds
@@ -117,18 +155,27 @@ type Forwarder struct {
 	runCtx     context.Context
 	attempts   atomic.Int64 // dials since the last successful connect
 
-	mu     sync.Mutex // guards conn, rng
-	conn   *dropConn
-	rng    *mrand.Rand
-	badLog *ratelog.Limiter // bad Result payloads, one line per badLogEvery
+	mu      sync.Mutex // guards conn, rng, session, refused, gen, lost
+	conn    *dropConn
+	rng     *mrand.Rand
+	session bool
+	refused []string         // topics refused on this session
+	gen     int64            // session number: onConnect and onLost bump it
+	lost    chan struct{}    // closed when this session ends
+	badLog  *ratelog.Limiter // bad Result payloads, one line per badLogEvery
+	subLog  *ratelog.Limiter // refused subscriptions, one line per refusedLogEvery
 
 	// loop state, owned by Run's goroutine
 	inflight map[string]*flight
 	fifo     []fifoEntry // publish order, for the retry deadline; stale entries skipped
 	cursor   int64       // highest seq loaded into the window
 	more     bool        // the outbox may hold checkins beyond cursor
-	online   bool        // loop's view of the connection
+	online   bool        // loop's view: a session is up (Status goes out)
+	forward  bool        // loop's view: the result topic is granted (checkins go out)
 }
+
+// link is a change of the session's state for the loop.
+type link struct{ up, forward bool }
 
 type flight struct {
 	item   queue.Item
@@ -176,15 +223,16 @@ func New(ob *queue.Outbox, o Opts) (*Forwarder, error) {
 	var seed [16]byte
 	rand.Read(seed[:])
 	f := &Forwarder{
-		ob: ob, o: o, clk: o.Clock, log: o.Logger, badLog: ratelog.New(badLogEvery),
+		ob: ob, o: o, clk: o.Clock, log: o.Logger, badLog: ratelog.New(badLogEvery), subLog: ratelog.New(refusedLogEvery),
 		tCheckin:   protocol.Topic(o.Prefix, o.DeviceID, protocol.KindCheckin),
 		tResult:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindResult),
 		tStatus:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindStatus),
 		tConfig:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindConfig),
 		kick:       make(chan struct{}, 1),
 		statusKick: make(chan struct{}, 1),
+		rescan:     make(chan struct{}, 1),
 		results:    make(chan []byte, resultsDepth),
-		events:     make(chan bool, 16),
+		events:     make(chan link, 16),
 		freed:      make(chan []string, 64),
 		done:       make(chan struct{}),
 		rng:        mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
@@ -215,9 +263,28 @@ func (f *Forwarder) StatusChanged() {
 	}
 }
 
-// Connected reports whether the forwarder has a session with the broker
-// (connected and subscribed).
+// Rescan makes the forwarder read the outbox from its first seq again at
+// its next turn, rather than from beyond the highest seq it loaded: after a
+// queue.Salvage into the outbox it forwards (salvaged checkins keep their
+// older seq); it never blocks.
+func (f *Forwarder) Rescan() {
+	select {
+	case f.rescan <- struct{}{}:
+	default:
+	}
+}
+
+// Connected reports whether the forwarder can forward: a session with the
+// broker is up and the broker granted the result subscription.
 func (f *Forwarder) Connected() bool { return f.connected.Load() }
+
+// Subscription reports the session and what the broker granted or refused.
+func (f *Forwarder) Subscription() Subscription {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Subscription{Session: f.session, Subscribed: f.session && len(f.refused) == 0,
+		Refused: slices.Clone(f.refused)}
+}
 
 // Counters returns the running totals.
 func (f *Forwarder) Counters() Counters {
@@ -227,6 +294,7 @@ func (f *Forwarder) Counters() Counters {
 		Results:        f.nresults.Load(),
 		UnknownResults: f.unknown.Load(),
 		BadPayloads:    f.bad.Load(),
+		ApplyFailures:  f.applyFailures.Load(),
 	}
 }
 
@@ -401,27 +469,135 @@ func (f *Forwarder) dropConn() {
 // onConnect subscribes before anything is published on the new connection
 // (runs on its own goroutine, started by paho).
 func (f *Forwarder) onConnect(c mqtt.Client) {
-	t := c.SubscribeMultiple(map[string]byte{f.tResult: 1, f.tConfig: 1}, f.onMessage)
-	if !t.WaitTimeout(opTimeout) || t.Error() != nil {
-		f.log.Warn("mqttfwd: subscribe failed; reconnecting", "err", t.Error())
+	f.mu.Lock()
+	f.gen++
+	gen := f.gen
+	f.session, f.refused = false, nil
+	lost := make(chan struct{})
+	f.lost = lost
+	f.mu.Unlock()
+	refused, err := f.subscribe(c, []string{f.tResult, f.tConfig})
+	if err != nil {
+		f.log.Warn("mqttfwd: subscribe failed; reconnecting", "err", err)
 		f.dropConn()
 		return
 	}
 	f.attempts.Store(0)
-	f.connected.Store(true)
-	f.log.Info("mqttfwd: connected", "broker", f.o.Broker)
-	f.event(true)
+	f.mu.Lock()
+	if f.gen != gen { // lost meanwhile
+		f.mu.Unlock()
+		return
+	}
+	f.session, f.refused = true, refused
+	f.mu.Unlock()
+	forward := !slices.Contains(refused, f.tResult)
+	f.connected.Store(forward)
+	if len(refused) == 0 {
+		f.log.Info("mqttfwd: connected", "broker", f.o.Broker)
+	} else {
+		f.logRefused(refused)
+		go f.resubscribe(c, gen, lost)
+	}
+	f.event(link{up: true, forward: forward})
+}
+
+// subscribe subscribes to topics (QoS 1) and returns those the broker
+// refused in its SUBACK. err is for a subscribe that did not complete.
+func (f *Forwarder) subscribe(c mqtt.Client, topics []string) ([]string, error) {
+	m := make(map[string]byte, len(topics))
+	for _, t := range topics {
+		m[t] = 1
+	}
+	t := c.SubscribeMultiple(m, f.onMessage)
+	if !t.WaitTimeout(opTimeout) {
+		return nil, errors.New("mqttfwd: no SUBACK within " + opTimeout.String())
+	}
+	if err := t.Error(); err != nil {
+		return nil, err
+	}
+	granted := map[string]byte{}
+	if st, ok := t.(*mqtt.SubscribeToken); ok {
+		granted = st.Result()
+	}
+	var refused []string
+	for _, topic := range topics {
+		if q, ok := granted[topic]; !ok || q > 2 { // 0x80: failure
+			refused = append(refused, topic)
+		}
+	}
+	return refused, nil
+}
+
+func (f *Forwarder) logRefused(refused []string) {
+	f.subLog.Log(f.log, f.clk.Now(), slog.LevelError, "refused", "mqttfwd: the broker refused subscriptions (SUBACK 0x80: its ACL?); "+
+		"without the result topic no checkin is forwarded; subscribing again with backoff",
+		"broker", f.o.Broker, "refused", refused)
+}
+
+// resubscribe subscribes again to what the broker refused on session gen,
+// with the reconnect backoff (real time, as the reconnects), until it is
+// granted or the session ends.
+func (f *Forwarder) resubscribe(c mqtt.Client, gen int64, lost <-chan struct{}) {
+	for n := int64(1); ; n++ {
+		t := time.NewTimer(f.backoff(n))
+		select {
+		case <-t.C:
+		case <-lost:
+			t.Stop()
+			return
+		case <-f.runCtx.Done():
+			t.Stop()
+			return
+		}
+		f.mu.Lock()
+		todo := slices.Clone(f.refused)
+		current := f.gen == gen
+		f.mu.Unlock()
+		if !current || len(todo) == 0 {
+			return
+		}
+		refused, err := f.subscribe(c, todo)
+		if err != nil {
+			f.log.Debug("mqttfwd: subscribe again", "topics", todo, "err", err)
+			continue
+		}
+		f.mu.Lock()
+		if f.gen != gen {
+			f.mu.Unlock()
+			return
+		}
+		f.refused = refused
+		f.mu.Unlock()
+		forward := !slices.Contains(refused, f.tResult)
+		if forward && !f.connected.Load() {
+			f.connected.Store(true)
+			f.event(link{up: true, forward: true})
+		}
+		if len(refused) == 0 {
+			f.log.Info("mqttfwd: subscriptions granted", "broker", f.o.Broker, "topics", todo)
+			return
+		}
+		f.logRefused(refused)
+	}
 }
 
 func (f *Forwarder) onLost(_ mqtt.Client, err error) {
 	f.connected.Store(false)
+	f.mu.Lock()
+	f.gen++
+	f.session, f.refused = false, nil
+	if f.lost != nil {
+		close(f.lost)
+		f.lost = nil
+	}
+	f.mu.Unlock()
 	f.log.Warn("mqttfwd: connection lost", "err", err)
-	f.event(false)
+	f.event(link{})
 }
 
-func (f *Forwarder) event(up bool) {
+func (f *Forwarder) event(l link) {
 	select {
-	case f.events <- up:
+	case f.events <- l:
 	case <-f.done:
 	}
 }
@@ -461,11 +637,12 @@ func (f *Forwarder) loop(ctx context.Context) {
 		dirty = false
 	}
 	for {
-		if f.online {
+		if f.forward {
 			f.refill(ctx)
 		}
+		f.turns.Add(1)
 		// Arm the retry timer for the oldest flight.
-		if at, ok := f.nextRetry(); ok && f.online {
+		if at, ok := f.nextRetry(); ok && f.forward {
 			if !at.Equal(retryAt) {
 				retryAt = at
 				retryT.Reset(at.Sub(f.clk.Now()))
@@ -493,6 +670,10 @@ func (f *Forwarder) loop(ctx context.Context) {
 		case <-f.kick:
 			f.more = true
 			dirty = true
+		case <-f.rescan:
+			f.cursor = 0
+			f.more = true
+			dirty = true
 		case <-f.statusKick:
 			publishStatus()
 		case ids := <-f.freed:
@@ -500,11 +681,14 @@ func (f *Forwarder) loop(ctx context.Context) {
 				delete(f.inflight, id)
 			}
 			dirty = true
-		case up := <-f.events:
-			f.online = up
-			if up {
+		case l := <-f.events:
+			wasOnline, wasForward := f.online, f.forward
+			f.online, f.forward = l.up, l.up && l.forward
+			if f.forward && !wasForward {
 				f.more = true
 				f.republishAll()
+			}
+			if f.online && (!wasOnline || f.forward != wasForward) {
 				publishStatus()
 			}
 		case <-retryT.C():
@@ -629,14 +813,34 @@ func (f *Forwarder) resend(due []*flight, now time.Time) {
 // applier applies Results until ctx is done, each run of payloads that
 // queued up meanwhile in one outbox transaction: the slower the disk, the
 // bigger the batch.
+//
+// Results the outbox could not apply (a full disk) are kept and applied
+// again, with those that arrived meanwhile, after a backoff (applyRetryMin
+// doubling to applyRetryMax, real time): dropping them would leave their
+// checkins to RetryAfter and a second answer from central.
 func (f *Forwarder) applier(ctx context.Context) {
+	var retry [][]byte
+	fails := 0
 	for {
-		var batch [][]byte
-		select {
-		case <-ctx.Done():
-			return
-		case p := <-f.results:
-			batch = append(batch, p)
+		batch := retry
+		retry = nil
+		if len(batch) > 0 {
+			// Paces real disk writes, so real time (as the reconnects): a
+			// test's fake clock must not wedge it.
+			t := time.NewTimer(min(applyRetryMax, applyRetryMin<<min(fails-1, 10)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case p := <-f.results:
+				batch = append(batch, p)
+			}
 		}
 	drain:
 		for len(batch) < maxResultRun {
@@ -665,25 +869,41 @@ func (f *Forwarder) applier(ctx context.Context) {
 			}
 			t.Stop()
 		}
-		if ids := f.applyResults(ctx, batch); len(ids) > 0 {
-			select {
-			case f.freed <- ids:
-			case <-ctx.Done():
-				return
+		for len(batch) > 0 {
+			run := batch[:min(len(batch), maxResultRun)]
+			ids, ok := f.applyResults(ctx, run)
+			if !ok {
+				fails++
+				retry = batch
+				break
+			}
+			fails = 0
+			batch = batch[len(run):]
+			if len(ids) > 0 {
+				select {
+				case f.freed <- ids:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 	}
 }
 
 // applyResults decodes a run of Result payloads and deletes their checkins
-// in one outbox transaction. It returns the ids of the valid Results.
-func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) []string {
+// in one outbox transaction. It returns the ids of the valid Results; ok is
+// false when the outbox failed (the run is to be applied again).
+func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) (ids []string, ok bool) {
 	rs := make([]protocol.Result, 0, len(payloads))
 	acks := make([]queue.Ack, 0, len(payloads))
-	for _, p := range payloads {
+	for i, p := range payloads {
+		if p == nil {
+			continue // a bad payload, already counted
+		}
 		r, err := protocol.DecodeResult(p)
 		if err != nil {
 			f.badPayload(err, len(p))
+			payloads[i] = nil // counted once, not again on a retry
 			continue
 		}
 		rs = append(rs, r)
@@ -691,16 +911,17 @@ func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) []strin
 		acks = append(acks, queue.Ack{ID: r.ID, KeepHistory: keep})
 	}
 	if len(acks) == 0 {
-		return nil
+		return nil, true
 	}
 	known, err := f.ob.DoneBatch(context.WithoutCancel(ctx), acks)
 	if err != nil {
-		// The checkins stay queued and in the window; they are republished
-		// after RetryAfter and central answers again.
-		f.log.Error("mqttfwd: apply results", "n", len(acks), "err", err)
-		return nil
+		// The checkins stay queued and in the window; the applier applies
+		// these Results again after a backoff.
+		f.applyFailures.Add(1)
+		f.subLog.Log(f.log, f.clk.Now(), slog.LevelError, "apply", "mqttfwd: apply results; retrying", "n", len(acks), "err", err)
+		return nil, errors.Is(err, queue.ErrClosed) // closed: nothing to retry
 	}
-	ids := make([]string, len(rs))
+	ids = make([]string, len(rs))
 	for i, r := range rs {
 		ids[i] = r.ID
 		f.nresults.Add(1)
@@ -711,7 +932,7 @@ func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) []strin
 			f.o.OnResult(r, known[i])
 		}
 	}
-	return ids
+	return ids, true
 }
 
 // badPayload counts a payload that is not a Result and logs it, at most

@@ -16,6 +16,7 @@ import (
 
 	"github.com/uitpas/tap-kiosk/clock"
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/protocol"
 	"github.com/uitpas/tap-kiosk/queue"
 	"github.com/uitpas/tap-kiosk/queue/mqttfwd"
@@ -23,18 +24,6 @@ import (
 )
 
 const device = "kiosk-test-01"
-
-// waitFor polls cond (real time) until it holds or 15 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 type rig struct {
 	t       *testing.T
@@ -159,23 +148,57 @@ type watcher struct {
 	c    mqtt.Client
 }
 
+// watch connects a client that collects what is published on topic, and
+// returns once the broker granted the subscription (its SUBACK): from then
+// on nothing published on topic is missed.
 func watch(t *testing.T, br *testbroker.Broker, topic string) *watcher {
 	t.Helper()
+	return watchDelayed(t, br, topic, 0)
+}
+
+// watchDelayed is watch with the subscribe delayed after the connect, as on
+// a slow machine (the TestSeqOrderAndWindow flake: watch returned before
+// its subscription was active, and what the forwarder published meanwhile
+// was not seen; a 300 ms delay made it fail every time).
+func watchDelayed(t *testing.T, br *testbroker.Broker, topic string, delay time.Duration) *watcher {
+	t.Helper()
 	w := &watcher{}
+	subscribed := make(chan error, 1)
+	var once sync.Once
 	o := mqtt.NewClientOptions().AddBroker(br.URL()).SetClientID(fmt.Sprintf("watch-%d", time.Now().UnixNano())).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond).
 		SetOnConnectHandler(func(c mqtt.Client) {
-			c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
+			time.Sleep(delay) // injected latency, not a wait
+			tok := c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
 				w.mu.Lock()
 				w.msgs = append(w.msgs, append([]byte(nil), m.Payload()...))
 				w.mu.Unlock()
 			})
+			go func() {
+				var err error
+				if !tok.WaitTimeout(10 * time.Second) {
+					err = fmt.Errorf("no SUBACK for %s", topic)
+				} else if err = tok.Error(); err == nil {
+					if q := tok.(*mqtt.SubscribeToken).Result()[topic]; q > 2 {
+						err = fmt.Errorf("subscription to %s refused (0x%02x)", topic, q)
+					}
+				}
+				once.Do(func() { subscribed <- err })
+			}()
 		})
 	w.c = mqtt.NewClient(o)
 	if tok := w.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("watcher connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { w.c.Disconnect(50) })
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			t.Fatalf("watcher: %v", err)
+		}
+	case <-time.After(waitfor.Timeout):
+		t.Fatalf("watcher: not subscribed to %s within %v", topic, waitfor.Timeout)
+	}
 	return w
 }
 
@@ -230,7 +253,7 @@ func TestDrainWithCentral(t *testing.T) {
 	items := r.enqueue(30) // a backlog before Run
 	r.run()
 	items = append(items, r.enqueue(20)...)
-	waitFor(t, "drain", func() bool { return r.pending() == 0 && r.nresults() == len(items) })
+	waitfor.Cond(t, "drain", func() bool { return r.pending() == 0 && r.nresults() == len(items) })
 	ctx := context.Background()
 	for _, it := range items {
 		res := r.results[it.ID]
@@ -255,14 +278,28 @@ func TestDrainWithCentral(t *testing.T) {
 		t.Error("not connected")
 	}
 	r.f.StatusChanged()
-	waitFor(t, "status with pending 0", func() bool {
+	waitfor.Cond(t, "status with pending 0", func() bool {
 		s, ok := st.last(t)
 		return ok && s.Online && s.Pending == 0 && s.DeviceID == device && s.Version == "test" && s.At != ""
 	})
 	r.stop()
-	waitFor(t, "offline status after clean shutdown", func() bool {
+	waitfor.Cond(t, "offline status after clean shutdown", func() bool {
 		s, ok := st.last(t)
 		return ok && !s.Online
+	})
+}
+
+// watch returns only once its subscription is active, however slow the
+// subscribe: what is published right after it is seen.
+func TestWatchWaitsForSubscription(t *testing.T) {
+	br := testbroker.Start(t)
+	topic := protocol.Topic(protocol.DefaultPrefix, device, protocol.KindCheckin)
+	w := watchDelayed(t, br, topic, 300*time.Millisecond)
+	publish(t, br, topic, []byte("first"))
+	waitfor.Cond(t, "the message published right after watch returned", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.msgs) == 1
 	})
 }
 
@@ -287,16 +324,19 @@ func TestSeqOrderAndWindow(t *testing.T) {
 	r := newRig(t, br, mqttfwd.Opts{Window: 5, Clock: fc})
 	r.enqueue(5)
 	r.run()
-	waitFor(t, "5 published", func() bool { return len(seqs()) == 5 })
+	waitfor.Cond(t, "5 published", func() bool { return len(seqs()) == 5 })
+	turns := r.f.Turns()
 	r.enqueue(3)
-	time.Sleep(200 * time.Millisecond) // a full window publishes nothing more
-	if n := len(seqs()); n != 5 {
-		t.Fatalf("%d published with a full window of 5", n)
+	// A full window publishes nothing more: once the loop has taken the
+	// kick, its refill is done.
+	waitfor.Cond(t, "the loop to take the kick", func() bool { return r.f.Turns() > turns })
+	if c := r.f.Counters(); c.Published != 5 {
+		t.Fatalf("%d published with a full window of 5", c.Published)
 	}
 	// Central was not there: the first five come again after RetryAfter.
 	central(t, br)
 	fc.Advance(mqttfwd.DefaultRetryAfter)
-	waitFor(t, "drain", func() bool { return r.pending() == 0 })
+	waitfor.Cond(t, "drain", func() bool { return r.pending() == 0 })
 	var first []int64
 	seen := map[int64]bool{}
 	for _, s := range seqs() {
@@ -320,29 +360,29 @@ func TestBrokerDownAndBack(t *testing.T) {
 	}
 	r := newRig(t, br, mqttfwd.Opts{Window: 16, RetryAfter: 500 * time.Millisecond})
 	r.run()
-	waitFor(t, "connected", r.f.Connected)
+	waitfor.Cond(t, "connected", r.f.Connected)
 	first := r.enqueue(10) // no central yet: published, unanswered
-	waitFor(t, "published", func() bool { return r.f.Counters().Published == 10 })
+	waitfor.Cond(t, "published", func() bool { return r.f.Counters().Published == 10 })
 
 	br.Stop()
-	waitFor(t, "disconnected", func() bool { return !r.f.Connected() })
+	waitfor.Cond(t, "disconnected", func() bool { return !r.f.Connected() })
 	second := r.enqueue(10) // taps go on while central is away
 	if n := r.pending(); n != 20 {
 		t.Fatalf("pending while down = %d, want 20", n)
 	}
 
 	br.Start()
-	waitFor(t, "reconnected", r.f.Connected)
-	waitFor(t, "republished after reconnect", func() bool { return r.f.Counters().Republished >= 10 })
+	waitfor.Cond(t, "reconnected", r.f.Connected)
+	waitfor.Cond(t, "republished after reconnect", func() bool { return r.f.Counters().Republished >= 10 })
 	// Without central nothing may leave the queue (PUBACKs are not Results).
-	waitFor(t, "second batch published", func() bool { return r.f.Counters().Published >= 16 })
+	waitfor.Cond(t, "second batch published", func() bool { return r.f.Counters().Published >= 16 })
 	if n := r.pending(); n != 20 {
 		t.Fatalf("pending without central = %d, want 20", n)
 	}
 	ce := central(t, br)
 	// Results for the checkins on the broker reach us; the rest is republished.
 	r.f.Kick()
-	waitFor(t, "drain", func() bool { return r.pending() == 0 })
+	waitfor.Cond(t, "drain", func() bool { return r.pending() == 0 })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, it := range append(first, second...) {
@@ -367,15 +407,15 @@ func TestRepublishAfterRetry(t *testing.T) {
 	r := newRig(t, br, mqttfwd.Opts{Clock: fc, RetryAfter: 30 * time.Second})
 	r.run()
 	r.enqueue(3)
-	waitFor(t, "published", func() bool { return r.f.Counters().Published == 3 && ce.Received.Load() == 3 })
+	waitfor.Cond(t, "published", func() bool { return r.f.Counters().Published == 3 && ce.Received.Load() == 3 })
 	fc.Advance(29 * time.Second)
 	if c := r.f.Counters(); c.Republished != 0 {
 		t.Fatalf("republished before RetryAfter: %+v", c)
 	}
 	answer.Store(true)
 	fc.Advance(time.Second)
-	waitFor(t, "republished", func() bool { return r.f.Counters().Republished == 3 })
-	waitFor(t, "drain", func() bool { return r.pending() == 0 && r.f.Counters().Results == 3 })
+	waitfor.Cond(t, "republished", func() bool { return r.f.Counters().Republished == 3 })
+	waitfor.Cond(t, "drain", func() bool { return r.pending() == 0 && r.f.Counters().Results == 3 })
 	if c := r.f.Counters(); c.Published != 3 {
 		t.Fatalf("counters %+v", c)
 	}
@@ -385,7 +425,7 @@ func TestBadPayloads(t *testing.T) {
 	br := testbroker.Start(t)
 	r := newRig(t, br, mqttfwd.Opts{})
 	r.run()
-	waitFor(t, "connected", r.f.Connected)
+	waitfor.Cond(t, "connected", r.f.Connected)
 	topic := protocol.Topic(protocol.DefaultPrefix, device, protocol.KindResult)
 	big := `{"v":1,"id":"x","status":"saved","pad":"` + strings.Repeat("x", protocol.MaxPayload) + `"}`
 	publish(t, br, topic,
@@ -397,14 +437,14 @@ func TestBadPayloads(t *testing.T) {
 		[]byte{0xff, 0x00, 0xfe},
 		protocol.Result{ID: "0193a1f4-7c1e-7d2a-9b1f-2f0c6a8e4d11", Status: protocol.StatusSaved}.Encode(), // unknown id
 	)
-	waitFor(t, "bad payloads counted", func() bool {
+	waitfor.Cond(t, "bad payloads counted", func() bool {
 		c := r.f.Counters()
 		return c.BadPayloads == 6 && c.UnknownResults == 1
 	})
 	// Still working.
 	central(t, br)
 	r.enqueue(2)
-	waitFor(t, "drain", func() bool { return r.pending() == 0 })
+	waitfor.Cond(t, "drain", func() bool { return r.pending() == 0 })
 }
 
 func TestConfigPassedThrough(t *testing.T) {
@@ -421,13 +461,17 @@ func TestConfigPassedThrough(t *testing.T) {
 	}
 	c.Disconnect(50)
 	r.run() // the retained config arrives on subscribe
-	select {
-	case p := <-got:
-		if string(p) != `{"v":1,"serial":1}` {
-			t.Fatalf("config %q", p)
+	var p []byte
+	waitfor.Cond(t, "the retained config", func() bool {
+		select {
+		case p = <-got:
+			return true
+		default:
+			return false
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no config")
+	})
+	if string(p) != `{"v":1,"serial":1}` {
+		t.Fatalf("config %q", p)
 	}
 }
 
@@ -436,9 +480,9 @@ func TestWillAfterConnectionLoss(t *testing.T) {
 	st := watch(t, br, protocol.Topic(protocol.DefaultPrefix, device, protocol.KindStatus))
 	r := newRig(t, br, mqttfwd.Opts{})
 	r.run()
-	waitFor(t, "online status", func() bool { s, ok := st.last(t); return ok && s.Online })
+	waitfor.Cond(t, "online status", func() bool { s, ok := st.last(t); return ok && s.Online })
 	r.f.DropConn() // no DISCONNECT: the broker publishes the will
-	waitFor(t, "will", func() bool {
+	waitfor.Cond(t, "will", func() bool {
 		for _, s := range st.statuses(t) {
 			if !s.Online && s.DeviceID == device {
 				return true
@@ -446,11 +490,11 @@ func TestWillAfterConnectionLoss(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, "online again", func() bool { s, ok := st.last(t); return ok && s.Online && r.f.Connected() })
+	waitfor.Cond(t, "online again", func() bool { s, ok := st.last(t); return ok && s.Online && r.f.Connected() })
 
 	// The retained status is what a late subscriber sees.
 	late := watch(t, br, protocol.Topic(protocol.DefaultPrefix, device, protocol.KindStatus))
-	waitFor(t, "retained status", func() bool { s, ok := late.last(t); return ok && s.Online })
+	waitfor.Cond(t, "retained status", func() bool { s, ok := late.last(t); return ok && s.Online })
 }
 
 func TestNewValidates(t *testing.T) {
@@ -496,12 +540,13 @@ func TestReconnectAfterBackoffLongerThanConnectTimeout(t *testing.T) {
 	r.f.SetBackoff(400*time.Millisecond, 800*time.Millisecond)
 	r.f.SetConnectTimeout(300 * time.Millisecond)
 	r.run()
-	waitFor(t, "connected", r.f.Connected)
+	waitfor.Cond(t, "connected", r.f.Connected)
 	br.Stop()
-	waitFor(t, "disconnected", func() bool { return !r.f.Connected() })
-	time.Sleep(1500 * time.Millisecond) // several attempts, their waits now longer than the timeout
+	waitfor.Cond(t, "disconnected", func() bool { return !r.f.Connected() })
+	// Several attempts, their waits now longer than the timeout.
+	waitfor.Cond(t, "4 failed attempts", func() bool { return r.f.Attempts() >= 4 })
 	br.Start()
-	waitFor(t, "reconnected after the outage", r.f.Connected)
+	waitfor.Cond(t, "reconnected after the outage", r.f.Connected)
 }
 
 // TestReconnectUnderFakeClock: the reconnect backoff runs on real time, so a
@@ -516,7 +561,8 @@ func TestReconnectUnderFakeClock(t *testing.T) {
 	fc := clock.NewFake(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC))
 	r := newRig(t, br, mqttfwd.Opts{Clock: fc})
 	r.run()
-	time.Sleep(300 * time.Millisecond) // several failed attempts, each followed by a backoff
+	// Several failed attempts, each followed by a backoff.
+	waitfor.Cond(t, "3 failed attempts", func() bool { return r.f.Attempts() >= 3 })
 	br.Start()
-	waitFor(t, "connected without the fake clock moving", r.f.Connected)
+	waitfor.Cond(t, "connected without the fake clock moving", r.f.Connected)
 }
