@@ -20,3 +20,6 @@ func (f *Forwarder) Turns() int64 { return f.turns.Load() }
 
 // Attempts is the number of connection attempts since the last connect.
 func (f *Forwarder) Attempts() int64 { return f.attempts.Load() }
+
+// Resubscribes counts the subscribes again after a refusal.
+func (f *Forwarder) Resubscribes() int64 { return f.resubscribes.Load() }

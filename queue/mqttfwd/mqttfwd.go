@@ -147,7 +147,7 @@ type Forwarder struct {
 	connected                                      atomic.Bool // session up and the result topic granted
 	published, republished, nresults, unknown, bad atomic.Int64
 	applyFailures                                  atomic.Int64
-	turns                                          atomic.Int64 // loop turns, for tests
+	turns, resubscribes                            atomic.Int64 // loop turns and subscribes again, for tests
 
 	client     mqtt.Client
 	bmin, bmax time.Duration // reconnect backoff bounds
@@ -556,6 +556,7 @@ func (f *Forwarder) resubscribe(c mqtt.Client, gen int64, lost <-chan struct{}) 
 		if !current || len(todo) == 0 {
 			return
 		}
+		f.resubscribes.Add(1)
 		refused, err := f.subscribe(c, todo)
 		if err != nil {
 			f.log.Debug("mqttfwd: subscribe again", "topics", todo, "err", err)

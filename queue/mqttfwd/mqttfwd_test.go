@@ -54,7 +54,9 @@ func newRig(t *testing.T, br *testbroker.Broker, o mqttfwd.Opts) *rig {
 	r := &rig{t: t, br: br, ob: ob, results: map[string]protocol.Result{}}
 	o.Broker = br.URL()
 	o.DeviceID = device
-	o.Logger = logger(t)
+	if o.Logger == nil {
+		o.Logger = logger(t)
+	}
 	o.OnResult = func(res protocol.Result, known bool) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
