@@ -259,6 +259,11 @@ func Open(path string, o Opts) (*Outbox, error) {
 	if err := checkDir(path); err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w: %w", path, ErrStorage, err)
 	}
+	// On a full disk SQLite cannot even make the -shm file a WAL database
+	// needs: the reserve is what lets the queue open and drain.
+	if free, ok := freeBytes(filepath.Dir(path)); ok && free < DrainRoom/2 {
+		ob.releaseReserve("open")
+	}
 	exists, err := inspect(path)
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w", path, err)
@@ -557,7 +562,12 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 	}
 	if ob.o.MinFreeBytes > 0 {
 		if free, ok := freeBytes(filepath.Dir(ob.path)); ok && free < ob.o.MinFreeBytes+cost {
-			return Item{}, fmt.Errorf("queue: enqueue: %d bytes free on the filesystem, min %d: %w", free, ob.o.MinFreeBytes, ErrFull)
+			// Pages that delivered checkins freed inside the database are
+			// reused before the file grows: a queue that filled the disk and
+			// drained takes taps again although the file did not shrink.
+			if free += ob.reusableBytes(wctx); free < ob.o.MinFreeBytes+cost {
+				return Item{}, fmt.Errorf("queue: enqueue: %d bytes free on the filesystem (with the database's free pages), min %d: %w", free, ob.o.MinFreeBytes, ErrFull)
+			}
 		}
 	}
 	if seq > ob.reserved {
@@ -597,6 +607,18 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 		}
 	}
 	return Item{ID: id, Seq: seq, Body: body, QueuedAt: now}, nil
+}
+
+// reusableBytes is the space of the database's free pages, less what a
+// tap's commit itself needs: new rows go there before the file grows.
+// ob.mu held.
+func (ob *Outbox) reusableBytes(ctx context.Context) int64 {
+	var pages, size int64
+	if ob.w.c.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&pages) != nil ||
+		ob.w.c.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size) != nil {
+		return 0
+	}
+	return max(0, pages-16) * size
 }
 
 // usedBytes is what counts against MaxBytes. ob.mu held.

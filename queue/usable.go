@@ -147,6 +147,9 @@ func checkSQLite(path string) error {
 		}
 	}
 	err := checkSQLiteRO(path)
+	if err == nil {
+		return nil // the read-write open uses them (on a full disk it could not make them)
+	}
 	for _, p := range made {
 		if st, serr := os.Lstat(p); serr == nil && (st.Size() == 0 || strings.HasSuffix(p, "-shm")) {
 			os.Remove(p)
@@ -249,6 +252,8 @@ func classify(err error, what string) error {
 			return unusable("%s: unreadable (I/O error reading the file): %v", what, err)
 		case c&0xff == sqlite3.SQLITE_CANTOPEN, c&0xff == sqlite3.SQLITE_PERM, c&0xff == sqlite3.SQLITE_READONLY:
 			return fmt.Errorf("%w: %s: cannot open the database file or its -wal/-shm for reading (permissions, or a read-only directory): %w", ErrStorage, what, err)
+		case c&0xff == sqlite3.SQLITE_FULL, c == sqlite3.SQLITE_IOERR_SHMSIZE, c == sqlite3.SQLITE_IOERR_WRITE:
+			return fmt.Errorf("%w: %s: cannot make the -shm/-wal files beside the database (disk full?): %w", ErrStorage, what, err)
 		}
 	}
 	return fmt.Errorf("%w: %s: %w", ErrStorage, what, err)
