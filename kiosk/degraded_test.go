@@ -74,6 +74,7 @@ func TestMissingPanelRunsDegraded(t *testing.T) {
 	if r := tap(t, cfg.Control.Socket, "04A1B2C3D4E5F6"); r.Outcome != "saved" {
 		t.Fatalf("a tap without a panel: %+v", r)
 	}
+	waitFor(t, "the subscriptions granted", func() bool { return status(t, cfg.Control.Socket).Subscribed })
 }
 
 // Startup errors of state end in an error that names what is wrong, never

@@ -3,6 +3,7 @@ package kiosk
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uitpas/tap-kiosk/display"
@@ -30,6 +31,10 @@ type StatusReply struct {
 	OldestPendingS int64  `json:"oldestPendingS"`
 	QueueBytes     int64  `json:"queueBytes"`
 	MQTT           string `json:"mqtt"`
+	// Subscribed: the broker granted the result and config subscriptions
+	// (a broker may accept the connection and refuse them; the kiosk would
+	// then never hear its Results).
+	Subscribed     bool   `json:"subscribed"`
 	Reader         string `json:"reader"`
 	Display        string `json:"display"`
 	Indicator      string `json:"indicator"`
@@ -120,6 +125,11 @@ func (k *Kiosk) status(ctx context.Context) any {
 			fc.Published, fc.Republished, fc.Results, fc.UnknownResults, fc.BadPayloads
 		if fwd.Connected() {
 			r.MQTT = "connected"
+		}
+		sub := fwd.Subscription()
+		r.Subscribed = sub.Subscribed
+		if sub.Session && len(sub.Refused) > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("the broker refused the subscription to %s (its ACL?); retrying; no checkin is sent while Results cannot arrive", strings.Join(sub.Refused, ", ")))
 		}
 	}
 	k.provStatus(&r)
