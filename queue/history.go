@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -90,6 +91,9 @@ func bucketEnd(b string) (time.Time, bool) {
 // more, and the oldest beyond the history's share of MaxBytes (see above).
 // It runs by itself at Open and once a day; it returns how many rows went.
 func (ob *Outbox) PruneHistory(ctx context.Context) (int, error) {
+	if ob.isClosed() {
+		return 0, fmt.Errorf("queue: prune: %w", ErrClosed)
+	}
 	now := ob.clk.Now()
 	// Which buckets are over: a scan on a pool connection, without the lock.
 	rows, err := ob.db.QueryContext(ctx, "SELECT DISTINCT bucket FROM history")

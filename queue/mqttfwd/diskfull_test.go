@@ -216,3 +216,47 @@ func bulkBacklog(t *testing.T, fs *loopfs.FS, path, dev string, n int, leave int
 	}
 	return written
 }
+
+// Results the outbox cannot apply (the disk full, no reserve left) are kept
+// and applied again once there is room, without waiting for a republish
+// and a second answer from central.
+func TestResultsAppliedAgainAfterDiskFull(t *testing.T) {
+	br := testbroker.Start(t)
+	ce := central(t, br)
+	fs := loopfs.Mount(t, 32<<20)
+	path := filepath.Join(fs.Dir, "queue.db")
+	const dev = "kiosk-full-retry"
+	ob, err := queue.Open(path, queue.Opts{MinFreeBytes: queue.DrainRoom, Logger: logger(t)}) // no reserve
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.Close()
+	n := bulkBacklog(t, fs, path, dev, 5000, 0)
+	ob, err = queue.Open(path, queue.Opts{MinFreeBytes: queue.DrainRoom, Logger: logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	other := fs.Fill(t, "other.log", 0)
+	f, err := mqttfwd.New(ob, mqttfwd.Opts{Broker: br.URL(), DeviceID: dev, RetryAfter: time.Hour, Logger: logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitfor.Cond(t, "a run of Results the full disk refused", func() bool { return f.Counters().ApplyFailures > 0 })
+	if err := os.Remove(other); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Cond(t, "the backlog drained", func() bool {
+		st, err := ob.Stats(context.Background())
+		return err == nil && st.Pending == 0
+	})
+	c := f.Counters()
+	t.Logf("counters %+v; central received %d", c, ce.Received.Load())
+	if c.Republished != 0 || c.Results != int64(n) {
+		t.Fatalf("counters %+v: the refused Results were not applied again (republished instead?)", c)
+	}
+}

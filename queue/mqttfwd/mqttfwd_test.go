@@ -355,6 +355,32 @@ func TestSeqOrderAndWindow(t *testing.T) {
 	}
 }
 
+// Checkins salvaged into the outbox keep their older seq: Rescan makes a
+// running forwarder, already past that seq, read them.
+func TestRescanAfterSalvage(t *testing.T) {
+	br := testbroker.Start(t)
+	central(t, br)
+	r := newRig(t, br, mqttfwd.Opts{})
+	r.run()
+	r.enqueue(3)
+	waitfor.Cond(t, "drain", func() bool { return r.pending() == 0 && r.nresults() == 3 })
+
+	// A set-aside queue whose checkins have seq 1 and 2.
+	src := filepath.Join(t.TempDir(), "aside.db")
+	old, err := queue.Open(src, queue.Opts{MinFreeBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Enqueue(context.Background(), checkinEntry(device, 1))
+	old.Enqueue(context.Background(), checkinEntry(device, 2))
+	old.Close()
+	if n, err := queue.Salvage(src, r.ob); n != 2 || err != nil {
+		t.Fatalf("salvage: %d, %v", n, err)
+	}
+	r.f.Rescan()
+	waitfor.Cond(t, "the salvaged checkins forwarded", func() bool { return r.pending() == 0 && r.nresults() == 5 })
+}
+
 func TestBrokerDownAndBack(t *testing.T) {
 	br := testbroker.Start(t)
 	if br.Kind != "mosquitto" {
