@@ -490,12 +490,13 @@ func (ob *Outbox) closeDB() error {
 	return nil
 }
 
-// committed counts a commit and wakes the checkpointer now and then: every
-// checkpointEvery commits, or as soon as the WAL file outgrew WALLimit.
-// ob.mu held.
+// committed counts a commit and wakes the checkpointer every
+// checkpointEvery commits: 200 taps write about 2.4 MiB of WAL, within
+// WALLimit. (Writes off the tap path also check the WAL's size, in
+// afterWrite: a stat per tap measured 70 µs more per tap.) ob.mu held.
 func (ob *Outbox) committed() {
 	ob.commits++
-	if ob.commits >= checkpointEvery || ob.walSize() > WALLimit {
+	if ob.commits >= checkpointEvery {
 		ob.commits = 0
 		kick(ob.ckptKick)
 	}
