@@ -59,21 +59,28 @@ func bucketEnd(b string) (time.Time, bool) {
 	if !ok || y < 1970 || y > 9999 {
 		return time.Time{}, false
 	}
+	// rest is what follows "X2026-" (ok false when there is no "-").
+	rest := func() (int, bool) {
+		if len(b) < 7 || b[5] != '-' {
+			return 0, false
+		}
+		return num(b[6:])
+	}
 	switch b[0] {
 	case 'Y':
 		if len(b) == 5 {
 			return date(y+1, 1, 1), true
 		}
 	case 'M':
-		if m, ok := num(b[6:]); len(b) == 8 && b[5] == '-' && ok && m >= 1 && m <= 12 {
+		if m, ok := rest(); ok && len(b) == 8 && m >= 1 && m <= 12 {
 			return date(y, m+1, 1), true
 		}
 	case 'Q':
-		if q, ok := num(b[6:]); len(b) == 7 && b[5] == '-' && ok && q >= 1 && q <= 4 {
+		if q, ok := rest(); ok && len(b) == 7 && q >= 1 && q <= 4 {
 			return date(y, q*3+1, 1), true
 		}
 	case 'W':
-		if w, ok := num(b[6:]); len(b) == 8 && b[5] == '-' && ok && w >= 1 && w <= 53 {
+		if w, ok := rest(); ok && len(b) == 8 && w >= 1 && w <= 53 {
 			// ISO week 1 holds 4 January; weeks start on Monday.
 			jan4 := date(y, 1, 4)
 			monday := jan4.AddDate(0, 0, -((int(jan4.Weekday()) + 6) % 7))

@@ -22,8 +22,8 @@ import (
 // it may use from one it must leave alone (ErrUnusable) and from a state it
 // cannot work in yet (ErrStorage).
 
-// companions are the files SQLite keeps beside a database.
-var companions = [...]string{"-wal", "-shm", "-journal"}
+// companions are the suffixes of the files SQLite keeps beside a database.
+func companions() []string { return []string{"-wal", "-shm", "-journal"} }
 
 // unusable wraps ErrUnusable with what is wrong with the file.
 func unusable(format string, a ...any) error {
@@ -129,10 +129,12 @@ func roDSN(path string) string {
 }
 
 // wantTables are the tables (and columns) a queue database has.
-var wantTables = map[string][]string{
-	"checkin": {"seq", "id", "queued_at", "chip_key", "event_id", "bucket", "body"},
-	"history": {"chip_key", "event_id", "bucket", "id", "at"},
-	"meta":    {"k", "v"},
+func wantTables() map[string][]string {
+	return map[string][]string{
+		"checkin": {"seq", "id", "queued_at", "chip_key", "event_id", "bucket", "body"},
+		"history": {"chip_key", "event_id", "bucket", "id", "at"},
+		"meta":    {"k", "v"},
+	}
 }
 
 // checkSQLite opens the file read-only and checks its integrity and schema.
@@ -210,7 +212,7 @@ func checkSQLiteRO(path string) error {
 	if len(tables) == 0 {
 		return nil // an empty database: it becomes a queue
 	}
-	for name, cols := range wantTables {
+	for name, cols := range wantTables() {
 		if !slices.Contains(tables, name) {
 			return unusable("a foreign SQLite database (tables %s), not a tap-kiosk queue (no table %q)", strings.Join(tables, ", "), name)
 		}
@@ -286,7 +288,7 @@ func openErr(path, op string, err error) error {
 func create(path string) error {
 	tmp := path + ".new"
 	// A leftover of an interrupted create: ours, never a queue in use.
-	for _, s := range append([]string{""}, companions[:]...) {
+	for _, s := range append([]string{""}, companions()...) {
 		if _, err := os.Lstat(tmp + s); err != nil {
 			continue
 		}
@@ -329,7 +331,7 @@ func create(path string) error {
 		err = renameNoReplace(tmp, path)
 	}
 	if err != nil {
-		for _, s := range append([]string{""}, companions[:]...) {
+		for _, s := range append([]string{""}, companions()...) {
 			os.Remove(tmp + s)
 		}
 		return err
@@ -367,7 +369,7 @@ func SetAside(path string, now time.Time) (string, error) {
 		return "", fmt.Errorf("queue: set aside %s: %w", path, err)
 	}
 	var present []string
-	for _, s := range companions {
+	for _, s := range companions() {
 		if _, err := os.Lstat(path + s); err == nil {
 			present = append(present, s)
 		}
@@ -379,7 +381,7 @@ func SetAside(path string, now time.Time) (string, error) {
 	dst := base
 	for i := 2; ; i++ {
 		free := true
-		for _, s := range append([]string{""}, companions[:]...) {
+		for _, s := range append([]string{""}, companions()...) {
 			if _, err := os.Lstat(dst + s); err == nil || !errors.Is(err, fs.ErrNotExist) {
 				free = false
 				break

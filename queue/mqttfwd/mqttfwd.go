@@ -155,7 +155,7 @@ type Forwarder struct {
 	runCtx     context.Context
 	attempts   atomic.Int64 // dials since the last successful connect
 
-	mu      sync.Mutex // guards conn, rng, session, refused, gen, lost
+	mu      sync.Mutex // guards conn, rng, session, refused, gen, lost, and the sending of events
 	conn    *dropConn
 	rng     *mrand.Rand
 	session bool
@@ -483,22 +483,32 @@ func (f *Forwarder) onConnect(c mqtt.Client) {
 		return
 	}
 	f.attempts.Store(0)
-	f.mu.Lock()
-	if f.gen != gen { // lost meanwhile
-		f.mu.Unlock()
-		return
+	if !f.setLink(gen, refused) {
+		return // lost meanwhile
 	}
-	f.session, f.refused = true, refused
-	f.mu.Unlock()
-	forward := !slices.Contains(refused, f.tResult)
-	f.connected.Store(forward)
 	if len(refused) == 0 {
 		f.log.Info("mqttfwd: connected", "broker", f.o.Broker)
 	} else {
 		f.logRefused(refused)
 		go f.resubscribe(c, gen, lost)
 	}
+}
+
+// setLink records what session gen has been granted and tells the loop.
+// It does both under f.mu, as onLost does, so that the loop sees the
+// session's changes in the order they happened. It reports false when the
+// session is over.
+func (f *Forwarder) setLink(gen int64, refused []string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gen != gen {
+		return false
+	}
+	f.session, f.refused = true, refused
+	forward := !slices.Contains(refused, f.tResult)
+	f.connected.Store(forward)
 	f.event(link{up: true, forward: forward})
+	return true
 }
 
 // subscribe subscribes to topics (QoS 1) and returns those the broker
@@ -562,17 +572,8 @@ func (f *Forwarder) resubscribe(c mqtt.Client, gen int64, lost <-chan struct{}) 
 			f.log.Debug("mqttfwd: subscribe again", "topics", todo, "err", err)
 			continue
 		}
-		f.mu.Lock()
-		if f.gen != gen {
-			f.mu.Unlock()
+		if !f.setLink(gen, refused) {
 			return
-		}
-		f.refused = refused
-		f.mu.Unlock()
-		forward := !slices.Contains(refused, f.tResult)
-		if forward && !f.connected.Load() {
-			f.connected.Store(true)
-			f.event(link{up: true, forward: true})
 		}
 		if len(refused) == 0 {
 			f.log.Info("mqttfwd: subscriptions granted", "broker", f.o.Broker, "topics", todo)
@@ -583,17 +584,17 @@ func (f *Forwarder) resubscribe(c mqtt.Client, gen int64, lost <-chan struct{}) 
 }
 
 func (f *Forwarder) onLost(_ mqtt.Client, err error) {
-	f.connected.Store(false)
 	f.mu.Lock()
 	f.gen++
 	f.session, f.refused = false, nil
+	f.connected.Store(false)
 	if f.lost != nil {
 		close(f.lost)
 		f.lost = nil
 	}
+	f.event(link{})
 	f.mu.Unlock()
 	f.log.Warn("mqttfwd: connection lost", "err", err)
-	f.event(link{})
 }
 
 func (f *Forwarder) event(l link) {
@@ -694,7 +695,9 @@ func (f *Forwarder) loop(ctx context.Context) {
 			}
 		case <-retryT.C():
 			retryAt = time.Time{}
-			f.republishDue()
+			if f.forward {
+				f.republishDue()
+			}
 		case <-statusT.C():
 			statusAt = time.Time{}
 			publishStatus()
