@@ -204,6 +204,9 @@ func (k *Kiosk) clearFault(ctx context.Context) error {
 	k.storage.mu.Lock()
 	k.storage.fault = nil
 	k.storage.mu.Unlock()
+	if f := k.up.p.Load(); f != nil {
+		f.Rescan() // salvaged checkins keep their older seq
+	}
 	k.up.StatusChanged()
 	k.up.Kick()
 	return k.core.RefreshIdle(ctx)
