@@ -150,36 +150,17 @@ func readFault(dir string) (*storageFault, error) {
 	return &f, nil
 }
 
-// writeFault records f durably: temporary file, fsync, rename, fsync of the
-// directory.
+// writeFault records f durably (provisioning.WriteFileAtomic: temporary
+// file, fsync, rename, fsync of the directory).
 func writeFault(dir string, f *storageFault) error {
 	b, _ := json.Marshal(f)
-	return writeFileSync(faultPath(dir), append(b, '\n'))
+	if err := provisioning.WriteFileAtomic(faultPath(dir), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("kiosk: %s: %w", faultPath(dir), unwrapPath(err))
+	}
+	return nil
 }
 
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	fd, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("kiosk: %s: %w", tmp, unwrapPath(err))
-	}
-	_, err = fd.Write(b)
-	if err == nil {
-		err = fd.Sync()
-	}
-	if cerr := fd.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("kiosk: %s: %w", path, unwrapPath(err))
-	}
-	return syncDir(filepath.Dir(path))
-}
-
+// syncDir makes a removal in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
