@@ -52,26 +52,26 @@ type Opts struct {
 
 // Kiosk is one assembled kiosk.
 type Kiosk struct {
-	cfg     provisioning.Config
-	o       Opts
-	log     *slog.Logger
-	ob      *queue.Outbox
-	core    *device.Core
-	id      *provisioning.Identity
-	prov    provState          // provision.go
-	up      uplinkProxy        // the forwarder
-	idleFwd *mqttfwd.Forwarder // stands in until there is a link; never run
-	rd      reader.Reader
-	pres    reader.Presenter
-	disp    display.Display
-	ind     display.Indicator
+	cfg       provisioning.Config
+	o         Opts
+	log       *slog.Logger
+	ob        *queue.Outbox
+	core      *device.Core
+	id        *provisioning.Identity
+	prov      provState          // provision.go
+	up        uplinkProxy        // the forwarder
+	idleFwd   *mqttfwd.Forwarder // stands in until there is a link; never run
+	rd        reader.Reader
+	pres      reader.Presenter
+	disp      display.Display
+	ind       display.Indicator
 	halt      []func() error // hardware to release at the end, in order
 	health    []func() error // display health
 	indHealth func() error   // buzzer and LED health
 	gate      gateOutbox     // the outbox as the core sees it (storage.go)
 	storage   storageState   // storage.go
-	stopped chan struct{}  // closed when Run returns
-	ctl     *control.Server
+	stopped   chan struct{}  // closed when Run returns
+	ctl       *control.Server
 }
 
 // New builds a kiosk. Nothing runs until Run. An error names the file,

@@ -44,7 +44,7 @@ func TestUnprovisionedShowsPairingCodeUntilBundle(t *testing.T) {
 	cfg := provisioning.Default()
 	cfg.DeviceID, cfg.StateDir, cfg.Path = "kiosk-prov-01", filepath.Join(dir, "state"), "test"
 	cfg.Control.Socket = filepath.Join(dir, "control.sock")
-	cfg.MQTT.AllowInsecure = true // the bundle below names a tcp:// broker
+	cfg.MQTT.AllowInsecure = true   // the bundle below names a tcp:// broker
 	cfg.Display.SpaarcodeEvery = -1 // no idle ⇄ spaarcode alternation
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err) // no mqtt.broker is valid: the bundle brings it
