@@ -196,7 +196,6 @@ func (w *world) waitFor(what string, timeout time.Duration, cond func() bool) {
 	}
 }
 
-
 func tail(p *proc) string {
 	if p == nil {
 		return "(not started)"
