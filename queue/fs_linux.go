@@ -31,3 +31,13 @@ func allocate(f *os.File, n int64) error {
 	}
 	return err
 }
+
+// readOnlyFS reports whether the filesystem holding dir is mounted
+// read-only.
+func readOnlyFS(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return st.Flags&unix.ST_RDONLY != 0
+}

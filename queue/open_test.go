@@ -199,7 +199,7 @@ func TestOpenStateErrors(t *testing.T) {
 	filledQueue(t, p, 10)
 	fs.Remount(t, "ro")
 	_, err = Open(p, Opts{})
-	if !errors.Is(err, ErrStorage) || errors.Is(err, ErrUnusable) || !strings.Contains(err.Error(), p) {
+	if !errors.Is(err, ErrStorage) || errors.Is(err, ErrUnusable) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("read-only filesystem, existing queue: %v", err)
 	}
 	t.Log(err)

@@ -17,19 +17,30 @@ import (
 // delete appends its pages to the WAL, and a checkpoint copies the WAL into
 // the database. What the drain needs is bounded:
 //
-//   - the WAL: checkpointed after checkpointEvery (200) commits or as soon as
-//     it outgrows WALLimit (4 MiB); a delete transaction (at most
-//     MaxDoneBatch = 512 checkins, about 0.3 MiB of WAL) that finds it larger
-//     checkpoints it right away (RESTART, so the next write starts the WAL
-//     over), and journal_size_limit cuts the file back to 4 MiB when SQLite
-//     starts it over. So the WAL peaks at about 4.5 MiB;
+//   - the WAL: checkpointed after checkpointEvery (200) commits (200 taps
+//     write about 2.4 MiB), and a write off the tap path (a delete
+//     transaction of at most MaxDoneBatch = 512 checkins, about 0.3 MiB of
+//     WAL; a prune chunk; a salvage batch) that leaves it larger than
+//     WALLimit (4 MiB) checkpoints it right away (RESTART, so the next write
+//     starts the WAL over); journal_size_limit cuts the file back to 4 MiB
+//     when SQLite starts it over. So the WAL peaks at about 4.5 MiB (4.1 MiB
+//     measured draining 64 000 checkins, TestDrainOnFullDisk);
 //   - the database file does not grow while draining: deleted rows free
 //     pages inside it, which the next taps reuse;
 //   - the seq file: one block (4 KiB) per SeqBlock taps.
 //
 // So the drain needs about 5 MiB, DrainRoom (8 MiB) covers it, and the
 // default floor of 32 MiB leaves room to spare for the rest of the system.
-// Before these bounds a 16 000-checkin drain grew the WAL to 10.7 MiB.
+// Before these bounds a 34 000-checkin drain grew the WAL to 10.7 MiB.
+//
+// A queue that filled the disk and drained keeps its file size (SQLite
+// does not shrink it; VACUUM would rewrite it all on the SD card): the
+// floor counts the database's free pages as room, since new taps reuse
+// them before the file grows.
+//
+// On a disk full at start, SQLite cannot even make the -shm file a WAL
+// database needs: Open gives up the reserve first when less than
+// DrainRoom/2 is free.
 //
 // When something else takes the floor too (a log, another program) and the
 // disk is full: a delete that fails with "disk full" checkpoints with

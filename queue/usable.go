@@ -41,6 +41,8 @@ func checkDir(path string) error {
 		return fmt.Errorf("directory %s: %w", dir, err)
 	case !st.IsDir():
 		return fmt.Errorf("directory: %s is not a directory", dir)
+	case readOnlyFS(dir):
+		return fmt.Errorf("directory %s is on a filesystem mounted read-only: the queue cannot be written", dir)
 	}
 	return nil
 }
