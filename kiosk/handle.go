@@ -34,20 +34,21 @@ type StatusReply struct {
 	// Subscribed: the broker granted the result and config subscriptions
 	// (a broker may accept the connection and refuse them; the kiosk would
 	// then never hear its Results).
-	Subscribed     bool   `json:"subscribed"`
-	Reader         string `json:"reader"`
-	Display        string `json:"display"`
-	Indicator      string `json:"indicator"`
-	Storage        string `json:"storage"`
-	ClockSynced    bool   `json:"clockSynced"`
-	EventID        string `json:"eventId"`
-	Seq            int64  `json:"seq"`
-	LastTapAt      string `json:"lastTapAt,omitempty"`
-	Published      int64  `json:"published"`
-	Republished    int64  `json:"republished"`
-	Results        int64  `json:"results"`
-	UnknownResults int64  `json:"unknownResults"`
-	BadPayloads    int64  `json:"badPayloads"`
+	Subscribed     bool     `json:"subscribed"`
+	RefusedTopics  []string `json:"refusedTopics,omitempty"`
+	Reader         string   `json:"reader"`
+	Display        string   `json:"display"`
+	Indicator      string   `json:"indicator"`
+	Storage        string   `json:"storage"`
+	ClockSynced    bool     `json:"clockSynced"`
+	EventID        string   `json:"eventId"`
+	Seq            int64    `json:"seq"`
+	LastTapAt      string   `json:"lastTapAt,omitempty"`
+	Published      int64    `json:"published"`
+	Republished    int64    `json:"republished"`
+	Results        int64    `json:"results"`
+	UnknownResults int64    `json:"unknownResults"`
+	BadPayloads    int64    `json:"badPayloads"`
 	// Provisioning and security.
 	Provisioned       bool     `json:"provisioned"`
 	PairingCode       string   `json:"pairingCode,omitempty"`
@@ -127,7 +128,10 @@ func (k *Kiosk) status(ctx context.Context) any {
 			r.MQTT = "connected"
 		}
 		sub := fwd.Subscription()
-		r.Subscribed = sub.Subscribed
+		r.Subscribed, r.RefusedTopics = sub.Subscribed, sub.Refused
+		if sub.Session && !fwd.Connected() {
+			r.MQTT = "subscription-refused"
+		}
 		if sub.Session && len(sub.Refused) > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("the broker refused the subscription to %s (its ACL?); retrying; no checkin is sent while Results cannot arrive", strings.Join(sub.Refused, ", ")))
 		}

@@ -400,6 +400,10 @@ func (k *Kiosk) statusPayload() protocol.Status {
 	if f, _ := k.storage.get(); f != nil {
 		s.Storage = "fault"
 	}
+	if fwd := k.up.p.Load(); fwd != nil {
+		sub := fwd.Subscription().Subscribed
+		s.Subscribed = &sub
+	}
 	if d, ok := k.certDays(); ok {
 		s.CertExpiresInDays = &d
 	}

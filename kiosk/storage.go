@@ -70,7 +70,7 @@ func (g *gateOutbox) Enqueue(ctx context.Context, e queue.Entry) (queue.Item, er
 }
 
 func (k *Kiosk) queueOpts() queue.Opts {
-	return queue.Opts{MaxBytes: k.cfg.Queue.MaxBytes, MinFreeBytes: k.cfg.Queue.MinFreeBytes,
+	return queue.Opts{MaxBytes: k.cfg.Queue.MaxBytes, MinFreeBytes: k.cfg.Queue.MinFreeBytes, ReserveBytes: k.cfg.Queue.ReserveBytes,
 		SeqFile: filepath.Join(k.cfg.StateDir, seqFile),
 		Clock:   k.o.Clock, Logger: k.o.Logger.With("part", "queue")}
 }

@@ -191,3 +191,11 @@ func TestMissingQueueWarnsAndSeqContinues(t *testing.T) {
 		t.Fatalf("seq %d after %d: reused", r.Seq, first.Seq)
 	}
 }
+
+// The configuration's floor for queue.min_free_bytes is the room the queue
+// needs to drain a full disk.
+func TestMinFreeFloorIsDrainRoom(t *testing.T) {
+	if provisioning.MinFreeFloor != queue.DrainRoom {
+		t.Fatalf("provisioning.MinFreeFloor %d, queue.DrainRoom %d", provisioning.MinFreeFloor, queue.DrainRoom)
+	}
+}

@@ -127,8 +127,11 @@ type Status struct {
 	// recovers or resets it).
 	Indicator string `json:"indicator,omitempty"`
 	Storage   string `json:"storage,omitempty"`
-	LastTapAt string `json:"lastTapAt,omitempty"`
-	At        string `json:"at"`
+	// Subscribed is an optional addition: the broker granted the kiosk's
+	// result and config subscriptions (false: it is deaf to central).
+	Subscribed *bool  `json:"subscribed,omitempty"`
+	LastTapAt  string `json:"lastTapAt,omitempty"`
+	At         string `json:"at"`
 	// CertExpiresInDays is an optional addition: days until the client
 	// certificate expires (absent without TLS).
 	CertExpiresInDays *int `json:"certExpiresInDays,omitempty"`

@@ -116,6 +116,9 @@ type MQTTConfig struct {
 type QueueConfig struct {
 	MaxBytes     int64 `toml:"max_bytes"`
 	MinFreeBytes int64 `toml:"min_free_bytes"`
+	// ReserveBytes is a file kept beside the queue and given up when the
+	// disk is full, so that the drain always has room; 0: none.
+	ReserveBytes int64 `toml:"reserve_bytes"`
 }
 
 // LogConfig sets the journal's verbosity.
@@ -135,7 +138,7 @@ func Default() Config {
 			Bus: "i2c", I2CBus: "/dev/i2c-1", I2CAddr: 0x3c, Width: 128, Height: 64},
 		Control: ControlConfig{Socket: "/run/kioskd/control.sock"},
 		MQTT:    MQTTConfig{TopicPrefix: protocol.DefaultPrefix, Window: 256, RetryAfter: 30 * time.Second},
-		Queue:   QueueConfig{MaxBytes: 256 << 20, MinFreeBytes: 32 << 20},
+		Queue:   QueueConfig{MaxBytes: 256 << 20, MinFreeBytes: 32 << 20, ReserveBytes: 8 << 20},
 		Log:     LogConfig{Level: "info"},
 	}
 }
@@ -205,8 +208,9 @@ func Parse(name string, b []byte) (Config, error) {
 var durationKeys = [][]string{{"tap", "debounce"}, {"tap", "hold"}, {"display", "spaarcode_every"}, {"mqtt", "retry_after"}}
 
 // MinFreeFloor is the least queue.min_free_bytes may be: below it the
-// queue's own deletes and checkpoints could not be sure of room.
-const MinFreeFloor = 4 << 20
+// queue's own deletes and checkpoints could not be sure of room (the
+// queue's DrainRoom; a test in kiosk keeps the two equal).
+const MinFreeFloor = 8 << 20
 
 // Validate checks every key and says which is wrong, before anything opens:
 // a key that only hardware would reject at start is checked here too.
@@ -369,8 +373,11 @@ func (c *Config) Validate() error {
 	if c.Queue.MaxBytes < 1<<20 {
 		return bad("queue.max_bytes", "%d: must be at least 1 MiB", c.Queue.MaxBytes)
 	}
+	if c.Queue.ReserveBytes < 0 || c.Queue.ReserveBytes > 1<<30 {
+		return bad("queue.reserve_bytes", "%d: must be 0 (none) to 1 GiB", c.Queue.ReserveBytes)
+	}
 	if c.Queue.MinFreeBytes < MinFreeFloor {
-		return bad("queue.min_free_bytes", "%d: must be at least %d (4 MiB): the queue needs that room to drain a full disk", c.Queue.MinFreeBytes, MinFreeFloor)
+		return bad("queue.min_free_bytes", "%d: must be at least %d (8 MiB): the queue needs that room to drain a full disk", c.Queue.MinFreeBytes, MinFreeFloor)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

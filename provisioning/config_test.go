@@ -107,6 +107,8 @@ func TestValidateEveryKey(t *testing.T) {
 		{"event", "period = \"DAILY\"", "event.period"},
 		{"event", "volume = 0", "event.volume"},
 		{"queue", "min_free_bytes = 0", "queue.min_free_bytes"},
+		{"queue", "min_free_bytes = 4194304", "queue.min_free_bytes"},
+		{"queue", "reserve_bytes = -1", "queue.reserve_bytes"},
 		{"mqtt", "retry_after = 30", "mqtt.retry_after"},
 		{"mqtt", "cert_file = \"/etc/kioskd/me.crt\"", "mqtt.cert_file"},
 	}

@@ -398,6 +398,7 @@ func (s *sim) newNode(i int) *node {
 	c.MQTT.Broker, c.MQTT.AllowInsecure = s.url, true
 	c.MQTT.Window, c.MQTT.RetryAfter = s.o.Window, 10*time.Second
 	c.Display.SpaarcodeEvery = -1 // no idle ⇄ spaarcode alternation
+	c.Queue.ReserveBytes = 0      // a thousand kiosks on one disk: no 8 MiB reserve each
 	return &node{id: id, cfg: c}
 }
 

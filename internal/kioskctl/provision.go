@@ -384,9 +384,12 @@ func cmdConfig(e env, args []string) error {
 	return err
 }
 
-// stateFiles are what factory-reset removes from state_dir.
+// stateFiles are what factory-reset removes from state_dir. The seq file
+// (queue.seq) stays: the device id is the same after a reset, and central
+// must never see one of its seqs twice. Set-aside queues
+// (queue.db.unusable-*) stay too: they are a technician's to delete.
 var stateFiles = []string{provisioning.IdentityFile, provisioning.BundleFile, provisioning.RemoteConfigFile,
-	"queue.db", "queue.db-wal", "queue.db-shm", "queue.db-journal"}
+	"queue.db", "queue.db-wal", "queue.db-shm", "queue.db-journal", "queue.db.reserve", "queue-fault.json"}
 
 func cmdFactoryReset(e env, args []string) error {
 	fs := newFlags("factory-reset", e)
@@ -411,16 +414,12 @@ func cmdFactoryReset(e env, args []string) error {
 	pending := 0
 	qpath := c.QueuePath()
 	if _, err := os.Stat(qpath); err == nil {
-		ob, err := queue.Open(qpath, queue.Opts{MinFreeBytes: -1})
-		if err != nil {
-			return fmt.Errorf("cannot read the queue (use -force to wipe it anyway): %w", err)
+		// Read-only and best effort: a damaged queue is counted as far as
+		// it can be read, and -force still wipes it.
+		pending, err = queue.CountPending(qpath)
+		if err != nil && !*force {
+			return fmt.Errorf("cannot read the whole queue (at least %d pending; use -force to wipe it anyway): %w", pending, err)
 		}
-		st, err := ob.Stats(context.Background())
-		ob.Close()
-		if err != nil {
-			return fmt.Errorf("cannot read the queue: %w", err)
-		}
-		pending = st.Pending
 	}
 	if pending > 0 && !*force {
 		return fmt.Errorf("refused: %d checkins are not yet delivered to central; connect the kiosk and wait "+
