@@ -1,227 +1,29 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"io"
 	"log/slog"
-	"strconv"
-	"strings"
-	"sync"
-	"time"
 
-	"github.com/uitpas/tap-kiosk/protocol"
+	"github.com/uitpas/tap-kiosk/internal/journallog"
 )
 
-// logOpts shapes kioskd's log: stderr, which systemd hands to the journal.
-type logOpts struct {
-	Level slog.Level
-	// Journal: stderr is the journal (JOURNAL_STREAM set). Lines then carry
-	// a "<N>" syslog priority prefix, which journald turns into the entry's
-	// priority (journalctl -p warning), and no time, which journald adds.
-	Journal bool
-	// Burst warnings or errors with the same message from the same part
-	// are written per Window; the rest are counted and the count is added
-	// to the next one written. A broker that is down for a day, or a reader
-	// that fails every poll, must not fill the journal (and the SD card).
-	Burst  int
-	Window time.Duration
-	Now    func() time.Time
-}
+// logOpts shapes kioskd's log: stderr, which systemd hands to the journal
+// (see internal/journallog, shared with kiosk-ingest).
+type logOpts = journallog.Opts
 
 // newLogHandler returns the handler kioskd logs through: text lines, card
 // numbers masked whatever the caller passed, repeated warnings and errors
-// rate-limited.
-func newLogHandler(w io.Writer, o logOpts) slog.Handler {
-	if o.Burst <= 0 {
-		o.Burst = 5
-	}
-	if o.Window <= 0 {
-		o.Window = time.Minute
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	s := &logShared{o: o, out: w, keys: map[string]*logKey{}}
-	hopts := &slog.HandlerOptions{Level: o.Level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if o.Journal && len(groups) == 0 && a.Key == slog.TimeKey {
-			return slog.Attr{}
-		}
-		return maskAttr(a)
-	}}
-	return &logHandler{s: s, inner: slog.NewTextHandler(&s.buf, hopts)}
-}
-
-// logShared is what a handler and those derived from it (With) share.
-type logShared struct {
-	o    logOpts
-	out  io.Writer
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	keys map[string]*logKey
-}
-
-type logKey struct {
-	start      time.Time
-	n          int // written in this window
-	suppressed int
-}
-
-type logHandler struct {
-	s      *logShared
-	inner  slog.Handler
-	prefix string // the With attrs, to tell "part=mqtt" from "part=queue"
-}
-
-func (h *logHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
-
-func (h *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	p := h.prefix
-	for _, a := range as {
-		p += " " + a.String()
-	}
-	return &logHandler{s: h.s, inner: h.inner.WithAttrs(as), prefix: p}
-}
-
-func (h *logHandler) WithGroup(name string) slog.Handler {
-	return &logHandler{s: h.s, inner: h.inner.WithGroup(name), prefix: h.prefix + " " + name + "."}
-}
-
-func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
-	s := h.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r.Level >= slog.LevelWarn {
-		sup, ok := s.admit(r.Level.String()+"|"+h.prefix+"|"+r.Message, s.o.Now())
-		if !ok {
-			return nil
-		}
-		if sup > 0 {
-			r = r.Clone()
-			r.AddAttrs(slog.Int("suppressed", sup))
-		}
-	}
-	s.buf.Reset()
-	if s.o.Journal {
-		s.buf.WriteString(priority(r.Level))
-	}
-	if err := h.inner.Handle(ctx, r); err != nil {
-		return err
-	}
-	_, err := s.out.Write(s.buf.Bytes())
-	return err
-}
-
-// maxLogKeys bounds the rate limiter's memory; messages are constants in
-// the code, so this is reached only if a message carries variable text.
-const maxLogKeys = 512
-
-// admit decides whether a record with this key is written now, and how many
-// like it were suppressed before it.
-func (s *logShared) admit(key string, now time.Time) (suppressed int, ok bool) {
-	k := s.keys[key]
-	if k == nil || now.Sub(k.start) >= s.o.Window || now.Before(k.start) {
-		if k == nil {
-			if len(s.keys) >= maxLogKeys {
-				for kk, v := range s.keys {
-					if now.Sub(v.start) >= s.o.Window {
-						delete(s.keys, kk)
-					}
-				}
-				if len(s.keys) >= maxLogKeys {
-					clear(s.keys)
-				}
-			}
-			k = &logKey{}
-			s.keys[key] = k
-		}
-		k.start, k.n = now, 0
-	}
-	if k.n >= s.o.Burst {
-		k.suppressed++
-		return 0, false
-	}
-	k.n++
-	sup := k.suppressed
-	k.suppressed = 0
-	return sup, true
-}
-
-// priority is sd-daemon(3)'s syslog prefix for a level.
-func priority(l slog.Level) string {
-	switch {
-	case l >= slog.LevelError:
-		return "<3>"
-	case l >= slog.LevelWarn:
-		return "<4>"
-	case l >= slog.LevelInfo:
-		return "<6>"
-	}
-	return "<7>"
-}
-
-// chipKeys are attribute names that carry a card number.
-var chipKeys = map[string]bool{"chip": true, "chipnumber": true, "chip_number": true, "uid": true, "card": true}
-
-// maskAttr masks card numbers: under a card key any string, elsewhere any
-// value that is exactly a 4-, 7- or 10-byte UID in hex. Callers already
-// pass protocol.MaskChip; this is the net under them.
-func maskAttr(a slog.Attr) slog.Attr {
-	if a.Value.Kind() != slog.KindString {
-		return a
-	}
-	v := a.Value.String()
-	if strings.Contains(v, "…") {
-		return a // masked already
-	}
-	if chipKeys[strings.ToLower(a.Key)] || looksLikeUID(v) {
-		return slog.String(a.Key, protocol.MaskChip(v))
-	}
-	return a
-}
-
-func looksLikeUID(v string) bool {
-	switch len(v) {
-	case 8, 14, 20:
-	default:
-		return false
-	}
-	digits := false
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c >= '0' && c <= '9':
-			digits = true
-		case c >= 'A' && c <= 'F', c >= 'a' && c <= 'f':
-		default:
-			return false
-		}
-	}
-	return digits
-}
+// rate-limited, journal priorities when stderr is the journal.
+func newLogHandler(w io.Writer, o logOpts) slog.Handler { return journallog.New(w, o) }
 
 // parseLevel reads a log.level value (validated by provisioning).
-func parseLevel(s string) slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return slog.LevelInfo
-	}
-	return l
+func parseLevel(s string) slog.Level { return journallog.ParseLevel(s) }
+
+// journalStream reports whether stderr is connected to the journal
+// (JOURNAL_STREAM, checked against fd 2 through stat).
+func journalStream(env string, stat func() (dev, ino uint64, ok bool)) bool {
+	return journallog.Stream(env, stat)
 }
 
-// journalStream reports whether stderr is connected to the journal, as
-// systemd says in JOURNAL_STREAM ("dev:inode"), checked against fd 2 so an
-// inherited variable does not fool a program run from a shell.
-func journalStream(env string, stat func() (dev, ino uint64, ok bool)) bool {
-	d, i, found := strings.Cut(env, ":")
-	if !found {
-		return false
-	}
-	dev, err1 := strconv.ParseUint(d, 10, 64)
-	ino, err2 := strconv.ParseUint(i, 10, 64)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	sd, si, ok := stat()
-	return ok && sd == dev && si == ino
-}
+// stderrID is the device and inode of fd 2, to compare with JOURNAL_STREAM.
+func stderrID() (dev, ino uint64, ok bool) { return journallog.StderrID() }

@@ -1,14 +1,14 @@
 //go:build unix
 
-package main
+package journallog
 
 import (
 	"os"
 	"syscall"
 )
 
-// stderrID is the device and inode of fd 2, to compare with JOURNAL_STREAM.
-func stderrID() (dev, ino uint64, ok bool) {
+// StderrID is the device and inode of fd 2, to compare with JOURNAL_STREAM.
+func StderrID() (dev, ino uint64, ok bool) {
 	fi, err := os.Stderr.Stat()
 	if err != nil {
 		return 0, 0, false
