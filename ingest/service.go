@@ -51,6 +51,14 @@ type ServiceOpts struct {
 	QueueLen int
 	// ReconnectMax caps the reconnect backoff (default 10 s).
 	ReconnectMax time.Duration
+	// OnTick, when set, is called from the loop that books the batches:
+	// after each batch, while a failed transaction is retried, and every
+	// TickEvery while idle. It proves that loop turns (kiosk-ingest feeds
+	// systemd's watchdog from it, so a wedged loop gets it restarted); it
+	// must not block.
+	OnTick func(now time.Time)
+	// TickEvery paces OnTick while idle (default 1 s).
+	TickEvery time.Duration
 }
 
 // Counters are what the service has seen since it started.
@@ -152,6 +160,9 @@ func New(ledger *Ledger, o ServiceOpts) (*Service, error) {
 	}
 	if o.ReconnectMax <= 0 {
 		o.ReconnectMax = 10 * time.Second
+	}
+	if o.TickEvery <= 0 {
+		o.TickEvery = time.Second
 	}
 	s := &Service{
 		l: ledger, o: o, log: o.Logger,
@@ -312,11 +323,22 @@ func (s *Service) check(topic string, payload []byte) (protocol.Checkin, string,
 // acknowledges the checkins to the broker.
 func (s *Service) writer(client mqtt.Client) {
 	batch := make([]item, 0, s.o.BatchSize)
+	var tickC <-chan time.Time // OnTick while idle; nil without OnTick
+	var tickT clock.Timer
+	if s.o.OnTick != nil {
+		tickT = s.o.Clock.NewTimer(s.o.TickEvery)
+		defer tickT.Stop()
+		tickC = tickT.C()
+	}
 	for {
 		batch = batch[:0]
 		select {
 		case <-s.stop:
 			return
+		case <-tickC:
+			tickT.Reset(s.o.TickEvery)
+			s.tick()
+			continue
 		case it := <-s.in:
 			batch = append(batch, it)
 		}
@@ -324,6 +346,14 @@ func (s *Service) writer(client mqtt.Client) {
 		if !s.book(client, batch) {
 			return
 		}
+		s.tick()
+	}
+}
+
+// tick calls OnTick; only the writer's loop calls it.
+func (s *Service) tick() {
+	if s.o.OnTick != nil {
+		s.o.OnTick(s.o.Clock.Now())
 	}
 }
 
@@ -383,6 +413,7 @@ func (s *Service) book(client mqtt.Client, batch []item) bool {
 			return false
 		}
 		backoff = min(backoff*2, 5*time.Second)
+		s.tick() // retrying is the loop turning
 	}
 	s.c.batches.Add(1)
 	for i, o := range out {
