@@ -40,8 +40,8 @@ type dialect struct {
 var sqliteDialect = &dialect{
 	name:       "sqlite",
 	migrations: "migrations/*.sql",
-	entries: `SELECT id, device_id, seq, chip_number, event_id, status, points,
-		tapped_at, received_at, dated_ms FROM checkins ORDER BY rowid`,
+	entries: `SELECT id, device_id, seq, chip_number, event_id, counter_id, status, points,
+		tapped_at, clock_synced, received_at, dated_ms FROM checkins ORDER BY rowid`,
 	retryable: func(error) bool { return false },
 }
 
@@ -59,8 +59,8 @@ var postgresDialect = &dialect{
 	lockChips: `SELECT count(pg_advisory_xact_lock(k)) FROM (
 		SELECT DISTINCT hashtextextended('kiosk-ingest chip ' || current_schema() || ' ' || c, 0) AS k
 		FROM unnest($1::text[]) AS c ORDER BY k) AS s`,
-	entries: `SELECT id, device_id, seq, chip_number, event_id, status, points,
-		tapped_at, received_at, dated_ms FROM checkins ORDER BY booked`,
+	entries: `SELECT id, device_id, seq, chip_number, event_id, counter_id, status, points,
+		tapped_at, clock_synced, received_at, dated_ms FROM checkins ORDER BY booked`,
 	dollar: true,
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError

@@ -4,7 +4,8 @@
 // through an MQTT shared subscription (-share GROUP, distinct -client-id).
 //
 //	kiosk-ingest -broker URL -db FILE|postgres://… [-topic-prefix P] [-enroll-unknown] [flags]
-//	kiosk-ingest ledger -db FILE|postgres://…
+//	kiosk-ingest ledger -db FILE|postgres://… [-full-chips]
+//	kiosk-ingest report -db FILE|postgres://… -by counter|event|device|day [flags]
 //
 // The wiring lives here; the logic is in package ingest.
 package main
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	if len(args) > 0 && args[0] == "ledger" {
 		err = runLedger(ctx, args[1:], stdout)
+	} else if len(args) > 0 && args[0] == "report" {
+		err = runReport(ctx, args[1:], stdout)
 	} else {
 		err = serve(ctx, args, stdout, stderr)
 	}
@@ -115,7 +118,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
 	fs := newFlagSet(name, stdout, `Usage:
   kiosk-ingest -broker URL -db FILE|postgres://… [-topic-prefix P] [-enroll-unknown] [flags]
-  kiosk-ingest ledger -db FILE|postgres://…
+  kiosk-ingest ledger -db FILE|postgres://… [-full-chips]
+  kiosk-ingest report -db FILE|postgres://… -by counter|event|device|day [flags]
 
 Serves the kiosk MQTT contract: one Result per checkin id, the same Result on
 replay, the event's check-in constraint enforced per (chip, event, period).
@@ -300,33 +304,4 @@ func levelOf(s string) *slog.LevelVar {
 		return nil
 	}
 	return v
-}
-
-func runLedger(ctx context.Context, args []string, stdout io.Writer) error {
-	var db string
-	fs := newFlagSet(name+" ledger", stdout, `Usage:
-  kiosk-ingest ledger -db FILE|postgres://…
-
-Prints the ledger, one JSON object per line, in booking order:
-id, deviceId, seq, chipNumber, eventId, status, points, tappedAt, receivedAt
-(and datedAt, the instant the constraint was applied to).
-
-Flags:
-`)
-	fs.StringVar(&db, "db", "", "ledger: SQLite `FILE` or postgres:// URL")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if db == "" {
-		return usagef("ledger: -db is required (see ledger -h)")
-	}
-	if _, err := os.Stat(db); err != nil && !ingest.IsPostgres(db) {
-		return usagef("ledger: -db %s: no such file", db)
-	}
-	l, err := ingest.Open(db, ingest.DefaultOpts())
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	return l.WriteJSONLines(ctx, stdout)
 }

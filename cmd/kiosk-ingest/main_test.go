@@ -118,7 +118,7 @@ func testServeThenLedger(t *testing.T, db string) {
 		t.Fatal(tok.Error())
 	}
 	ck := protocol.Checkin{ID: uuid.Must(uuid.NewV7()).String(), DeviceID: "kiosk-main-01", Seq: 1, ChipNumber: chip,
-		EventID: "evt-1", TappedAt: protocol.FormatTime(time.Now()), ClockSynced: true}
+		EventID: "evt-1", CounterID: "balie-main", TappedAt: protocol.FormatTime(time.Now()), ClockSynced: true}
 	if tok := c.Publish("kiosk/v1/kiosk-main-01/checkin", 1, false, ck.Encode()); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -150,9 +150,15 @@ func testServeThenLedger(t *testing.T, db string) {
 	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil {
 		t.Fatal(err)
 	}
-	if e["id"] != ck.ID || e["deviceId"] != "kiosk-main-01" || e["seq"] != 1.0 || e["chipNumber"] != chip ||
-		e["eventId"] != "evt-1" || e["status"] != "saved" || e["points"] != 2.0 || e["tappedAt"] != ck.TappedAt || e["receivedAt"] == "" {
+	if e["id"] != ck.ID || e["deviceId"] != "kiosk-main-01" || e["seq"] != 1.0 || e["chipNumber"] != protocol.MaskChip(chip) ||
+		e["eventId"] != "evt-1" || e["counterId"] != "balie-main" || e["clockSynced"] != true || e["status"] != "saved" ||
+		e["points"] != 2.0 || e["tappedAt"] != ck.TappedAt || e["receivedAt"] == "" {
 		t.Errorf("ledger line %s", lines[0])
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"ledger", "-db", db, "-full-chips"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), `"chipNumber":"`+chip+`"`) {
+		t.Errorf("ledger -full-chips: exit %d, %s", code, out.String())
 	}
 }
 
