@@ -36,10 +36,13 @@ const (
 	OutcomeStorageError = "storage-error"
 )
 
-// Outbox is the durable queue the core writes checkins to.
+// Outbox is the durable queue the core writes checkins to. It also keeps
+// the counts of tap outcomes that central reads from the Status: Enqueue
+// counts a saved tap, CountOutcome every other outcome.
 type Outbox interface {
 	Used(ctx context.Context, chip, eventID, bucket string) (int, error)
 	Enqueue(ctx context.Context, e queue.Entry) (queue.Item, error)
+	CountOutcome(outcome string)
 }
 
 // Uplink is told when there is something to send.
@@ -352,10 +355,15 @@ func (c *Core) screen(k display.Kind) display.Screen {
 	return display.Screen{Kind: k, Lang: c.o.Lang, EventTitle: c.event.Title}
 }
 
-// feedback shows d's screen and sounds its signal.
+// feedback shows d's screen and sounds its signal, and counts a refusal
+// (a saved tap was counted with its checkin). A debounced re-tap does not
+// come here: it is not a new decision.
 func (c *Core) feedback(d Decision) Decision {
 	c.disp.Show(d.Screen)
 	c.ind.Signal(signalFor(d.Outcome))
+	if d.Outcome != OutcomeSaved {
+		c.ob.CountOutcome(d.Outcome)
+	}
 	return d
 }
 

@@ -34,21 +34,23 @@ type StatusReply struct {
 	// Subscribed: the broker granted the result and config subscriptions
 	// (a broker may accept the connection and refuse them; the kiosk would
 	// then never hear its Results).
-	Subscribed     bool     `json:"subscribed"`
-	RefusedTopics  []string `json:"refusedTopics,omitempty"`
-	Reader         string   `json:"reader"`
-	Display        string   `json:"display"`
-	Indicator      string   `json:"indicator"`
-	Storage        string   `json:"storage"`
-	ClockSynced    bool     `json:"clockSynced"`
-	EventID        string   `json:"eventId"`
-	Seq            int64    `json:"seq"`
-	LastTapAt      string   `json:"lastTapAt,omitempty"`
-	Published      int64    `json:"published"`
-	Republished    int64    `json:"republished"`
-	Results        int64    `json:"results"`
-	UnknownResults int64    `json:"unknownResults"`
-	BadPayloads    int64    `json:"badPayloads"`
+	Subscribed    bool     `json:"subscribed"`
+	RefusedTopics []string `json:"refusedTopics,omitempty"`
+	Reader        string   `json:"reader"`
+	Display       string   `json:"display"`
+	Indicator     string   `json:"indicator"`
+	Storage       string   `json:"storage"`
+	ClockSynced   bool     `json:"clockSynced"`
+	EventID       string   `json:"eventId"`
+	Seq           int64    `json:"seq"`
+	// Outcomes counts the taps by outcome since the queue was created.
+	Outcomes       map[string]int64 `json:"outcomes"`
+	LastTapAt      string           `json:"lastTapAt,omitempty"`
+	Published      int64            `json:"published"`
+	Republished    int64            `json:"republished"`
+	Results        int64            `json:"results"`
+	UnknownResults int64            `json:"unknownResults"`
+	BadPayloads    int64            `json:"badPayloads"`
 	// Provisioning and security.
 	Provisioned       bool     `json:"provisioned"`
 	PairingCode       string   `json:"pairingCode,omitempty"`
@@ -116,7 +118,7 @@ func (k *Kiosk) status(ctx context.Context) any {
 	r := StatusReply{OK: true, DeviceID: k.cfg.DeviceID, Version: k.o.Version, Pending: st.Pending,
 		QueueBytes: st.Bytes, MQTT: "disconnected", Reader: snap.Reader.String(), Display: snap.Display,
 		Indicator: snap.Indicator, Storage: "ok",
-		ClockSynced: snap.ClockSynced, EventID: snap.EventID, Seq: st.LastSeq}
+		ClockSynced: snap.ClockSynced, EventID: snap.EventID, Seq: st.LastSeq, Outcomes: k.ob.Outcomes()}
 	if !st.OldestQueuedAt.IsZero() {
 		r.OldestPendingS = int64(k.o.Clock.Now().Sub(st.OldestQueuedAt) / time.Second)
 	}

@@ -71,6 +71,7 @@ type Kiosk struct {
 	gate      gateOutbox     // the outbox as the core sees it (storage.go)
 	storage   storageState   // storage.go
 	stopped   chan struct{}  // closed when Run returns
+	started   time.Time      // when Run began (Status uptimeS)
 	ctl       *control.Server
 }
 
@@ -260,6 +261,7 @@ func (k *Kiosk) Stopped() <-chan struct{} { return k.stopped }
 // hand is finished, the forwarder disconnects, the reader's RF field and the
 // display go off, the queue is closed.
 func (k *Kiosk) Run(ctx context.Context) error {
+	k.started = k.o.Clock.Now()
 	defer close(k.stopped)
 	defer k.release()
 	if k.cfg.Control.Socket != "" {

@@ -407,6 +407,13 @@ func (k *Kiosk) statusPayload() protocol.Status {
 	if d, ok := k.certDays(); ok {
 		s.CertExpiresInDays = &d
 	}
+	s.Outcomes = k.ob.Outcomes()
+	if st, err := k.ob.Stats(context.Background()); err == nil {
+		s.SeqHigh = st.LastSeq
+	}
+	if !k.started.IsZero() {
+		s.UptimeS = int64(k.o.Clock.Now().Sub(k.started) / time.Second)
+	}
 	return s
 }
 

@@ -62,6 +62,8 @@ func (g *gateOutbox) Used(ctx context.Context, chip, eventID, bucket string) (in
 	return g.k.ob.Used(ctx, chip, eventID, bucket)
 }
 
+func (g *gateOutbox) CountOutcome(outcome string) { g.k.ob.CountOutcome(outcome) }
+
 func (g *gateOutbox) Enqueue(ctx context.Context, e queue.Entry) (queue.Item, error) {
 	if f, _ := g.k.storage.get(); f != nil {
 		return queue.Item{}, ErrStorageFault

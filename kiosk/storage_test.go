@@ -199,3 +199,35 @@ func TestMinFreeFloorIsDrainRoom(t *testing.T) {
 		t.Fatalf("provisioning.MinFreeFloor %d, queue.DrainRoom %d", provisioning.MinFreeFloor, queue.DrainRoom)
 	}
 }
+
+// The outcome counts central reads from the Status: every decision counted
+// once (a debounced re-tap is not a decision), kept across a restart.
+func TestOutcomeCountsInStatus(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "tcp://127.0.0.1:1")
+	_, stop := startKiosk(t, cfg, Opts{})
+	for chip, want := range map[string]string{"04A1B2C3D4E5F6": "saved", "08A1B2C3": "unreadable-card"} {
+		if r := tap(t, cfg.Control.Socket, chip); r.Outcome != want {
+			t.Fatalf("%s: %+v", chip, r)
+		}
+	}
+	if r := tap(t, cfg.Control.Socket, "04A1B2C3D4E5F6"); r.Outcome != "already-saved" {
+		t.Fatalf("again: %+v", r)
+	}
+	stop()
+	k := runKiosk(t, cfg, Opts{})
+	want := map[string]int64{"saved": 1, "already-saved": 1, "unreadable-card": 1}
+	s := status(t, cfg.Control.Socket)
+	p := k.statusPayload()
+	for o, n := range want {
+		if s.Outcomes[o] != n || p.Outcomes[o] != n {
+			t.Errorf("%s: status %d, retained Status %d; want %d", o, s.Outcomes[o], p.Outcomes[o], n)
+		}
+	}
+	if p.SeqHigh != s.Seq || p.SeqHigh < 1 {
+		t.Errorf("seqHigh %d, status seq %d", p.SeqHigh, s.Seq)
+	}
+	if queue.SavedOutcome != "saved" {
+		t.Errorf("the queue counts saved as %q", queue.SavedOutcome)
+	}
+}

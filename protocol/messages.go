@@ -129,9 +129,17 @@ type Status struct {
 	Storage   string `json:"storage,omitempty"`
 	// Subscribed is an optional addition: the broker granted the kiosk's
 	// result and config subscriptions (false: it is deaf to central).
-	Subscribed *bool  `json:"subscribed,omitempty"`
-	LastTapAt  string `json:"lastTapAt,omitempty"`
-	At         string `json:"at"`
+	Subscribed *bool `json:"subscribed,omitempty"`
+	// Outcomes, SeqHigh and UptimeS are optional additions: the counts of
+	// tap outcomes since the kiosk's queue was created (saved,
+	// already-saved, blocked, unreadable-card, no-event, queue-full,
+	// storage-error; monotonic, persisted), the highest seq assigned, and
+	// how long kioskd has run (seconds; a restart sets it back).
+	Outcomes  map[string]int64 `json:"outcomes,omitempty"`
+	SeqHigh   int64            `json:"seqHigh,omitempty"`
+	UptimeS   int64            `json:"uptimeS,omitempty"`
+	LastTapAt string           `json:"lastTapAt,omitempty"`
+	At        string           `json:"at"`
 	// CertExpiresInDays is an optional addition: days until the client
 	// certificate expires (absent without TLS).
 	CertExpiresInDays *int `json:"certExpiresInDays,omitempty"`

@@ -204,6 +204,7 @@ type Outbox struct {
 	w, d  writer
 	stmts struct {
 		insCheckin, insHistory, used, insVoid, voidCheckin, voidHistory *sql.Stmt // on w
+		addOutcome                                                      *sql.Stmt // on w
 		delCheckins, delHistory, setLastSeq                             *sql.Stmt // on d
 		pending, oldest                                                 *sql.Stmt // on the pool
 	}
@@ -225,11 +226,14 @@ type Outbox struct {
 	seqMu      sync.Mutex // serialises seq file writes; taken after mu, never before
 	seqWritten int64      // what the seq file says, as last written
 
+	outc outcomes // outcome.go; its own lock, never held across I/O
+
 	ckptKick  chan struct{}
 	pruneKick chan struct{}
 	quit      chan struct{}
 	maintDone chan struct{}
 	pruneT    clock.Timer
+	outT      clock.Timer // writes refusal counts (outcome.go)
 }
 
 // writer is a connection kept for writes, with its transaction statements.
@@ -289,6 +293,7 @@ func Open(path string, o Opts) (*Outbox, error) {
 	// Created here, not in the goroutine, so that a fake clock advanced
 	// right after Open fires it.
 	ob.pruneT = ob.clk.NewTimer(pruneEvery)
+	ob.outT = ob.clk.NewTimer(outcomeFlushEvery)
 	go ob.maintain()
 	return ob, nil
 }
@@ -361,6 +366,9 @@ func (ob *Outbox) open() error {
 	ob.lastSeq = max(ob.metaSeq, maxSeq.Int64, voidSeq.Int64)
 	ob.pending = int(n.Int64)
 	ob.bytes = body.Int64 + n.Int64*EntryOverhead
+	if err := ob.loadOutcomes(ctx); err != nil {
+		return err
+	}
 	return ob.prepare(ctx)
 }
 
@@ -386,6 +394,7 @@ func (ob *Outbox) prepare(ctx context.Context) error {
 	s.insHistory = p(ob.w.c, "INSERT INTO history (chip_key, event_id, bucket, id, at) VALUES (?, ?, ?, ?, ?)")
 	s.used = p(ob.w.c, "SELECT count(*) FROM history WHERE chip_key = ? AND event_id = ? AND bucket = ?")
 	s.insVoid = p(ob.w.c, "INSERT OR IGNORE INTO void (id, seq, at) VALUES (?, ?, ?)")
+	s.addOutcome = p(ob.w.c, "INSERT INTO outcome (name, n) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET n = n + excluded.n")
 	s.voidCheckin = p(ob.w.c, "DELETE FROM checkin WHERE id = ? RETURNING length(body)")
 	s.voidHistory = p(ob.w.c, "DELETE FROM history WHERE chip_key = ? AND event_id = ? AND bucket = ? AND id = ?")
 	s.delCheckins = p(ob.d.c, `DELETE FROM checkin WHERE id IN (SELECT value FROM json_each(?))
@@ -455,8 +464,10 @@ func (ob *Outbox) Close() error {
 	ob.mu.Unlock()
 	<-ob.maintDone
 	ob.pruneT.Stop()
+	ob.outT.Stop()
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
+	ob.flushOutcomes(context.Background())
 	if _, err := ob.w.c.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		ob.log.Warn("queue: checkpoint at close", "err", err)
 	}
@@ -471,7 +482,7 @@ func (ob *Outbox) Close() error {
 
 func (ob *Outbox) closeDB() error {
 	s := &ob.stmts
-	for _, st := range []*sql.Stmt{s.insCheckin, s.insHistory, s.used, s.insVoid, s.voidCheckin, s.voidHistory,
+	for _, st := range []*sql.Stmt{s.insCheckin, s.insHistory, s.used, s.insVoid, s.voidCheckin, s.voidHistory, s.addOutcome,
 		s.delCheckins, s.delHistory, s.setLastSeq, s.pending, s.oldest,
 		ob.w.begin, ob.w.commit, ob.w.rollback, ob.d.begin, ob.d.commit, ob.d.rollback} {
 		if st != nil {
@@ -584,6 +595,7 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 	ob.lastSeq = seq
 	key := chipKey(e.Chip)
 	ms := now.UnixMilli()
+	counts := ob.takeOutcomes(true)
 	err = ob.tx(wctx, &ob.w, func() error {
 		if _, err := ob.stmts.insCheckin.ExecContext(wctx, seq, id, ms, key, e.EventID, e.Bucket, body); err != nil {
 			return err
@@ -593,8 +605,9 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 				return err
 			}
 		}
-		return nil
+		return ob.writeOutcomes(wctx, counts)
 	})
+	ob.settleOutcomes(counts, err == nil, true)
 	if err != nil {
 		ob.void(wctx, voidRec{id: id, seq: seq, key: key, event: e.EventID, bucket: e.Bucket}, err)
 		return Item{}, storageErr("enqueue", err)

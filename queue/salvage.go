@@ -307,6 +307,7 @@ func Salvage(src string, dst *Outbox) (salvaged int, err error) {
 		return salvaged, fmt.Errorf("queue: salvage %s: %d checkins copied: %w", src, salvaged, err)
 	}
 	hist, herr := dst.copyHistory(ctx, db)
+	dst.mergeOutcomes(ctx, db)
 	var metaSeq sql.NullInt64
 	if db.QueryRowContext(ctx, "SELECT v FROM meta WHERE k = 'last_seq'").Scan(&metaSeq) != nil {
 		metaSeq = sql.NullInt64{}

@@ -225,6 +225,13 @@ func (ob *Outbox) maintain() {
 			}
 		case <-ob.pruneKick:
 			ob.prune(ctx)
+		case <-ob.outT.C():
+			ob.mu.Lock()
+			if !ob.closed {
+				ob.flushOutcomes(ctx)
+			}
+			ob.mu.Unlock()
+			ob.outT.Reset(outcomeFlushEvery)
 		case <-ob.pruneT.C():
 			ob.prune(ctx)
 			ob.keepReserve()
