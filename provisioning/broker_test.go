@@ -22,12 +22,13 @@ import (
 // fleetBroker is a real Mosquitto configured by BrokerOpts, a fleet CA, and
 // TLS configurations for devices and the ingest.
 type fleetBroker struct {
-	t      *testing.T
-	broker *testbroker.Broker
-	ca     *provisioning.CA
-	url    string
-	ingest *tls.Config
-	roots  *x509.CertPool
+	t       *testing.T
+	broker  *testbroker.Broker
+	ca      *provisioning.CA
+	url     string
+	ingest  *tls.Config
+	monitor *tls.Config
+	roots   *x509.CertPool
 }
 
 func startFleetBroker(t *testing.T) *fleetBroker {
@@ -67,7 +68,22 @@ func startFleetBroker(t *testing.T) *fleetBroker {
 		t.Fatal(err)
 	}
 	f.ingest = &tls.Config{RootCAs: f.roots, Certificates: []tls.Certificate{pair}, ServerName: "127.0.0.1"}
+	f.monitor = f.service(provisioning.DefaultMonitorID)
 	return f
+}
+
+// service is a TLS config with a client certificate of CN name.
+func (f *fleetBroker) service(name string) *tls.Config {
+	f.t.Helper()
+	cert, key, err := f.ca.IssueClient(name, 0, time.Now(), rand.Reader)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &tls.Config{RootCAs: f.roots, Certificates: []tls.Certificate{pair}, ServerName: "127.0.0.1"}
 }
 
 // device provisions a device as kioskctl does and returns its TLS config.
@@ -280,4 +296,36 @@ func (c *client) snapshot() map[string][]string {
 		out[k] = append([]string(nil), v...)
 	}
 	return out
+}
+
+// The monitor role reads every kiosk's Status and nothing else; the ingest
+// role reads Status too.
+func TestBrokerMonitorRole(t *testing.T) {
+	f := startFleetBroker(t)
+	a := f.mustConnect("kiosk-a-01", f.device("kiosk-a-01"))
+	mon := f.mustConnect(provisioning.DefaultMonitorID, f.monitor)
+	mon.sub(t, pfx+"/+/status")
+	mon.sub(t, pfx+"/+/checkin")
+	mon.sub(t, pfx+"/+/result")
+	ingest := f.mustConnect("kiosk-ingest", f.ingest)
+	ingest.sub(t, pfx+"/+/status")
+	ingest.sub(t, pfx+"/+/checkin")
+
+	a.pub(t, pfx+"/kiosk-a-01/checkin", "checkin-a", false)
+	ingest.waitFor(t, pfx+"/kiosk-a-01/checkin", "checkin-a")
+	mon.pub(t, pfx+"/kiosk-a-01/result", "forged-by-monitor", false)
+	mon.pub(t, pfx+"/kiosk-a-01/status", "forged-status", true)
+	a.pub(t, pfx+"/kiosk-a-01/status", "status-a", true)
+	mon.waitFor(t, pfx+"/kiosk-a-01/status", "status-a")
+	ingest.waitFor(t, pfx+"/kiosk-a-01/status", "status-a")
+	ingest.pub(t, pfx+"/kiosk-a-01/result", "barrier", false) // ordered after the checkin
+	got := mon.snapshot()
+	if len(got[pfx+"/kiosk-a-01/checkin"]) != 0 || len(got[pfx+"/kiosk-a-01/result"]) != 0 {
+		t.Fatalf("the monitor read checkins or results: %v", got)
+	}
+	for _, p := range got[pfx+"/kiosk-a-01/status"] {
+		if p == "forged-status" {
+			t.Fatalf("the monitor wrote a Status: %v", got)
+		}
+	}
 }

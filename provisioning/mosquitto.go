@@ -18,6 +18,10 @@ type BrokerOpts struct {
 	// Ingest are the certificate CNs of central's services (the ingests);
 	// default DefaultIngestID.
 	Ingest []string
+	// Monitor are the certificate CNs that may only read every kiosk's
+	// Status (a Prometheus exporter, a dashboard, a support desk's tool);
+	// default DefaultMonitorID.
+	Monitor []string
 	// PersistenceDir, when set, is written as persistence_location.
 	PersistenceDir string
 }
@@ -27,7 +31,7 @@ func DefaultBrokerOpts() BrokerOpts {
 	return BrokerOpts{Port: "8883", CAFile: "/etc/mosquitto/certs/ca.crt",
 		CertFile: "/etc/mosquitto/certs/server.crt", KeyFile: "/etc/mosquitto/certs/server.key",
 		ACLFile: "/etc/mosquitto/kiosk.acl", Prefix: protocol.DefaultPrefix,
-		Ingest: []string{DefaultIngestID}, PersistenceDir: "/var/lib/mosquitto/"}
+		Ingest: []string{DefaultIngestID}, Monitor: []string{DefaultMonitorID}, PersistenceDir: "/var/lib/mosquitto/"}
 }
 
 func (o BrokerOpts) norm() BrokerOpts {
@@ -39,6 +43,9 @@ func (o BrokerOpts) norm() BrokerOpts {
 	}
 	if len(o.Ingest) == 0 {
 		o.Ingest = []string{DefaultIngestID}
+	}
+	if len(o.Monitor) == 0 {
+		o.Monitor = []string{DefaultMonitorID}
 	}
 	return o
 }
@@ -105,10 +112,14 @@ func (o BrokerOpts) Conf() string {
 		"per_listener_settings false\n" + o.Listener() + o.Fleet()
 }
 
+// DefaultMonitorID is the CN of central's read-only Status certificate.
+const DefaultMonitorID = "monitor.central"
+
 // ACL is the access control list: each device may write its own checkin
 // and status and read its own result and config — the contract's topic
-// table, nothing else — and central's services read every checkin (also as
-// a shared subscription) and write results and configs.
+// table, nothing else; central's services (role ingest) read every checkin
+// (also as a shared subscription) and every Status, and write results and
+// configs; a monitor reads every Status and nothing else.
 func (o BrokerOpts) ACL() string {
 	o = o.norm()
 	p := o.Prefix
@@ -125,8 +136,16 @@ pattern read %[1]s/%%u/config
 user %[2]s
 topic read %[1]s/+/checkin
 topic read $share/+/%[1]s/+/checkin
+topic read %[1]s/+/status
 topic write %[1]s/+/result
 topic write %[1]s/+/config
+`, p, id)
+	}
+	for _, id := range o.Monitor {
+		fmt.Fprintf(&b, `
+# monitor: reads Status only
+user %[2]s
+topic read %[1]s/+/status
 `, p, id)
 	}
 	return b.String()
