@@ -163,6 +163,11 @@ func (l *Ledger) String() string { return "ingest.Ledger(" + redact(l.path) + ")
 // Dialect is "sqlite" or "postgres".
 func (l *Ledger) Dialect() string { return l.d.name }
 
+// DB is the ledger's database, for a package that keeps tables of its own
+// beside the ledger's (package fleet, with its own migrations). Dialect says
+// which database it is.
+func (l *Ledger) DB() *sql.DB { return l.db }
+
 // exec runs a shared statement written with ? placeholders.
 func (l *Ledger) exec(ctx context.Context, q string, args ...any) error {
 	_, err := l.db.ExecContext(ctx, l.d.bind(q), args...)

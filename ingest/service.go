@@ -59,6 +59,9 @@ type ServiceOpts struct {
 	OnTick func(now time.Time)
 	// TickEvery paces OnTick while idle (default 1 s).
 	TickEvery time.Duration
+	// Fleet, when set, also subscribes P/+/status and hands it every valid
+	// Status, and each booked checkin's device (package fleet's Feeder).
+	Fleet FleetSink
 }
 
 // Counters are what the service has seen since it started.
@@ -74,6 +77,9 @@ type Counters struct {
 	PublishErrors                                                                  int64
 	Connects                                                                       int64
 	Subscribes                                                                     int64
+	// Status messages received with Fleet set, and of them dropped
+	// (undecodable, or deviceId not the topic's).
+	StatusReceived, StatusDropped int64
 }
 
 // Dropped is the sum of the drop counters.
@@ -85,6 +91,7 @@ type counters struct {
 	received, results, replays, collisions,
 	dropTooLarge, dropMalformed, dropVersion, dropInvalid, dropTopic, dropMismatch,
 	batches, dbErrors, publishErrors, connects, subscribes atomic.Int64
+	statusReceived, statusDropped atomic.Int64
 }
 
 // Service answers checkins from MQTT with the Ledger.
@@ -193,6 +200,7 @@ func (s *Service) Counters() Counters {
 		DropVersion: c.dropVersion.Load(), DropInvalid: c.dropInvalid.Load(), DropTopic: c.dropTopic.Load(),
 		DropMismatch: c.dropMismatch.Load(), Batches: c.batches.Load(), DBErrors: c.dbErrors.Load(),
 		PublishErrors: c.publishErrors.Load(), Connects: c.connects.Load(), Subscribes: c.subscribes.Load(),
+		StatusReceived: c.statusReceived.Load(), StatusDropped: c.statusDropped.Load(),
 	}
 }
 
@@ -261,6 +269,9 @@ func (s *Service) onConnect(c mqtt.Client) {
 			}
 		}
 	}
+	if s.o.Fleet != nil {
+		s.subscribeStatus(c)
+	}
 	s.c.subscribes.Add(1)
 	s.log.Info("subscribed", "topic", s.topic)
 	s.readyMu.Do(func() { close(s.ready) })
@@ -270,6 +281,10 @@ func (s *Service) onConnect(c mqtt.Client) {
 // it for the writer. A full queue holds the router back, and with it the
 // broker (TCP flow control and its in-flight window): backpressure, not loss.
 func (s *Service) onMessage(_ mqtt.Client, m mqtt.Message) {
+	if strings.HasSuffix(m.Topic(), "/"+protocol.KindStatus) {
+		s.onStatus(nil, m) // queued for the session before the subscription was renewed
+		return
+	}
 	now := s.o.Clock.Now()
 	s.c.received.Add(1)
 	c, reason, err := s.check(m.Topic(), m.Payload())
@@ -435,6 +450,9 @@ func (s *Service) book(client mqtt.Client, batch []item) bool {
 		default: // in flight; paho resends it after a reconnect
 		}
 		s.c.results.Add(1)
+		if s.o.Fleet != nil && !o.Collision {
+			s.o.Fleet.Checkin(c.DeviceID, batch[i].in.ReceivedAt)
+		}
 		s.log.Debug("checkin answered", "id", c.ID, "device", c.DeviceID, "seq", c.Seq,
 			"chip", protocol.MaskChip(c.ChipNumber), "event", c.EventID, "status", o.Result.Status, "replay", o.Replay)
 	}
@@ -443,4 +461,62 @@ func (s *Service) book(client mqtt.Client, batch []item) bool {
 		it.msg.Ack()
 	}
 	return true
+}
+
+// FleetSink takes what the fleet registry learns from the traffic (package
+// fleet's Feeder). Its methods are called on paho's router goroutine and on
+// the batch loop: they must return at once (queue, never write).
+type FleetSink interface {
+	// Status is a Status (or last will) whose deviceId is its topic's; raw
+	// is the payload as received, retained whether the broker delivered it
+	// from its retained store.
+	Status(s protocol.Status, raw []byte, receivedAt time.Time, retained bool)
+	// Checkin says a checkin of device was booked (or answered again).
+	Checkin(device string, receivedAt time.Time)
+}
+
+// subscribeStatus subscribes P/+/status for the fleet registry, never as a
+// shared subscription: every instance sees every kiosk's retained Status
+// (the registry takes a repeated one as a duplicate). A failure is logged
+// and leaves the checkins served; the next reconnect tries again.
+func (s *Service) subscribeStatus(c mqtt.Client) {
+	topic := protocol.Topic(s.o.Prefix, "+", protocol.KindStatus)
+	t := c.Subscribe(topic, 1, s.onStatus)
+	if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+		s.log.Error("mqtt subscribe failed", "topic", topic, "err", t.Error())
+		return
+	}
+	if st, ok := t.(*mqtt.SubscribeToken); ok && st.Result()[topic] == 0x80 {
+		s.log.Error("mqtt subscribe refused by broker", "topic", topic)
+		return
+	}
+	s.log.Info("subscribed", "topic", topic)
+}
+
+// onStatus runs on paho's router goroutine: it checks a Status and hands it
+// to the fleet sink, which queues it. It is acknowledged at once: the
+// retained Status is the kiosk's to keep, not ours.
+func (s *Service) onStatus(_ mqtt.Client, m mqtt.Message) {
+	m.Ack()
+	if s.o.Fleet == nil {
+		return
+	}
+	s.c.statusReceived.Add(1)
+	device, kind, err := protocol.ParseTopic(s.o.Prefix, m.Topic())
+	if err == nil && kind != protocol.KindStatus {
+		err = fmt.Errorf("ingest: topic kind %q: %w", kind, protocol.ErrBadTopic)
+	}
+	var st protocol.Status
+	if err == nil {
+		st, err = protocol.DecodeStatus(m.Payload())
+	}
+	if err == nil && st.DeviceID != device {
+		err = fmt.Errorf("ingest: status deviceId %q on topic of %q: %w", st.DeviceID, device, protocol.ErrBadDevice)
+	}
+	if err != nil {
+		s.c.statusDropped.Add(1)
+		s.drops.Log(s.o.Logger, s.o.Clock.Now(), slog.LevelWarn, "status", "status dropped", "topic", m.Topic(), "bytes", len(m.Payload()), "err", err)
+		return
+	}
+	s.o.Fleet.Status(st, m.Payload(), s.o.Clock.Now(), m.Retained())
 }
