@@ -27,6 +27,7 @@ import (
 
 	"github.com/uitpas/tap-kiosk/clock"
 	"github.com/uitpas/tap-kiosk/ingest"
+	"github.com/uitpas/tap-kiosk/internal/journallog"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
 
@@ -162,7 +163,12 @@ Flags:
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: levelOf(c.logLevel)}))
+	log := slog.New(journallog.New(stderr, journallog.Opts{Level: levelOf(c.logLevel), Journal: journal(stderr)}))
+	sd, err := newNotifier(log) // systemd.go
+	if err != nil {
+		return err
+	}
+	so.OnTick = sd.tick
 	lo.Logger = log
 	so.Logger = log
 
@@ -192,6 +198,7 @@ Flags:
 	}
 	log.Info("kiosk-ingest starting", "version", version, "broker", c.broker, "ledger", l.String(),
 		"prefix", c.prefix, "share", c.share, "enrollUnknown", c.enroll, "events", len(events))
+	defer sd.watch(ctx, svc, c.broker)()
 	return svc.Run(ctx)
 }
 
