@@ -6,6 +6,7 @@
 //	kiosk-ingest -broker URL -db FILE|postgres://… [-topic-prefix P] [-enroll-unknown] [flags]
 //	kiosk-ingest ledger -db FILE|postgres://… [-full-chips]
 //	kiosk-ingest report -db FILE|postgres://… -by counter|event|device|day [flags]
+//	kiosk-ingest fleet -db FILE|postgres://… [-json] [threshold flags]
 //
 // The wiring lives here; the logic is in package ingest.
 package main
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runLedger(ctx, args[1:], stdout)
 	} else if len(args) > 0 && args[0] == "report" {
 		err = runReport(ctx, args[1:], stdout)
+	} else if len(args) > 0 && args[0] == "fleet" {
+		err = runFleet(ctx, args[1:], stdout)
 	} else {
 		err = serve(ctx, args, stdout, stderr)
 	}
@@ -121,6 +124,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   kiosk-ingest -broker URL -db FILE|postgres://… [-topic-prefix P] [-enroll-unknown] [flags]
   kiosk-ingest ledger -db FILE|postgres://… [-full-chips]
   kiosk-ingest report -db FILE|postgres://… -by counter|event|device|day [flags]
+  kiosk-ingest fleet -db FILE|postgres://… [-json] [threshold flags]
 
 Serves the kiosk MQTT contract: one Result per checkin id, the same Result on
 replay, the event's check-in constraint enforced per (chip, event, period).
@@ -152,6 +156,7 @@ Flags:
 	fs.StringVar(&c.tlsKey, "tls-key", "", "client key `file` (PEM)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug|info|warn|error")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+	fleetOn := fleetFlag(fs) // fleet.go
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -192,6 +197,11 @@ Flags:
 			return err
 		}
 	}
+	stopFleet, err := startFleet(ctx, *fleetOn, l, log, &so) // fleet.go
+	if err != nil {
+		return err
+	}
+	defer stopFleet()
 	svc, err := ingest.New(l, so)
 	if err != nil {
 		return err
