@@ -70,9 +70,9 @@ func FleetVersion(ds []Device) string {
 	return best
 }
 
-// Alerts computes the alerts of every device at now; fleetVersion is
-// FleetVersion of the whole fleet. The result has one entry per device
-// with at least one alert.
+// Alerts computes the alerts of every device of ds (the whole fleet, whose
+// FleetVersion the version alert compares with) at now. The result has one
+// entry per device with at least one alert.
 func Alerts(ds []Device, now time.Time, th Thresholds) map[string][]Alert {
 	fv := FleetVersion(ds)
 	out := map[string][]Alert{}
