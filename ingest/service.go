@@ -62,6 +62,10 @@ type ServiceOpts struct {
 	// Fleet, when set, also subscribes P/+/status and hands it every valid
 	// Status, and each booked checkin's device (package fleet's Feeder).
 	Fleet FleetSink
+	// OnBatch, when set, is called from the batch loop after each commit
+	// with the batch's size and how long the ledger took (Clock time; the
+	// metrics' histograms). It must not block.
+	OnBatch func(size int, commit time.Duration)
 }
 
 // Counters are what the service has seen since it started.
@@ -80,6 +84,14 @@ type Counters struct {
 	// Status messages received with Fleet set, and of them dropped
 	// (undecodable, or deviceId not the topic's).
 	StatusReceived, StatusDropped int64
+	// ResultsByStatus is Results by the Result's status (ResultStatuses).
+	ResultsByStatus map[string]int64
+}
+
+// ResultStatuses are the statuses ResultsByStatus counts, in order.
+func ResultStatuses() []string {
+	return []string{protocol.StatusSaved, protocol.StatusMaximumReached, protocol.StatusCardBlocked, protocol.StatusPassholderNotFound,
+		protocol.StatusCheckinNotAllowed, protocol.StatusEventNotFound, protocol.StatusInvalidRequest}
 }
 
 // Dropped is the sum of the drop counters.
@@ -92,6 +104,7 @@ type counters struct {
 	dropTooLarge, dropMalformed, dropVersion, dropInvalid, dropTopic, dropMismatch,
 	batches, dbErrors, publishErrors, connects, subscribes atomic.Int64
 	statusReceived, statusDropped atomic.Int64
+	byStatus                      [7]atomic.Int64 // ResultStatuses' order
 }
 
 // Service answers checkins from MQTT with the Ledger.
@@ -108,6 +121,8 @@ type Service struct {
 	readyMu sync.Once
 	started atomic.Bool
 	c       counters
+	// connected: the MQTT connection is up (Connected).
+	connected atomic.Bool
 }
 
 type item struct {
@@ -201,8 +216,20 @@ func (s *Service) Counters() Counters {
 		DropMismatch: c.dropMismatch.Load(), Batches: c.batches.Load(), DBErrors: c.dbErrors.Load(),
 		PublishErrors: c.publishErrors.Load(), Connects: c.connects.Load(), Subscribes: c.subscribes.Load(),
 		StatusReceived: c.statusReceived.Load(), StatusDropped: c.statusDropped.Load(),
+		ResultsByStatus: s.resultsByStatus(),
 	}
 }
+
+func (s *Service) resultsByStatus() map[string]int64 {
+	m := make(map[string]int64, len(s.c.byStatus))
+	for i, st := range ResultStatuses() {
+		m[st] = s.c.byStatus[i].Load()
+	}
+	return m
+}
+
+// Connected reports whether the service is connected to the broker now.
+func (s *Service) Connected() bool { return s.connected.Load() }
 
 // Run connects (and keeps reconnecting) and serves until ctx ends. The batch
 // in hand is finished before it returns; checkins received but not booked
@@ -229,6 +256,7 @@ func (s *Service) Run(ctx context.Context) error {
 		SetDefaultPublishHandler(s.onMessage).
 		SetOnConnectHandler(s.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			s.connected.Store(false)
 			s.log.Warn("mqtt connection lost", "broker", s.o.Broker, "err", err)
 		})
 	if s.o.TLS != nil {
@@ -247,12 +275,14 @@ func (s *Service) Run(ctx context.Context) error {
 	close(s.stop)
 	<-done
 	client.Disconnect(250)
+	s.connected.Store(false)
 	s.log.Info("ingest stopped", "counters", fmt.Sprintf("%+v", s.Counters()))
 	return nil
 }
 
 func (s *Service) onConnect(c mqtt.Client) {
 	s.c.connects.Add(1)
+	s.connected.Store(true)
 	s.log.Info("mqtt connected", "broker", s.o.Broker, "clientId", s.o.ClientID)
 	t := c.Subscribe(s.topic, 1, s.onMessage)
 	if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
@@ -415,7 +445,11 @@ func (s *Service) book(client mqtt.Client, batch []item) bool {
 	var out []Outcome
 	for {
 		var err error
+		began := s.o.Clock.Now()
 		if out, err = s.l.ProcessBatch(ctx, in); err == nil {
+			if s.o.OnBatch != nil {
+				s.o.OnBatch(len(in), s.o.Clock.Now().Sub(began))
+			}
 			break
 		}
 		s.c.dbErrors.Add(1)
@@ -450,6 +484,11 @@ func (s *Service) book(client mqtt.Client, batch []item) bool {
 		default: // in flight; paho resends it after a reconnect
 		}
 		s.c.results.Add(1)
+		for j, st := range ResultStatuses() {
+			if o.Result.Status == st {
+				s.c.byStatus[j].Add(1)
+			}
+		}
 		if s.o.Fleet != nil && !o.Collision {
 			s.o.Fleet.Checkin(c.DeviceID, batch[i].in.ReceivedAt)
 		}
