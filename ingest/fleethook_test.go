@@ -1,0 +1,198 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/uitpas/tap-kiosk/fleet"
+	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
+	"github.com/uitpas/tap-kiosk/protocol"
+)
+
+// fakeSink records what the service hands the fleet registry.
+type fakeSink struct {
+	mu       sync.Mutex
+	statuses []sunk
+	checkins []string
+}
+
+type sunk struct {
+	s        protocol.Status
+	raw      string
+	retained bool
+}
+
+func (f *fakeSink) Status(s protocol.Status, raw []byte, _ time.Time, retained bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statuses = append(f.statuses, sunk{s, string(raw), retained})
+}
+
+func (f *fakeSink) Checkin(device string, _ time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checkins = append(f.checkins, device)
+}
+
+func (f *fakeSink) snapshot() ([]sunk, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sunk(nil), f.statuses...), append([]string(nil), f.checkins...)
+}
+
+// TestServiceFleetHook: with ServiceOpts.Fleet the service subscribes
+// P/+/status: the retained Status arrives (marked retained), garbage and a
+// Status on another device's topic are counted and dropped, the service
+// stays alive, and every booked checkin's device reaches the sink.
+func TestServiceFleetHook(t *testing.T) {
+	b := testbroker.Start(t)
+	l := serviceLedger(t)
+	k := connectClient(t, b.URL(), "kiosk-s-01")
+	retained := protocol.Status{DeviceID: "kiosk-s-02", Online: true, Version: "1.0.0", At: protocol.FormatTime(time.Now())}
+	if tok := k.Publish(protocol.Topic(prefix, "kiosk-s-02", protocol.KindStatus), 1, true, retained.Encode()); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { k.Publish(protocol.Topic(prefix, "kiosk-s-02", protocol.KindStatus), 1, true, []byte{}).Wait() })
+
+	sink := &fakeSink{}
+	svc, _ := runService(t, l, ServiceOpts{Broker: b.URL(), Fleet: sink})
+	waitfor.Cond(t, "the retained status", func() bool { s, _ := sink.snapshot(); return len(s) == 1 })
+
+	topic := protocol.Topic(prefix, "kiosk-s-01", protocol.KindStatus)
+	good := protocol.Status{DeviceID: "kiosk-s-01", Online: true, At: protocol.FormatTime(time.Now())}
+	other := protocol.Status{DeviceID: "kiosk-s-99", Online: true}
+	v2 := strings.Replace(string(good.Encode()), `"v":1`, `"v":2`, 1)
+	for _, p := range []string{"", "not json", `{"v":1}`, v2, `{"v":1,"online":"yes","deviceId":"kiosk-s-01"}`, string(other.Encode())} {
+		publish(t, k, topic, []byte(p))
+	}
+	publish(t, k, topic, good.Encode())
+	publish(t, k, topic, []byte(protocol.Will("kiosk-s-01")))
+	ck := checkinFor(t, "kiosk-s-01", 1, chipA)
+	res := subscribeResults(t, b.URL())
+	publish(t, k, protocol.Topic(prefix, "kiosk-s-01", protocol.KindCheckin), ck.Encode())
+	res.wait(t, ck.ID)
+	waitfor.Cond(t, "statuses and checkin handed over", func() bool {
+		s, c := sink.snapshot()
+		return len(s) == 3 && len(c) == 1
+	})
+	s, c := sink.snapshot()
+	if !s[0].retained || s[0].s.DeviceID != "kiosk-s-02" || s[1].retained || s[1].raw != string(good.Encode()) ||
+		s[2].s.Online || s[2].s.DeviceID != "kiosk-s-01" || c[0] != "kiosk-s-01" {
+		t.Fatalf("statuses %+v, checkins %v", s, c)
+	}
+	cs := svc.Counters()
+	if cs.StatusReceived != 9 || cs.StatusDropped != 6 || cs.Dropped() != 0 || cs.Results != 1 {
+		t.Fatalf("counters %+v", cs)
+	}
+}
+
+// TestServiceWithoutFleet: without a sink the status topic is not
+// subscribed and nothing is counted.
+func TestServiceWithoutFleet(t *testing.T) {
+	b := testbroker.Start(t)
+	l := serviceLedger(t)
+	svc, _ := runService(t, l, ServiceOpts{Broker: b.URL()})
+	k := connectClient(t, b.URL(), "kiosk-s-03")
+	publish(t, k, protocol.Topic(prefix, "kiosk-s-03", protocol.KindStatus), protocol.Will("kiosk-s-03"))
+	ck := checkinFor(t, "kiosk-s-03", 1, chipA)
+	res := subscribeResults(t, b.URL())
+	publish(t, k, protocol.Topic(prefix, "kiosk-s-03", protocol.KindCheckin), ck.Encode())
+	res.wait(t, ck.ID)
+	if c := svc.Counters(); c.StatusReceived != 0 || c.Dropped() != 0 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+// BenchmarkServiceFleet is BenchmarkServiceEndToEnd's checkins from 10
+// kiosks while 1 000 other kiosks publish Status at about 1 000 a second
+// (a Status change of every kiosk each second: a hundred times the
+// contract's pace), with the fleet registry off and on: what status
+// ingestion costs the checkins.
+func BenchmarkServiceFleet(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fleet=%v", on), func(b *testing.B) {
+			br := testbroker.Start(b)
+			o := DefaultOpts()
+			o.EnrollUnknown = true
+			l := openLedger(b, o)
+			so := ServiceOpts{Broker: br.URL(), Logger: slog.New(slog.DiscardHandler)}
+			var feeder *fleet.Feeder
+			if on {
+				reg, err := fleet.Open(context.Background(), l.DB(), l.Dialect(), fleet.Opts{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				feeder = reg.NewFeeder(fleet.FeederOpts{})
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() { defer close(done); feeder.Run(ctx) }()
+				b.Cleanup(func() { cancel(); <-done })
+				so.Fleet = feeder
+			}
+			svc, _ := runService(b, l, so)
+			res := subscribeResults(b, br.URL())
+
+			stop := make(chan struct{})
+			var sw sync.WaitGroup
+			sw.Go(func() {
+				sc := connectClient(b, br.URL(), "status-flood")
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+					d := fmt.Sprintf("kiosk-st-%04d", i%1000)
+					st := protocol.Status{DeviceID: d, Online: true, Version: "1.0.0", Pending: i % 7, ClockSynced: true,
+						At: protocol.FormatTime(time.Now())}
+					sc.Publish(protocol.Topic(prefix, d, protocol.KindStatus), 1, true, st.Encode())
+				}
+			})
+			const kiosks = 10
+			clients := make([]mqtt.Client, kiosks)
+			for i := range clients {
+				clients[i] = connectClient(b, br.URL(), fmt.Sprintf("kiosk-bench-%02d", i))
+			}
+			ids := make([]string, b.N)
+			payloads := make([][]byte, b.N)
+			for i := range ids {
+				c := checkinFor(b, fmt.Sprintf("kiosk-bench-%02d", i%kiosks), int64(i/kiosks+1), fmt.Sprintf("04%012X", i))
+				ids[i], payloads[i] = c.ID, c.Encode()
+			}
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for k := range kiosks {
+				wg.Go(func() {
+					var last mqtt.Token
+					for i := k; i < b.N; i += kiosks {
+						last = clients[k].Publish(protocol.Topic(prefix, fmt.Sprintf("kiosk-bench-%02d", k), protocol.KindCheckin), 1, false, payloads[i])
+					}
+					if last != nil {
+						last.WaitTimeout(time.Minute)
+					}
+				})
+			}
+			wg.Wait()
+			res.wait(b, ids...)
+			b.StopTimer()
+			close(stop)
+			sw.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checkins/s")
+			if feeder != nil {
+				fc := feeder.Counters()
+				b.ReportMetric(float64(svc.Counters().StatusReceived), "statuses")
+				b.ReportMetric(float64(fc.Flushes), "flushes")
+			}
+		})
+	}
+}
