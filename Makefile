@@ -80,12 +80,14 @@ fuzz:
 clean:
 	rm -rf bin dist
 
-# Debian packages for the kiosk in dist/: armhf (GOARM=6, runs on every Pi)
-# and arm64. nfpm runs as a pinned Go tool: nothing is downloaded but Go
-# modules (nfpm v2.46+ needs modules the Go proxy does not serve).
+# Debian packages in dist/: kioskd for the kiosk, armhf (GOARM=6, runs on
+# every Pi) and arm64; kiosk-ingest for central, amd64 and arm64. nfpm
+# runs as a pinned Go tool: nothing is downloaded but Go modules (nfpm
+# v2.46+ needs modules the Go proxy does not serve).
 NFPM_VERSION ?= v2.45.2
 NFPM         ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 DEB_ARCHS    ?= armhf arm64
+INGEST_DEB_ARCHS ?= amd64 arm64
 DEB_VERSION  ?= $(shell packaging/version.sh)
 DEB_LDFLAGS  := -s -w -X main.version=$(DEB_VERSION)
 
@@ -103,10 +105,20 @@ package:
 	  rm -f dist/kioskd_*_$$a.deb; \
 	  DEB_ARCH=$$a DEB_VERSION=$(DEB_VERSION) BIN_DIR=dist/$$a \
 	    $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/ || exit 1; \
+	done; \
+	for a in $(INGEST_DEB_ARCHS); do \
+	  case $$a in amd64) env="GOARCH=amd64";; arm64) env="GOARCH=arm64";; *) echo "no GOARCH for $$a"; exit 1;; esac; \
+	  mkdir -p dist/$$a; \
+	  echo "dist/$$a/kiosk-ingest"; \
+	  env GOOS=linux $$env CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(DEB_LDFLAGS)' -o dist/$$a/kiosk-ingest ./cmd/kiosk-ingest || exit 1; \
+	  rm -f dist/kiosk-ingest_*_$$a.deb; \
+	  DEB_ARCH=$$a DEB_VERSION=$(DEB_VERSION) BIN_DIR=dist/$$a \
+	    $(NFPM) package --config packaging/kiosk-ingest.yaml --packager deb --target dist/ || exit 1; \
 	done
 
-# What CI runs on the packages: unit verified and its exposure scored,
-# binaries started under qemu-user, package contents listed, installed and
-# purged in a throwaway root. Installs its tools from Debian when missing.
+# What CI runs on the packages (kioskd's and kiosk-ingest's): units verified
+# and their exposure scored, binaries started (under qemu-user), package
+# contents listed, installed and purged in a throwaway root. Installs its
+# tools from Debian when missing.
 package-check: package
 	packaging/check.sh dist

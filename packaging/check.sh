@@ -9,6 +9,10 @@
 #   5. each .deb installed, reinstalled (upgrade path), removed and purged in
 #      a throwaway root (overlay of /, else a hard-linked copy) with its
 #      maintainer scripts run chrooted there
+# then the same for the kiosk-ingest packages (amd64, arm64): its unit
+# verified and scored, its syscalls (arm64 under qemu-aarch64 -strace,
+# against a Mosquitto of its own) checked against its SystemCallFilter=,
+# -version/-h/no -broker, contents, install/upgrade/remove/purge.
 # Needs root (apt-get, mount, chroot). Tools missing here are installed with
 # apt-get; nothing is skipped: a check that cannot run fails.
 set -euo pipefail
@@ -119,24 +123,29 @@ expand_list() {
 		case $x in @*) expand_group "$x" ;; *) echo "$x" ;; esac
 	done
 }
+# allowed_syscalls UNIT OUT: the syscalls UNIT's SystemCallFilter= lines
+# allow, one a line, sorted, in OUT.
+allowed_syscalls() {
+	local unit=$1 out=$2 line v first=1
+	: >"$out"
+	while IFS= read -r line; do
+		v=${line#SystemCallFilter=}
+		if [[ $v == "~"* ]]; then
+			[ "$first" = 1 ] && die "$unit: the first SystemCallFilter= must be an allow list for this check"
+			# shellcheck disable=SC2086 # a list of names
+			expand_list ${v#"~"} | sort -u >"$tmp/out"
+			comm -23 "$out" "$tmp/out" >"$tmp/next"
+		else
+			# shellcheck disable=SC2086
+			{ cat "$out"; expand_list $v; } | sort -u >"$tmp/next"
+		fi
+		mv "$tmp/next" "$out"
+		first=0
+	done < <(grep '^SystemCallFilter=' "$unit")
+	[ -s "$out" ] || fail "$unit: no SystemCallFilter= allow list"
+}
 allowed=$tmp/allowed
-: >"$allowed"
-first=1
-while IFS= read -r line; do
-	v=${line#SystemCallFilter=}
-	if [[ $v == "~"* ]]; then
-		[ "$first" = 1 ] && die "$UNIT: the first SystemCallFilter= must be an allow list for this check"
-		# shellcheck disable=SC2086 # a list of names
-		expand_list ${v#"~"} | sort -u >"$tmp/out"
-		comm -23 "$allowed" "$tmp/out" >"$tmp/next"
-	else
-		# shellcheck disable=SC2086
-		{ cat "$allowed"; expand_list $v; } | sort -u >"$tmp/next"
-	fi
-	mv "$tmp/next" "$allowed"
-	first=0
-done < <(grep '^SystemCallFilter=' "$UNIT")
-[ -s "$allowed" ] || fail "$UNIT: no SystemCallFilter= allow list"
+allowed_syscalls "$UNIT" "$allowed"
 sc=$tmp/sc
 mkdir -p "$sc"
 printf '%s\n' 'device_id = "kiosk-syscalls"' "state_dir = \"$sc/state\"" '[event]' 'id = "evt-syscalls"' \
@@ -337,6 +346,223 @@ for d in "${debs[@]}"; do
 	[ -e "$R/etc/kioskd" ] && fail "$a: /etc/kioskd left after purge"
 	[ -e "$R/var/lib/kioskd" ] && fail "$a: /var/lib/kioskd left after purge"
 	[ -e "$R/etc/systemd/system/multi-user.target.wants/kioskd.service" ] && fail "$a: enable link left after purge"
+	umount "$R" 2>/dev/null || true
+done
+
+# ===================================================== kiosk-ingest (central)
+# The same checks on the kiosk-ingest packages (amd64, arm64): its unit, its
+# syscalls against its filter, its binaries, the package contents, and an
+# install, upgrade, remove and purge in a throwaway root.
+IUNIT=${KIOSK_INGEST_UNIT:-systemd/kiosk-ingest.service}
+idebs=()
+for a in amd64 arm64; do
+	d=$(ls -t "$DIST"/kiosk-ingest_*_"$a".deb 2>/dev/null | head -1 || true)
+	[ -n "$d" ] || die "no $DIST/kiosk-ingest_*_$a.deb: run make package"
+	[ -x "$DIST/$a/kiosk-ingest" ] || die "no $DIST/$a/kiosk-ingest: run make package"
+	idebs+=("$d")
+done
+need mosquitto mosquitto
+need mosquitto_pub mosquitto-clients
+
+step "kiosk-ingest: systemd unit"
+sed 's#^ExecStart=/usr/bin/kiosk-ingest #ExecStart=/bin/true #' "$IUNIT" >"$tmp/kiosk-ingest.service"
+grep -q '^ExecStart=/bin/true ' "$tmp/kiosk-ingest.service" || fail "$IUNIT: ExecStart= is not /usr/bin/kiosk-ingest …"
+if out=$(systemd-analyze verify "$tmp/kiosk-ingest.service" 2>&1) && [ -z "$out" ]; then
+	ok "systemd-analyze verify $IUNIT"
+else
+	fail "systemd-analyze verify $IUNIT: $out"
+fi
+if grep -nE '^(StandardOutput|StandardError)=(file|append|truncate):|^LogsDirectory=' "$IUNIT"; then
+	fail "$IUNIT writes logs to files"
+else
+	ok "no log files in $IUNIT (stdout/stderr → journal)"
+fi
+for want in Type=notify NotifyAccess=main Restart=on-failure RestartPreventExitStatus=2 User=kiosk-ingest \
+	StateDirectory=kiosk-ingest Environment=GOTRACEBACK=crash 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX'; do
+	grep -qxF "$want" "$IUNIT" || fail "$IUNIT lacks $want"
+done
+grep -qE '^WatchdogSec=[1-9]' "$IUNIT" || fail "$IUNIT has no WatchdogSec="
+sec=$(systemd-analyze security --offline=yes --threshold=$MAX_EXPOSURE "$IUNIT" 2>&1) && secrc=0 || secrc=$?
+exposure=$(printf '%s\n' "$sec" | grep -E 'Overall exposure level' || true)
+[ -n "$exposure" ] || fail "systemd-analyze security printed no exposure level: $sec"
+printf '%s\n' "$sec" | grep -E '^✗' || true
+echo "$exposure"
+if [ "$secrc" = 0 ]; then
+	ok "kiosk-ingest exposure within 4.0"
+else
+	fail "kiosk-ingest exposure over 4.0 (systemd-analyze security exit $secrc)"
+fi
+
+# The syscalls kiosk-ingest makes must pass its unit's filter: arm64 under
+# qemu-aarch64 -strace, through start (SQLite ledger created and migrated),
+# connect and subscribe to a Mosquitto of its own, one checkin booked and
+# answered, idle ticks of the batch loop, SIGTERM.
+iallowed=$tmp/iallowed
+allowed_syscalls "$IUNIT" "$iallowed"
+isc=$tmp/isc
+mkdir -p "$isc"
+port=
+for p in $(seq 41883 41983); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { port=$p; break; }
+done
+[ -n "$port" ] || die "no free port for the syscall trace's Mosquitto"
+printf '%s\n' "listener $port 127.0.0.1" 'allow_anonymous true' 'persistence false' >"$isc/mosquitto.conf"
+mosquitto -c "$isc/mosquitto.conf" >"$isc/mosquitto.log" 2>&1 &
+mpid=$!
+for _ in $(seq 100); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+	sleep 0.1
+done
+qemu-aarch64-static -strace "$DIST/arm64/kiosk-ingest" -broker "tcp://127.0.0.1:$port" -db "$isc/ledger.db" \
+	-client-id ingest-syscalls -enroll-unknown -log-level debug >"$isc/strace" 2>&1 &
+ipid=$!
+for _ in $(seq 300); do
+	grep -q 'msg=subscribed' "$isc/strace" && break
+	sleep 0.2
+done
+if grep -q 'msg=subscribed' "$isc/strace"; then
+	mosquitto_pub -p "$port" -q 1 -t kiosk/v1/kiosk-syscalls/checkin -m '{"v":1,"id":"0192e0c4-7a1b-7c3d-8e9f-0123456789ab","deviceId":"kiosk-syscalls","seq":1,"chipNumber":"042F51B2712380","eventId":"evt-syscalls","counterId":"balie","tappedAt":"2026-03-01T12:00:00Z","clockSynced":true,"bootId":"b","uptimeMs":1}' ||
+		fail "syscall trace: mosquitto_pub failed"
+	for _ in $(seq 150); do
+		grep -q 'msg="checkin answered"' "$isc/strace" && break
+		sleep 0.2
+	done
+	grep -q 'msg="checkin answered"' "$isc/strace" || fail "syscall trace: the checkin was not answered: $(tail -c 2000 "$isc/strace")"
+	sleep 2 # a tick or two of the idle batch loop
+else
+	fail "syscall trace: kiosk-ingest under qemu-aarch64 did not subscribe: $(tail -c 2000 "$isc/strace")"
+fi
+kill -TERM "$ipid" 2>/dev/null || true
+wait "$ipid" || fail "syscall trace: kiosk-ingest under qemu-aarch64 did not exit 0 on SIGTERM"
+kill -TERM "$mpid" 2>/dev/null || true
+wait "$mpid" 2>/dev/null || true
+grep -oE '(^|[^a-z_0-9])[0-9]+ [a-z_][a-z_0-9]*[(]' "$isc/strace" | sed -E 's/.* ([a-z_0-9]+)[(]$/\1/' |
+	sort -u >"$isc/used"
+echo "arm64 kiosk-ingest made $(wc -l <"$isc/used") distinct syscalls through start, subscribe, a checkin, idle, SIGTERM"
+grep -qx fdatasync "$isc/used" || grep -qx fsync "$isc/used" || fail "syscall trace saw no fsync/fdatasync: is the trace working?"
+# fchown: SQLite gives a file it creates as root the database's owner;
+# under the unit kiosk-ingest never runs as root (this trace does).
+blocked=$(comm -23 "$isc/used" "$iallowed" | grep -vxE 'fchown|fchown32' || true)
+if [ -n "$blocked" ]; then
+	fail "syscalls kiosk-ingest makes but $IUNIT's SystemCallFilter= blocks: $(echo "$blocked" | tr '\n' ' ')"
+else
+	ok "every syscall kiosk-ingest made passes $IUNIT's SystemCallFilter="
+fi
+
+step "kiosk-ingest: binaries"
+for a in amd64 arm64; do
+	case $a in amd64) qemu=() ;; arm64) qemu=(qemu-aarch64-static) ;; esac
+	bin=$DIST/$a/kiosk-ingest
+	file_arch=$(od -An -tx1 -j18 -N2 "$bin" | tr -d ' ') # ELF e_machine: 3e00 x86-64, b700 aarch64
+	case $a/$file_arch in amd64/3e00 | arm64/b700) ;; *) fail "$bin: ELF machine $file_arch is not $a" ;; esac
+	if v=$("${qemu[@]}" "$bin" -version 2>&1) && [[ $v == "kiosk-ingest "* ]]; then
+		ok "$a kiosk-ingest -version: $v"
+	else
+		fail "$a kiosk-ingest -version: $v"
+	fi
+	if h=$("${qemu[@]}" "$bin" -h 2>&1) && [[ $h == *"kiosk-ingest -broker URL"* ]]; then
+		ok "$a kiosk-ingest -h"
+	else
+		fail "$a kiosk-ingest -h: $h"
+	fi
+	# What a fresh install does at boot before -broker is set: exit 2, one line.
+	e=$("${qemu[@]}" "$bin" -db "$tmp/none.db" 2>&1) && erc=0 || erc=$?
+	if [ "$erc" = 2 ] && [[ $e == *"-broker is required"* ]]; then
+		ok "$a kiosk-ingest without -broker exits 2: $e"
+	else
+		fail "$a kiosk-ingest without -broker: exit $erc: $e"
+	fi
+	echo "$a kiosk-ingest: $(mb "$(stat -c %s "$bin")") (stripped)"
+done
+
+step "kiosk-ingest: package contents"
+want_files="./usr/bin/kiosk-ingest ./usr/lib/systemd/system/kiosk-ingest.service ./usr/lib/sysusers.d/kiosk-ingest.conf ./etc/default/kiosk-ingest ./usr/share/doc/kiosk-ingest/README.service"
+for d in "${idebs[@]}"; do
+	a=${d##*_}
+	a=${a%.deb}
+	dpkg-deb --info "$d" >/dev/null || fail "$d: dpkg-deb cannot read it"
+	[ "$(dpkg-deb -f "$d" Package)" = kiosk-ingest ] || fail "$d: Package is not kiosk-ingest"
+	[ "$(dpkg-deb -f "$d" Architecture)" = "$a" ] || fail "$d: Architecture is not $a"
+	echo "$(basename "$d"): Version $(dpkg-deb -f "$d" Version), $(mb "$(stat -c %s "$d")")"
+	list=$(dpkg-deb -c "$d")
+	printf '%s\n' "$list" | awk '{ print "  " $1, $2, $6 }'
+	for f in $want_files; do
+		grep -qE " $f\$" <<<"$list" || fail "$d lacks $f"
+	done
+	grep -qE '^-rwxr-xr-x root/root .* \./usr/bin/kiosk-ingest$' <<<"$list" || fail "$d: /usr/bin/kiosk-ingest not 0755 root:root"
+	conffiles=$(dpkg-deb -I "$d" conffiles 2>/dev/null || true)
+	[ "$conffiles" = /etc/default/kiosk-ingest ] || fail "$d: conffiles are '$conffiles', want /etc/default/kiosk-ingest"
+	for s in postinst prerm postrm; do
+		dpkg-deb -I "$d" "$s" >/dev/null 2>&1 || fail "$d has no $s"
+	done
+	x=$(mktemp -d -p "$tmp")
+	dpkg-deb -x "$d" "$x"
+	cmp -s "$x/usr/lib/systemd/system/kiosk-ingest.service" "$IUNIT" || fail "$d: unit differs from $IUNIT"
+	ok "$(basename "$d") contents"
+done
+
+step "kiosk-ingest: install, upgrade, remove, purge in a throwaway root"
+for d in "${idebs[@]}"; do
+	a=${d##*_}
+	a=${a%.deb}
+	r=$(mktemp -d /var/tmp/kiosk-ingest-root.XXXXXX)
+	roots+=("$r")
+	newroot "$r"
+	R=$r/merged
+	rm -rf "$R/var/lib/kiosk-ingest" "$R/etc/default/kiosk-ingest" "$R/run/systemd/system"
+	chroot "$R" sh -c 'getent passwd kiosk-ingest >/dev/null' && die "$R: a kiosk-ingest user exists already (from the host?)"
+	dpkg --root="$R" --add-architecture "$a"
+	cp "$d" "$R/tmp/"
+	deb=/tmp/$(basename "$d")
+	if ! out=$(chroot "$R" dpkg -i "$deb" 2>&1); then
+		fail "$a: dpkg -i kiosk-ingest: $out"
+		continue
+	fi
+	ok "$a: kiosk-ingest installed; maintainer scripts ran"
+	chroot "$R" dpkg -s kiosk-ingest | grep -q '^Status: install ok installed' || fail "$a: dpkg -s kiosk-ingest: not installed"
+	chroot "$R" getent passwd kiosk-ingest | grep -q ':/var/lib/kiosk-ingest:/usr/sbin/nologin$' ||
+		fail "$a: user kiosk-ingest: $(chroot "$R" getent passwd kiosk-ingest)"
+	chroot "$R" getent group kiosk-ingest >/dev/null || fail "$a: no group kiosk-ingest"
+	[ "$(chroot "$R" stat -c '%U:%G %a' /var/lib/kiosk-ingest)" = "kiosk-ingest:kiosk-ingest 700" ] ||
+		fail "$a: /var/lib/kiosk-ingest: $(chroot "$R" stat -c '%U:%G %a' /var/lib/kiosk-ingest)"
+	[ "$(chroot "$R" stat -c '%U:%G %a' /etc/default/kiosk-ingest)" = "root:kiosk-ingest 640" ] ||
+		fail "$a: /etc/default/kiosk-ingest: $(chroot "$R" stat -c '%U:%G %a' /etc/default/kiosk-ingest)"
+	[ -L "$R/etc/systemd/system/multi-user.target.wants/kiosk-ingest.service" ] || fail "$a: kiosk-ingest.service not enabled"
+	if out=$(SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --root="$R" /usr/lib/systemd/system/kiosk-ingest.service 2>&1) && [ -z "$out" ]; then
+		ok "$a: systemd-analyze verify of the installed kiosk-ingest unit"
+	else
+		fail "$a: systemd-analyze verify --root kiosk-ingest: $out"
+	fi
+	case $a in amd64) qemu=() ;; arm64) qemu=("$(command -v qemu-aarch64-static)") ;; esac
+	if v=$(chroot "$R" "${qemu[@]}" /usr/bin/kiosk-ingest -version 2>&1); then
+		ok "$a: installed kiosk-ingest runs: $v"
+	else
+		fail "$a: installed kiosk-ingest -version: $v"
+	fi
+	# An administrator's flags survive a reinstall (the upgrade path).
+	echo 'KIOSK_INGEST_OPTS="-broker tcp://127.0.0.1:1883"' >>"$R/etc/default/kiosk-ingest"
+	if out=$(chroot "$R" dpkg --force-confold -i "$deb" 2>&1); then
+		ok "$a: kiosk-ingest reinstalled (upgrade path)"
+	else
+		fail "$a: kiosk-ingest reinstall: $out"
+	fi
+	grep -q '^KIOSK_INGEST_OPTS="-broker' "$R/etc/default/kiosk-ingest" || fail "$a: /etc/default/kiosk-ingest edit lost on upgrade"
+	# amd64 purges with a ledger in the state directory (kept), arm64
+	# without one (the empty directory goes).
+	[ "$a" = amd64 ] && touch "$R/var/lib/kiosk-ingest/ledger.db"
+	if out=$(chroot "$R" dpkg -r kiosk-ingest 2>&1); then ok "$a: kiosk-ingest removed"; else fail "$a: dpkg -r kiosk-ingest: $out"; fi
+	[ -e "$R/usr/bin/kiosk-ingest" ] && fail "$a: /usr/bin/kiosk-ingest left after remove"
+	[ -e "$R/etc/default/kiosk-ingest" ] || fail "$a: remove deleted /etc/default/kiosk-ingest"
+	[ -d "$R/var/lib/kiosk-ingest" ] || fail "$a: remove deleted the state directory"
+	if out=$(chroot "$R" dpkg -P kiosk-ingest 2>&1); then ok "$a: kiosk-ingest purged"; else fail "$a: dpkg -P kiosk-ingest: $out"; fi
+	[ -e "$R/etc/default/kiosk-ingest" ] && fail "$a: /etc/default/kiosk-ingest left after purge"
+	[ -e "$R/etc/systemd/system/multi-user.target.wants/kiosk-ingest.service" ] && fail "$a: enable link left after purge"
+	if [ "$a" = amd64 ]; then
+		[ -e "$R/var/lib/kiosk-ingest/ledger.db" ] || fail "$a: purge deleted the ledger"
+		[[ $out == *"kept /var/lib/kiosk-ingest"* ]] || fail "$a: purge did not say it kept the ledger: $out"
+	else
+		[ -e "$R/var/lib/kiosk-ingest" ] && fail "$a: empty /var/lib/kiosk-ingest left after purge"
+	fi
 	umount "$R" 2>/dev/null || true
 done
 
