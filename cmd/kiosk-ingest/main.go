@@ -157,6 +157,7 @@ Flags:
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug|info|warn|error")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	fleetOn := fleetFlag(fs) // fleet.go
+	httpOn := httpFlag(fs)   // http.go
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -202,10 +203,15 @@ Flags:
 		return err
 	}
 	defer stopFleet()
+	web, err := httpOn.open(ctx, *fleetOn, l, log, &so) // http.go; nil without -http
+	if err != nil {
+		return err
+	}
 	svc, err := ingest.New(l, so)
 	if err != nil {
 		return err
 	}
+	defer web.serve(ctx, svc)()
 	log.Info("kiosk-ingest starting", "version", version, "broker", c.broker, "ledger", l.String(),
 		"prefix", c.prefix, "share", c.share, "enrollUnknown", c.enroll, "events", len(events))
 	defer sd.watch(ctx, svc, c.broker)()
