@@ -112,11 +112,15 @@ func (s *notifier) watch(ctx context.Context, svc *ingest.Service, broker string
 
 // statusLine is what `systemctl status kiosk-ingest` shows: "subscribed at
 // ssl://central:8883 · 1520 received · 1518 results · 2 dropped · 0 ledger
-// errors".
+// errors", "DISCONNECTED from ssl://central:8883, reconnecting · …".
 func statusLine(svc *ingest.Service, broker string) string {
 	c := svc.Counters()
-	line := fmt.Sprintf("subscribed at %s · %d received · %d results · %d dropped · %d ledger errors",
-		broker, c.Received, c.Results, c.Dropped(), c.DBErrors)
+	state := "subscribed at " + broker
+	if !svc.Connected() {
+		state = "DISCONNECTED from " + broker + ", reconnecting"
+	}
+	line := fmt.Sprintf("%s · %d received · %d results · %d dropped · %d ledger errors",
+		state, c.Received, c.Results, c.Dropped(), c.DBErrors)
 	if c.Connects > 1 {
 		line += fmt.Sprintf(" · %d reconnects", c.Connects-1)
 	}
