@@ -98,7 +98,8 @@ func (l *Ledger) WriteJSONLines(ctx context.Context, w io.Writer) error {
 // ledger's one writer connection, and in WAL mode it does not block the
 // writer either. On PostgreSQL it is a small pool of read-only sessions
 // (default_transaction_read_only) on the same URL, with JIT off (it costs
-// more than it saves on a report's one aggregate).
+// more than it saves on a report's one aggregate) and work_mem 64MB (a
+// report's groups and distinct cards are sorted in memory, not on disk).
 func (l *Ledger) ReadOnly() (*sql.DB, error) {
 	if l.d == postgresDialect {
 		u, err := url.Parse(l.path)
@@ -107,8 +108,10 @@ func (l *Ledger) ReadOnly() (*sql.DB, error) {
 		}
 		q := u.Query()
 		q.Set("default_transaction_read_only", "on")
-		if q.Get("jit") == "" {
-			q.Set("jit", "off")
+		for k, v := range map[string]string{"jit": "off", "work_mem": "64MB"} {
+			if q.Get(k) == "" {
+				q.Set(k, v)
+			}
 		}
 		u.RawQuery = q.Encode()
 		db, err := sql.Open("pgx", u.String())
