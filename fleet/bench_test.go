@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkFlush1000 writes a Status change of each of 1 000 kiosks in one
-// Feeder flush, per backend: with the Feeder's 100 ms pace, what a change
+// Feeder flush, per backend: with the Feeder's 250 ms pace, what a change
 // takes to be visible in the registry (and so in `fleet`) at that load.
 func BenchmarkFlush1000(b *testing.B) {
 	for _, be := range backends {

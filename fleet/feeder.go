@@ -17,7 +17,9 @@ type FeederOpts struct {
 	Logger *slog.Logger
 	Clock  clock.Clock
 	// FlushEvery is the least time between two writes of the registry
-	// (default 100 ms): what arrives meanwhile is coalesced per device.
+	// (default 250 ms): what arrives meanwhile is coalesced per device, and
+	// the ledger's writer (SQLite has one) is held at most four times a
+	// second.
 	FlushEvery time.Duration
 	// MaxPerDevice bounds the messages kept per device between two writes
 	// (default 64); beyond it the oldest are dropped (and counted).
@@ -69,7 +71,7 @@ func (r *Registry) NewFeeder(o FeederOpts) *Feeder {
 		o.Clock = r.clk
 	}
 	if o.FlushEvery <= 0 {
-		o.FlushEvery = 100 * time.Millisecond
+		o.FlushEvery = 250 * time.Millisecond
 	}
 	if o.MaxPerDevice <= 0 {
 		o.MaxPerDevice = 64
