@@ -18,10 +18,10 @@ import (
 
 const (
 	chipA       = "04A1B2C3D4E5F6"
-	chipB       = "04B1B2C3D4E5F6"
-	chipC       = "04C1B2C3D4E5F6"
+	chipB       = "04B1B2C3D4E5F7"
+	chipC       = "04C1B2C3D4E5FA"
 	chipBlocked = "04D1B2C3D4E5F6"
-	chipUnknown = "04E1B2C3D4E5F6"
+	chipUnknown = "04E1B2C3D4E5F9"
 )
 
 // tap is one checkin of the fixture and the status the ledger must give it.
@@ -57,6 +57,8 @@ var fixture = []tap{
 	{"2026-12-31T23:40:00Z", chipA, "evt-a", "balie-a", "kiosk-1", true, "", "maximum-reached"},
 	{"2026-12-31T23:45:00Z", chipB, "evt-b", "balie-b", "kiosk-2", true, "", "saved"},
 	{"2027-01-01T10:00:00Z", chipC, "evt-gone", "balie-b", "kiosk-2", true, "", "event-not-found"},
+	// No chip number at all: booked as sent, counted, in a part of its own.
+	{"2027-01-01T11:00:00Z", "", "evt-b", "balie-b", "kiosk-2", true, "", "invalid-request"},
 	// An unsynchronised clock (1970): dated by the receipt, 2027-01-01 01:10
 	// in Brussels. The booked time decides, not tappedAt.
 	{"1970-01-01T00:00:05Z", chipC, "evt-b", "balie-b", "kiosk-3", false, "2027-01-01T00:10:00Z", "saved"},
@@ -167,7 +169,7 @@ func testReport(t *testing.T, dsn func(testing.TB) string) {
 		"2026-10-01": {1, 1, 2, 1},
 		"2026-10-25": {2, 1, 1, 1, 1},
 		"2026-12-31": {3, 1, 1, 1, 0, 1, 1},
-		"2027-01-01": {5, 3, 5, 3, 1, 0, 0, 0, 1},
+		"2027-01-01": {6, 3, 5, 3, 1, 0, 0, 0, 1, 1},
 	})
 	// In UTC the days split otherwise: the three taps after 23:00Z on 31
 	// December are on the 31st, the unsynced one on 1 January.
@@ -176,20 +178,20 @@ func testReport(t *testing.T, dsn func(testing.TB) string) {
 		"2026-10-24": {1, 1, 1, 1},
 		"2026-10-25": {1, 0, 0, 0, 1},
 		"2026-12-31": {6, 3, 4, 2, 1, 1, 1},
-		"2027-01-01": {2, 1, 2, 1, 0, 0, 0, 0, 1},
+		"2027-01-01": {3, 1, 2, 1, 0, 0, 0, 0, 1, 1},
 	})
 	check(t, r, Query{By: ByCounter}, map[string]counts{
 		"balie-a": {7, 4, 4, 2, 2, 1},
-		"balie-b": {5, 3, 6, 2, 0, 0, 1, 0, 1},
+		"balie-b": {6, 3, 6, 2, 0, 0, 1, 0, 1, 1},
 	})
 	check(t, r, Query{By: ByEvent}, map[string]counts{
 		"evt-a":    {7, 4, 4, 2, 2, 1},
-		"evt-b":    {4, 3, 6, 2, 0, 0, 1},
+		"evt-b":    {5, 3, 6, 2, 0, 0, 1, 0, 0, 1},
 		"evt-gone": {1, 0, 0, 0, 0, 0, 0, 0, 1},
 	})
 	check(t, r, Query{By: ByDevice}, map[string]counts{
 		"kiosk-1": {7, 4, 4, 2, 2, 1},
-		"kiosk-2": {4, 2, 4, 1, 0, 0, 1, 0, 1},
+		"kiosk-2": {5, 2, 4, 1, 0, 0, 1, 0, 1, 1},
 		"kiosk-3": {1, 1, 2, 1},
 	})
 	// From and To are Brussels days, both included.
@@ -198,7 +200,7 @@ func testReport(t *testing.T, dsn func(testing.TB) string) {
 	})
 	check(t, r, Query{By: ByCounter, From: Date{2027, 1, 1}}, map[string]counts{
 		"balie-a": {2, 1, 1, 1, 1},
-		"balie-b": {3, 2, 4, 2, 0, 0, 0, 0, 1},
+		"balie-b": {4, 2, 4, 2, 0, 0, 0, 0, 1, 1},
 	})
 	check(t, r, Query{By: ByCounter, To: Date{2026, 10, 1}}, map[string]counts{
 		"balie-a": {1, 1, 1, 1},
@@ -217,7 +219,7 @@ func testReport(t *testing.T, dsn func(testing.TB) string) {
 	}
 	check(t, r, Query{By: ByCounterEvent, Quarter: Quarter{2027, 1}}, map[string]counts{
 		"balie-a/evt-a":    {2, 1, 1, 1, 1},
-		"balie-b/evt-b":    {2, 2, 4, 2},
+		"balie-b/evt-b":    {3, 2, 4, 2, 0, 0, 0, 0, 0, 1},
 		"balie-b/evt-gone": {1, 0, 0, 0, 0, 0, 0, 0, 1},
 	})
 	check(t, r, Query{By: ByDay, Quarter: Quarter{2026, 3}}, map[string]counts{
@@ -289,7 +291,7 @@ func TestLocalSource(t *testing.T) {
 	want := "deviceId,checkins,saved,points,passholders,maximum-reached,card-blocked,passholder-not-found,checkin-not-allowed,event-not-found,invalid-request," +
 		"local-already-saved,local-blocked,local-unreadable-card,local-no-event,local-queue-full,local-storage-error\n" +
 		"kiosk-1,4,2,2,1,1,1,0,0,0,0,3,1,0,0,0,0\n" +
-		"kiosk-2,3,1,2,1,0,0,1,0,1,0,0,0,0,0,0,0\n" +
+		"kiosk-2,4,1,2,1,0,0,1,0,1,1,0,0,0,0,0,0\n" +
 		"kiosk-3,1,1,2,1,0,0,0,0,0,0,0,0,0,0,0,0\n" +
 		"kiosk-9,0,0,0,0,0,0,0,0,0,0,0,0,2,0,0,0\n"
 	if buf.String() != want {
@@ -327,7 +329,7 @@ func TestOutputs(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 4 || !strings.Contains(lines[0], "2026-12-31 to 2027-01-01") || !strings.Contains(lines[0], "Europe/Brussels") ||
-		!strings.HasPrefix(lines[1], "day ") || !strings.HasPrefix(lines[3], "2027-01-01  5 ") {
+		!strings.HasPrefix(lines[1], "day ") || !strings.HasPrefix(lines[3], "2027-01-01  6 ") {
 		t.Errorf("text:\n%s", buf.String())
 	}
 }
