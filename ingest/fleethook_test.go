@@ -200,3 +200,60 @@ func benchServiceFleet(b *testing.B, rate int, on bool) {
 		b.ReportMetric(float64(fc.Flushes), "flushes")
 	}
 }
+
+// fakeMessage is an mqtt.Message for calling the handlers directly.
+type fakeMessage struct {
+	topic    string
+	payload  []byte
+	retained bool
+	acked    bool
+}
+
+func (m *fakeMessage) Duplicate() bool   { return false }
+func (m *fakeMessage) Qos() byte         { return 1 }
+func (m *fakeMessage) Retained() bool    { return m.retained }
+func (m *fakeMessage) Topic() string     { return m.topic }
+func (m *fakeMessage) MessageID() uint16 { return 1 }
+func (m *fakeMessage) Payload() []byte   { return m.payload }
+func (m *fakeMessage) Ack()              { m.acked = true }
+
+// FuzzStatusHook: any topic and payload on the status handler is either
+// handed to the fleet sink as a Status of the topic's device, or counted
+// as dropped; it is always acknowledged and never panics.
+func FuzzStatusHook(f *testing.F) {
+	good := protocol.Status{DeviceID: "kiosk-f-01", Online: true, At: "2026-11-24T09:12:33.481Z"}
+	f.Add("kiosk/v1/kiosk-f-01/status", good.Encode())
+	f.Add("kiosk/v1/kiosk-f-02/status", good.Encode())
+	f.Add("kiosk/v1/kiosk-f-01/status", protocol.Will("kiosk-f-01"))
+	f.Add("kiosk/v1/kiosk-f-01/checkin", protocol.Will("kiosk-f-01"))
+	f.Add("kiosk/v1//status", []byte(`{"v":1,"deviceId":""}`))
+	f.Add("kiosk/v1/kiosk-f-01/status", []byte("\x00\xff"))
+	l := openLedger(f, DefaultOpts())
+	sink := &fakeSink{}
+	s, err := New(l, ServiceOpts{Broker: "tcp://127.0.0.1:1", Fleet: sink})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		before, _ := sink.snapshot()
+		c0 := s.Counters()
+		m := &fakeMessage{topic: topic, payload: payload}
+		s.onStatus(nil, m)
+		after, _ := sink.snapshot()
+		c1 := s.Counters()
+		if !m.acked || c1.StatusReceived != c0.StatusReceived+1 {
+			t.Fatalf("not acknowledged or not counted: %+v", c1)
+		}
+		handed := len(after) - len(before)
+		dropped := c1.StatusDropped - c0.StatusDropped
+		if handed+int(dropped) != 1 {
+			t.Fatalf("handed %d, dropped %d", handed, dropped)
+		}
+		if handed == 1 {
+			device, kind, err := protocol.ParseTopic(prefix, topic)
+			if err != nil || kind != protocol.KindStatus || after[len(after)-1].s.DeviceID != device || len(payload) > protocol.MaxPayload {
+				t.Fatalf("handed over %q on %q", payload, topic)
+			}
+		}
+	})
+}
