@@ -1,7 +1,6 @@
 package centralweb
 
 import (
-	"context"
 	"sort"
 	"time"
 
@@ -109,24 +108,22 @@ func newDescs() *descs {
 	}
 }
 
-// collector reads the ingest's counters and a registry snapshot at scrape time.
-type collector struct {
+// ingestCollector reads the ingest's and the feeder's counters at scrape time.
+type ingestCollector struct {
 	s *Server
 	d *descs
 }
 
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+func (c *ingestCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.d
 	for _, x := range []*prometheus.Desc{d.received, d.results, d.replays, d.collisions, d.dropped, d.batches, d.dbErrors,
 		d.publishErrors, d.connects, d.connected, d.statusReceived, d.statusDropped,
-		d.feederDBErrors, d.feederOverflow, d.feederTransitions, d.fleetUp, d.fleetKiosks,
-		d.online, d.since, d.lastSeen, d.pending, d.oldestPending, d.certExpiry, d.clockSynced, d.readerOK, d.displayOK,
-		d.indicatorOK, d.storageOK, d.lastTap, d.lastTapAge, d.configsRejected, d.outcomes, d.info, d.uptime} {
+		d.feederDBErrors, d.feederOverflow, d.feederTransitions} {
 		ch <- x
 	}
 }
 
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
+func (c *ingestCollector) Collect(ch chan<- prometheus.Metric) {
 	d, s := c.d, c.s
 	counter := func(desc *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
@@ -163,12 +160,41 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.feederOverflow, f.Overflow)
 		counter(d.feederTransitions, f.Transitions)
 	}
-	if s.o.Registry == nil {
-		return
+}
+
+// kioskCollector gives the fleet and per-kiosk metrics of one snapshot.
+type kioskCollector struct {
+	snap *snapshot
+	d    *descs
+}
+
+func (c *kioskCollector) Describe(ch chan<- *prometheus.Desc) {
+	d := c.d
+	for _, x := range []*prometheus.Desc{d.fleetUp, d.fleetKiosks,
+		d.online, d.since, d.lastSeen, d.pending, d.oldestPending, d.certExpiry, d.clockSynced, d.readerOK, d.displayOK,
+		d.indicatorOK, d.storageOK, d.lastTap, d.lastTapAge, d.configsRejected, d.outcomes, d.info, d.uptime} {
+		ch <- x
 	}
-	snap := s.snapshotNow(context.Background())
+}
+
+func (c *kioskCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range c.snap.makeMetrics(c.d) {
+		ch <- m
+	}
+}
+
+// makeMetrics makes the snapshot's metrics; figures that age are aged to
+// when it was taken (at most SnapshotEvery stale).
+func (snap *snapshot) makeMetrics(d *descs) []prometheus.Metric {
+	out := make([]prometheus.Metric, 0, 2+len(snap.devices)*20)
+	counter := func(desc *prometheus.Desc, v int64, labels ...string) {
+		out = append(out, prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...))
+	}
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		out = append(out, prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...))
+	}
 	gauge(d.fleetUp, b2f(snap.err == nil))
-	now := s.o.Clock.Now()
+	now := snap.taken
 	states := map[string]int{fleet.StateOnline: 0, fleet.StateOffline: 0, fleet.StateUnknown: 0}
 	for i := range snap.devices {
 		dv := &snap.devices[i]
@@ -233,6 +259,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, state := range []string{fleet.StateOnline, fleet.StateOffline, fleet.StateUnknown} {
 		gauge(d.fleetKiosks, float64(states[state]), state)
 	}
+	return out
 }
 
 func b2f(b bool) float64 {

@@ -12,13 +12,13 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "time/tzdata" // Europe/Brussels must resolve on a host without zoneinfo
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/uitpas/tap-kiosk/clock"
 	"github.com/uitpas/tap-kiosk/fleet"
@@ -76,16 +76,13 @@ type Server struct {
 	h      http.Handler
 	report *report.Reader
 
-	mu   sync.Mutex // guards snap; held while a snapshot is taken
-	snap *snapshot
-}
-
-// snapshot is the registry as read at one time, shared by scrapes and pages.
-type snapshot struct {
-	taken        time.Time
-	devices      []fleet.Device
-	fleetVersion string
-	err          error
+	descs   *descs
+	mu      sync.Mutex // guards snap; held while a snapshot is taken on demand
+	snap    *snapshot
+	lastUse atomic.Int64 // unix ns of the last request that read the registry
+	// lastScrape: of the last /metrics; the refresher encodes the metrics
+	// ahead only while they are scraped.
+	lastScrape atomic.Int64
 }
 
 // New makes a Server; it listens only in Serve.
@@ -118,7 +115,8 @@ func New(o Opts) (*Server, error) {
 		}
 		s.report = r
 	}
-	if err := s.prom.Register(&collector{s: s, d: newDescs()}); err != nil {
+	s.descs = newDescs()
+	if err := s.prom.Register(&ingestCollector{s: s, d: s.descs}); err != nil {
 		return nil, fmt.Errorf("centralweb: metrics: %w", err)
 	}
 	if o.Batches != nil {
@@ -136,7 +134,10 @@ func New(o Opts) (*Server, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.prom, promhttp.HandlerOpts{ErrorLog: slogErrorLog{s.log}, ErrorHandling: promhttp.ContinueOnError}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		s.lastScrape.Store(s.o.Clock.Now().UnixNano())
+		s.serveMetrics(w, r)
+	})
 	pages.routes(mux)
 	s.h = s.guard(mux)
 	return s, nil
@@ -151,9 +152,6 @@ func (s *Server) HasAuth() bool { return s.o.Auth != nil }
 
 // Handler is the whole site: every route behind the method check and auth.
 func (s *Server) Handler() http.Handler { return s.h }
-
-// Registry is the server's own Prometheus registry (for tests and benchmarks).
-func (s *Server) Registry() *prometheus.Registry { return s.prom }
 
 // Close releases the report handle.
 func (s *Server) Close() error {
@@ -170,6 +168,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
+	rctx, stopRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() { defer close(refreshed); s.refresh(rctx) }()
+	defer func() { stopRefresh(); <-refreshed }()
 	select {
 	case err := <-done:
 		return fmt.Errorf("centralweb: serve: %w", err)
@@ -217,26 +219,6 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
-// snapshotNow returns the registry as read at most SnapshotEvery ago.
-// Concurrent callers wait for one read rather than each reading.
-func (s *Server) snapshotNow(ctx context.Context) *snapshot {
-	if s.o.Registry == nil {
-		return &snapshot{taken: s.o.Clock.Now()}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.o.Clock.Now()
-	if s.snap != nil && now.Sub(s.snap.taken) < s.o.SnapshotEvery && now.Sub(s.snap.taken) >= 0 {
-		return s.snap
-	}
-	ds, err := s.o.Registry.Devices(ctx)
-	if err != nil {
-		s.log.Warn("fleet registry unreadable", "err", err)
-	}
-	s.snap = &snapshot{taken: now, devices: ds, fleetVersion: fleet.FleetVersion(ds), err: err}
-	return s.snap
-}
-
 // BasicAuth is one user and the SHA-256 of their password.
 type BasicAuth struct {
 	User string
@@ -266,8 +248,3 @@ func (a *BasicAuth) ok(r *http.Request) bool {
 	pOK := subtle.ConstantTimeCompare(h[:], a.hash[:])
 	return uOK&pOK == 1
 }
-
-// slogErrorLog gives promhttp a logger.
-type slogErrorLog struct{ l *slog.Logger }
-
-func (e slogErrorLog) Println(v ...any) { e.l.Warn("metrics", "err", fmt.Sprint(v...)) }
