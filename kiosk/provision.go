@@ -408,6 +408,7 @@ func (k *Kiosk) statusPayload() protocol.Status {
 		s.CertExpiresInDays = &d
 	}
 	s.Outcomes = k.ob.Outcomes()
+	s.ConfigsRejected = k.prov.rejected.Load()
 	if st, err := k.ob.Stats(context.Background()); err == nil {
 		s.SeqHigh = st.LastSeq
 	}

@@ -83,6 +83,7 @@ func (k *Kiosk) applyConfig(ctx context.Context, payload []byte) {
 	k.prov.mu.Unlock()
 	if s == nil {
 		k.prov.rejected.Add(1)
+		k.up.StatusChanged() // central sees configsRejected
 		k.log.Warn("remote config rejected: no config-signing key provisioned", "bytes", len(payload))
 		return
 	}
@@ -94,6 +95,7 @@ func (k *Kiosk) applyConfig(ctx context.Context, payload []byte) {
 	}
 	if err != nil {
 		k.prov.rejected.Add(1)
+		k.up.StatusChanged() // central sees configsRejected
 		k.log.Warn("remote config rejected; the config in force stays", "serial", c.Serial,
 			"inForce", inForce.Serial, "bytes", len(payload), "err", err)
 		return

@@ -135,11 +135,15 @@ type Status struct {
 	// already-saved, blocked, unreadable-card, no-event, queue-full,
 	// storage-error; monotonic, persisted), the highest seq assigned, and
 	// how long kioskd has run (seconds; a restart sets it back).
-	Outcomes  map[string]int64 `json:"outcomes,omitempty"`
-	SeqHigh   int64            `json:"seqHigh,omitempty"`
-	UptimeS   int64            `json:"uptimeS,omitempty"`
-	LastTapAt string           `json:"lastTapAt,omitempty"`
-	At        string           `json:"at"`
+	Outcomes map[string]int64 `json:"outcomes,omitempty"`
+	SeqHigh  int64            `json:"seqHigh,omitempty"`
+	UptimeS  int64            `json:"uptimeS,omitempty"`
+	// ConfigsRejected is an optional addition: how many signed configs the
+	// kiosk refused since kioskd started (bad signature, another device's,
+	// an old serial).
+	ConfigsRejected int64  `json:"configsRejected,omitempty"`
+	LastTapAt       string `json:"lastTapAt,omitempty"`
+	At              string `json:"at"`
 	// CertExpiresInDays is an optional addition: days until the client
 	// certificate expires (absent without TLS).
 	CertExpiresInDays *int `json:"certExpiresInDays,omitempty"`

@@ -17,15 +17,30 @@ var (
 	mqtt     = []string{"github.com/eclipse/paho.mqtt.golang", "github.com/mochi-mqtt/server", mod + "/queue/mqttfwd", mod + "/ingest"}
 	hardware = []string{"periph.io/x/host", "github.com/warthog618/go-gpiocdev", mod + "/reader/pn532", mod + "/display/oled",
 		mod + "/display/signal", mod + "/display/blockterm", mod + "/display/png"}
+
+	// central: the ingest and what grows around it. No kiosk package may
+	// need any of it (a kiosk image carries no central code).
+	central = []string{mod + "/ingest", mod + "/fleet", mod + "/report", mod + "/centralweb"}
+	// kioskSide is what central must not need: the kiosk's own packages.
+	kioskSide = []string{mod + "/device", mod + "/queue", mod + "/kiosk", mod + "/reader", mod + "/display"}
 )
 
 // rules: packages under the key (prefix) must not depend on any of the values (prefixes).
 var rules = map[string][]string{
-	mod + "/device":   append(append([]string{mod + "/kiosk"}, mqtt...), hardware...),
-	mod + "/reader":   append([]string{mod + "/device", mod + "/queue", mod + "/kiosk"}, mqtt...),
-	mod + "/display":  append([]string{mod + "/device", mod + "/queue", mod + "/reader", mod + "/kiosk"}, mqtt...),
-	mod + "/protocol": append([]string{mod + "/device", mod + "/queue", mod + "/kiosk"}, append(mqtt, hardware...)...),
-	mod + "/clock":    {mod + "/"},
+	// The kiosk knows nothing of central beyond the contract (protocol).
+	mod + "/kiosk": central,
+	// The fleet registry reads Status; the broker and the ingest's rules
+	// are not its business (the ingest feeds it through an interface).
+	mod + "/fleet": append(append([]string{mod + "/ingest"}, mqtt...), kioskSide...),
+	// Reports and the HTTP side read the ledger and the registry (through
+	// ingest, which links paho); they need none of the kiosk's code.
+	mod + "/report":     kioskSide,
+	mod + "/centralweb": kioskSide,
+	mod + "/device":     append(append([]string{mod + "/kiosk"}, mqtt...), hardware...),
+	mod + "/reader":     append([]string{mod + "/device", mod + "/queue", mod + "/kiosk"}, mqtt...),
+	mod + "/display":    append([]string{mod + "/device", mod + "/queue", mod + "/reader", mod + "/kiosk"}, mqtt...),
+	mod + "/protocol":   append([]string{mod + "/device", mod + "/queue", mod + "/kiosk"}, append(mqtt, hardware...)...),
+	mod + "/clock":      {mod + "/"},
 }
 
 // queue itself (the outbox) must not know MQTT; its mqttfwd subpackage does.
