@@ -31,5 +31,8 @@
 // wrong for every row already booked if the zone's rules changed; the CASE
 // costs a few comparisons a row. An index on (dated_ms, …) covering every
 // column a report reads (migration 0002_report) lets a range (a quarter) be
-// read without touching the rest of the ledger or the Result bytes.
+// read without touching the rest of the ledger or the Result bytes. The
+// aggregate runs on two connections at once, each over the cards whose chip
+// number ends in an even or an odd character: a card is in one half only,
+// so the counts and the distinct cards of the halves add up.
 package report

@@ -320,7 +320,8 @@ func (q Query) resolve() (Query, time.Time, time.Time, error) {
 	return q, from, until, nil
 }
 
-// Run computes q over the ledger, in one set-based query.
+// Run computes q over the ledger: one set-based aggregate, run at once on
+// the two halves of the cards (see partitions) and added up.
 func (r *Reader) Run(ctx context.Context, q Query) (*Table, error) {
 	q, from, until, err := q.resolve()
 	if err != nil {
