@@ -19,12 +19,13 @@ const (
 	AlertStorage         = "storage"          // queue set aside, taps refused
 	AlertConfigsRejected = "configs-rejected" // at least Thresholds.ConfigsRejected configs rejected
 	AlertVersion         = "version"          // not the fleet's most common version
+	AlertUndelivered     = "undelivered"      // pending checkins reported, none arriving (Thresholds.UndeliveredAfter)
 )
 
 // AlertNames lists every alert, in the order they are reported.
 func AlertNames() []string {
 	return []string{AlertOffline, AlertPending, AlertCert, AlertClock, AlertReader, AlertDisplay,
-		AlertIndicator, AlertStorage, AlertConfigsRejected, AlertVersion}
+		AlertIndicator, AlertStorage, AlertConfigsRejected, AlertVersion, AlertUndelivered}
 }
 
 // Thresholds decide when an alert fires. A zero threshold turns its alert
@@ -37,13 +38,20 @@ type Thresholds struct {
 	// ConfigsRejected: the kiosk rejected at least this many configs
 	// (Status "configsRejected", when the kiosk reports it).
 	ConfigsRejected int64
-	Skip            map[string]bool
+	// UndeliveredAfter: an online kiosk has reported pending checkins for
+	// this long and not one checkin of it has arrived since. The broker
+	// accepts the kiosk's publishes but the ingest does not get them: a
+	// broker that accepts shared subscriptions and never delivers them
+	// (NATS's and RabbitMQ's MQTT with -share), or an ACL withholding them.
+	UndeliveredAfter time.Duration
+	Skip             map[string]bool
 }
 
 // DefaultThresholds: offline 10 min, oldest pending 1 h, certificate 30
-// days, one rejected config.
+// days, one rejected config, pending but undelivered 2 min.
 func DefaultThresholds() Thresholds {
-	return Thresholds{OfflineAfter: 10 * time.Minute, PendingAfter: time.Hour, CertDays: 30, ConfigsRejected: 1}
+	return Thresholds{OfflineAfter: 10 * time.Minute, PendingAfter: time.Hour, CertDays: 30, ConfigsRejected: 1,
+		UndeliveredAfter: 2 * time.Minute}
 }
 
 // Alert is one alert of one device.
@@ -118,6 +126,11 @@ func DeviceAlerts(d Device, now time.Time, th Thresholds, fleetVersion string) [
 				add(AlertCert, "certificate expires in %d days", left)
 			}
 		}
+	}
+	if d.State == StateOnline && s.Pending > 0 && th.UndeliveredAfter > 0 && aged >= th.UndeliveredAfter &&
+		(s.Subscribed == nil || *s.Subscribed) && d.LastCheckin.Before(d.StatusReceived) {
+		add(AlertUndelivered, "%d pending reported %s ago and no checkin arrived since: is the broker delivering to the ingest?",
+			s.Pending, Round(aged))
 	}
 	if d.State == StateOnline {
 		if !s.ClockSynced {

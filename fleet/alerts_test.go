@@ -49,7 +49,7 @@ func TestDeviceAlerts(t *testing.T) {
 		}), nil, []string{AlertOffline}},
 		{"pending aged from the Status", dev("k-a", StateOnline, t0, now.Add(-50*time.Minute), func(s *protocol.Status, _ *Extra) {
 			s.Pending, s.OldestPendingS = 2, 600
-		}), nil, []string{AlertPending}},
+		}), nil, []string{AlertPending, AlertUndelivered}},
 		{"pending young", dev("k-a", StateOnline, t0, now.Add(-time.Minute), func(s *protocol.Status, _ *Extra) {
 			s.Pending, s.OldestPendingS = 2, 600
 		}), nil, nil},
@@ -68,6 +68,14 @@ func TestDeviceAlerts(t *testing.T) {
 			nil, nil},
 		{"version", dev("k-a", StateOnline, t0, now, func(s *protocol.Status, _ *Extra) { s.Version = "0.9.0" }), nil, []string{AlertVersion}},
 		{"unknown device", Device{ID: "k-a", State: StateUnknown}, nil, nil},
+		{"undelivered", dev("k-a", StateOnline, t0, now.Add(-3*time.Minute), func(s *protocol.Status, _ *Extra) { s.Pending = 4 }),
+			nil, []string{AlertUndelivered}},
+		{"undelivered, young", dev("k-a", StateOnline, t0, now.Add(-time.Minute), func(s *protocol.Status, _ *Extra) { s.Pending = 4 }),
+			nil, nil},
+		{"delivering", withCheckin(dev("k-a", StateOnline, t0, now.Add(-3*time.Minute), func(s *protocol.Status, _ *Extra) { s.Pending = 4 }),
+			now.Add(-time.Minute)), nil, nil},
+		{"undelivered but not subscribed (its own alert's business)", dev("k-a", StateOnline, t0, now.Add(-3*time.Minute),
+			func(s *protocol.Status, _ *Extra) { f := false; s.Pending, s.Subscribed = 4, &f }), nil, nil},
 	}
 	for _, tc := range cases {
 		th := th
@@ -127,3 +135,5 @@ func TestAvailability(t *testing.T) {
 		}
 	}
 }
+
+func withCheckin(d Device, at time.Time) Device { d.LastCheckin = at; return d }

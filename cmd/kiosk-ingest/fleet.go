@@ -18,6 +18,7 @@ import (
 	"github.com/uitpas/tap-kiosk/clock"
 	"github.com/uitpas/tap-kiosk/fleet"
 	"github.com/uitpas/tap-kiosk/ingest"
+	"github.com/uitpas/tap-kiosk/internal/ratelog"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
 
@@ -47,10 +48,13 @@ func startFleet(ctx context.Context, on bool, l *ingest.Ledger, log *slog.Logger
 	fctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(fctx) }()
+	watched := make(chan struct{})
+	go func() { defer close(watched); watchUndelivered(fctx, reg, clk, log) }()
 	so.Fleet = f
 	return func() {
 		cancel()
 		<-done
+		<-watched
 		log.Info("fleet registry stopped", "counters", fmt.Sprintf("%+v", f.Counters()))
 	}, nil
 }
@@ -106,6 +110,7 @@ Flags:
 	fs.DurationVar(&th.PendingAfter, "pending-after", th.PendingAfter, "alert pending when the oldest pending checkin is at least this `old`")
 	fs.IntVar(&th.CertDays, "cert-days", th.CertDays, "alert cert-expiring when the certificate expires in fewer `days`")
 	fs.Int64Var(&th.ConfigsRejected, "configs-rejected", th.ConfigsRejected, "alert configs-rejected from this `many` rejected configs")
+	fs.DurationVar(&th.UndeliveredAfter, "undelivered-after", th.UndeliveredAfter, "alert undelivered when an online kiosk reported pending checkins this `long` ago and none arrived since")
 	fs.StringVar(&skip, "skip", "", "alerts to leave out, comma-separated `names` (e.g. version,clock-unsynced)")
 	fs.StringVar(&at, "at", "", "judge the alerts as at this RFC 3339 `time` (default now)")
 	if err := parse(fs, args); err != nil {
@@ -122,6 +127,8 @@ Flags:
 		return usagef("fleet: -cert-days %d: want 0 or more", th.CertDays)
 	case th.ConfigsRejected < 0:
 		return usagef("fleet: -configs-rejected %d: want 0 or more", th.ConfigsRejected)
+	case th.UndeliveredAfter < 0:
+		return usagef("fleet: -undelivered-after %v: want 0 or more", th.UndeliveredAfter)
 	}
 	var err error
 	if th.Skip, err = fleet.ParseSkip(skip); err != nil {
@@ -206,4 +213,46 @@ func textLine(f fleetLine) string {
 		b.WriteString(" " + a.Name + " (" + a.Message + ")")
 	}
 	return b.String()
+}
+
+// undeliveredEvery paces the check for kiosks whose checkins do not arrive.
+const undeliveredEvery = 30 * time.Second
+
+// watchUndelivered warns while online kiosks report pending checkins and
+// none of theirs arrive: the ingest must not look healthy on a broker that
+// accepts a shared subscription and never delivers it (NATS's and
+// RabbitMQ's MQTT with -share), or behind an ACL that withholds checkins.
+func watchUndelivered(ctx context.Context, reg *fleet.Registry, clk clock.Clock, log *slog.Logger) {
+	th := fleet.DefaultThresholds()
+	lim := ratelog.New(10 * time.Minute)
+	t := clk.NewTimer(undeliveredEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		t.Reset(undeliveredEvery)
+		ds, err := reg.Devices(ctx)
+		if err != nil {
+			continue
+		}
+		now := clk.Now()
+		var ids []string
+		pending := 0
+		for _, d := range ds {
+			for _, a := range fleet.DeviceAlerts(d, now, th, "") {
+				if a.Name == fleet.AlertUndelivered {
+					ids = append(ids, d.ID)
+					pending += d.Status.Pending
+				}
+			}
+		}
+		if len(ids) > 0 {
+			lim.Log(log, now, slog.LevelWarn, "undelivered",
+				"kiosks report pending checkins but none of theirs arrive: is the broker delivering to this ingest? (a shared subscription, -share, is accepted and never delivered by NATS's and RabbitMQ's MQTT)",
+				"kiosks", len(ids), "pending", pending, "e.g.", ids[0])
+		}
+	}
 }

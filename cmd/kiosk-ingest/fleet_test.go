@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/uitpas/tap-kiosk/clock"
 	"github.com/uitpas/tap-kiosk/fleet"
 	"github.com/uitpas/tap-kiosk/ingest"
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
@@ -129,7 +132,8 @@ func testFleetCommand(t *testing.T, db string) {
 		x.Version != "1.2.0" || x.EventID != "evt-1" || len(x.Alerts) != 0 || x.Availability24h == nil || *x.Availability24h != 1 || len(x.Status) == 0 {
 		t.Errorf("kiosk-a %+v", x)
 	}
-	if x := lines["kiosk-b"]; x.Pending != 4 || alertNames(x.Alerts) != "reader,version" {
+	// kiosk-b said 4 pending 20 min ago and none of its checkins came.
+	if x := lines["kiosk-b"]; x.Pending != 4 || alertNames(x.Alerts) != "undelivered,reader,version" {
 		t.Errorf("kiosk-b %+v", x)
 	}
 	if x := lines["kiosk-c"]; x.State != "offline" || x.Since != protocol.FormatTime(t0.Add(time.Minute)) || alertNames(x.Alerts) != "offline" {
@@ -139,8 +143,9 @@ func testFleetCommand(t *testing.T, db string) {
 		t.Errorf("kiosk-d %+v", x)
 	}
 	// Thresholds: pending after 10 s catches kiosk-b; offline after 1 h
-	// spares kiosk-c; -skip drops the version alert.
-	lines = fleetJSON(t, db, "-at", at, "-pending-after", "10s", "-offline-after", "1h", "-skip", "version")
+	// spares kiosk-c and undelivered after 1 h kiosk-b; -skip drops the
+	// version alert.
+	lines = fleetJSON(t, db, "-at", at, "-pending-after", "10s", "-offline-after", "1h", "-undelivered-after", "1h", "-skip", "version")
 	if x := lines["kiosk-b"]; alertNames(x.Alerts) != "pending,reader" {
 		t.Errorf("kiosk-b with thresholds %+v", x)
 	}
@@ -272,3 +277,43 @@ func TestFleetEndToEnd(t *testing.T) {
 		t.Errorf("fleet: exit %d, %q %q", code, out.String(), errb.String())
 	}
 }
+
+// An ingest on a broker that never delivers (NATS's or RabbitMQ's MQTT with
+// -share) must not look healthy: kiosks report pending checkins and none
+// arrive, and the journal says so.
+func TestWarnsWhenPendingCheckinsNeverArrive(t *testing.T) {
+	l, err := ingest.Open(filepath.Join(t.TempDir(), "ledger.db"), ingest.DefaultOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reg, err := fleet.Open(context.Background(), l.DB(), l.Dialect(), fleet.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	s := protocol.Status{V: 1, Online: true, DeviceID: "kiosk-starved", Version: "1.2.0", ClockSynced: true, Reader: "ok",
+		Display: "ok", Pending: 7, At: protocol.FormatTime(t0)}
+	if _, err := reg.Apply(context.Background(), []fleet.Message{{Status: s, Raw: s.Encode(), ReceivedAt: t0}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(t0)
+	var buf lockedBuf
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); watchUndelivered(ctx, reg, clk, log) }()
+	defer func() { cancel(); <-done }()
+	waitfor.Cond(t, "the undelivered warning", func() bool {
+		clk.Advance(undeliveredEvery)
+		return strings.Contains(buf.String(), "none of theirs arrive") && strings.Contains(buf.String(), "kiosk-starved")
+	})
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
