@@ -345,6 +345,11 @@ func (r *Registry) applyOne(ctx context.Context, tx *sql.Tx, m Message) (Outcome
 	if err != nil {
 		return 0, err
 	}
+	if s.Outcomes != nil && refusalsChanged(w.raw, s.Outcomes) {
+		if err := r.recordOutcomes(ctx, tx, device, recv, s.EventID, s.Outcomes); err != nil {
+			return 0, err
+		}
+	}
 	if !changed {
 		return Applied, nil
 	}

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"sync"
 	"testing"
 	"time"
@@ -242,7 +243,11 @@ func TestRegistryMigrations(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int
-		if err := r.db.QueryRow(`SELECT count(*) FROM fleet_migrations`).Scan(&n); err != nil || n != 1 {
+		want := 0
+		if names, _ := fs.Glob(migrations, "migrations/sqlite/*.sql"); true {
+			want = len(names)
+		}
+		if err := r.db.QueryRow(`SELECT count(*) FROM fleet_migrations`).Scan(&n); err != nil || n != want {
 			t.Fatalf("fleet_migrations: %d rows, %v", n, err)
 		}
 		if err := r.db.QueryRow(`SELECT count(*) FROM schema_migrations WHERE version LIKE '%registry%'`).Scan(&n); err != nil || n != 0 {

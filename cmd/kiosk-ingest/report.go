@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uitpas/tap-kiosk/fleet"
 	"github.com/uitpas/tap-kiosk/report"
 )
 
@@ -40,6 +41,7 @@ Flags:
 	fs.StringVar(&quarter, "quarter", "", "the quarterly export of `YYYYQn` (2026Q4: 1 October to 31 December), per counter and event")
 	fs.StringVar(&tz, "tz", report.DefaultZone, "time `zone` of the days (IANA name)")
 	fs.StringVar(&format, "format", "", "table, csv or json (default: table; csv with -quarter)")
+	local := fs.Bool("local", true, "add the kiosk-local refusals (local-… columns) from the fleet registry's outcome history")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -102,6 +104,13 @@ Flags:
 		return err
 	}
 	defer l.Close()
+	if *local {
+		reg, err := fleet.Open(ctx, l.DB(), l.Dialect(), fleet.Opts{})
+		if err != nil {
+			return err
+		}
+		q.Local = report.FleetLocal{Registry: reg, Ledger: l}
+	}
 	t, err := report.Run(ctx, l, q)
 	if errors.Is(err, report.ErrInvalid) {
 		return usagef("%v", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/uitpas/tap-kiosk/fleet"
 	"github.com/uitpas/tap-kiosk/ingest"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
@@ -57,7 +58,7 @@ func TestReportCommand(t *testing.T) {
 			runOK := func(args ...string) string {
 				t.Helper()
 				var out, errb bytes.Buffer
-				if code := run(context.Background(), append([]string{"report", "-db", db}, args...), &out, &errb); code != 0 {
+				if code := run(context.Background(), append([]string{"report", "-db", db, "-local=false"}, args...), &out, &errb); code != 0 {
 					t.Fatalf("report %q: exit %d: %s", args, code, errb.String())
 				}
 				return out.String()
@@ -124,5 +125,49 @@ func TestReportBadFlags(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"report", "-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "-quarter") {
 		t.Errorf("report -h: %d %q", code, out.String())
+	}
+}
+
+// The kiosk-local refusals come from the fleet registry's outcome history:
+// a kiosk that refused two taps as already saved on 1 January (Brussels)
+// shows them in its counter's row and on that day.
+func TestReportLocalRefusals(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "l.db")
+	reportLedger(t, db)
+	l, err := ingest.Open(db, ingest.DefaultOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := fleet.Open(context.Background(), l.DB(), l.Dialect(), fleet.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []struct {
+		at     string
+		counts map[string]int64
+	}{
+		{"2026-12-31T20:00:00Z", map[string]int64{"saved": 1}},
+		{"2026-12-31T23:40:00Z", map[string]int64{"saved": 2, "already-saved": 2}}, // 00:40 on 1 January in Brussels
+	} {
+		at, _ := protocol.ParseTime(st.at)
+		s := protocol.Status{V: 1, Online: true, DeviceID: "kiosk-rep-01", EventID: "evt-x", ClockSynced: true, At: st.at, Outcomes: st.counts}
+		if _, err := reg.Apply(context.Background(), []fleet.Message{{Status: s, Raw: s.Encode(), ReceivedAt: at}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	out := func(args ...string) string {
+		var o, e bytes.Buffer
+		if code := run(context.Background(), append([]string{"report", "-db", db, "-format", "csv"}, args...), &o, &e); code != 0 {
+			t.Fatalf("report %q: exit %d: %s", args, code, e.String())
+		}
+		return o.String()
+	}
+	if got := out("-by", "counter"); !strings.Contains(got, "\nbalie-x,3,2,2,1,1,0,0,0,0,0,2,0,0,0,0,0\n") {
+		t.Errorf("-by counter:\n%s", got)
+	}
+	if got := out("-by", "day"); !strings.Contains(got, "\n2027-01-01,2,1,1,1,1,0,0,0,0,0,2,0,0,0,0,0\n") ||
+		!strings.Contains(got, "\n2026-12-31,1,1,1,1,0,0,0,0,0,0,0,0,0,0,0,0\n") {
+		t.Errorf("-by day:\n%s", got)
 	}
 }
