@@ -358,8 +358,14 @@ type reportsPage struct {
 	Err                   string
 	Caption               string
 	Columns               []string
-	Rows                  [][]string
+	Rows                  [][]cell
 	CSV                   string
+}
+
+// cell is one figure of a report; numbers are aligned right.
+type cell struct {
+	V   string
+	Num bool
 }
 
 // query reads a report query from the URL; the form's defaults are this
@@ -417,7 +423,15 @@ func (p *pages) reports(w http.ResponseWriter, r *http.Request) {
 			data.Err, code = "Cannot run this report: "+err.Error()+".", http.StatusBadRequest
 			break
 		}
-		data.Columns, data.Rows, data.Caption = cols, rows, caption
+		data.Columns, data.Caption = cols, caption
+		for _, r := range rows {
+			cs := make([]cell, len(r))
+			for i, v := range r {
+				_, err := strconv.ParseInt(v, 10, 64)
+				cs[i] = cell{V: v, Num: err == nil}
+			}
+			data.Rows = append(data.Rows, cs)
+		}
 		v := url.Values{"by": {data.By}}
 		for k, s := range map[string]string{"from": data.From, "to": data.To, "quarter": data.Quarter} {
 			if s != "" {
