@@ -24,6 +24,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
 	"github.com/uitpas/tap-kiosk/internal/waitfor"
@@ -198,6 +199,23 @@ scrape_configs:
 	if err := json.Unmarshal(out, &line); err != nil || line.DeviceID != w.device || line.State != "offline" {
 		t.Errorf("fleet: %s (%v)", out, err)
 	}
+
+	// A rule fires on real metrics: a kiosk reports its queue set aside
+	// (KioskStorageFault has no `for`).
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(w.broker.URL()).SetClientID("kiosk-e2e-storage"))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	st := fmt.Sprintf(`{"v":1,"online":true,"deviceId":"kiosk-e2e-storage","version":"dev","eventId":"evt-e2e","pending":0,"oldestPendingS":0,`+
+		`"clockSynced":true,"reader":"ok","display":"ok","storage":"fault","at":%q}`, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
+	if tok := c.Publish("kiosk/v1/kiosk-e2e-storage/status", 1, true, st); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	waitfor.Cond(t, "KioskStorageFault firing in Prometheus", func() bool {
+		v, _ := promQuery(pbase, `ALERTS{alertname="KioskStorageFault",alertstate="firing",device="kiosk-e2e-storage"}`)
+		return v == "1"
+	})
 }
 
 // TestFleetPageInChromium: the fleet page in a real headless Chromium shows
