@@ -3,13 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"fmt"
-	"net/url"
-	"os"
+	"github.com/uitpas/tap-kiosk/internal/pgtest"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -162,73 +158,5 @@ func testServeThenLedger(t *testing.T, db string) {
 	}
 }
 
-// pgRequiredEnv set to 1 (CI) makes an unreachable PostgreSQL fail the
-// tests that need one instead of skipping them.
-const pgRequiredEnv = "KIOSK_TEST_POSTGRES_REQUIRED"
-
-// pgDSN creates a schema on the test PostgreSQL (KIOSK_TEST_POSTGRES, default
-// the local server) and returns a URL using it; without one it skips t, or
-// fails it under KIOSK_TEST_POSTGRES_REQUIRED=1.
-func pgDSN(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("KIOSK_TEST_POSTGRES")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		if os.Getenv(pgRequiredEnv) == "1" {
-			t.Fatalf("PostgreSQL not reachable, and %s=1 requires it: %v", pgRequiredEnv, err)
-		}
-		t.Skipf("PostgreSQL not reachable (KIOSK_TEST_POSTGRES gives another URL; %s=1 makes this a failure): %v", pgRequiredEnv, err)
-	}
-	schema := "kiosk_main_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// recordTB records how a helper ends a test, without ending this one.
-type recordTB struct {
-	testing.TB
-	skipped, failed string
-}
-
-func (r *recordTB) Helper()                   {}
-func (r *recordTB) Skipf(f string, a ...any)  { r.skipped = fmt.Sprintf(f, a...); runtime.Goexit() }
-func (r *recordTB) Fatalf(f string, a ...any) { r.failed = fmt.Sprintf(f, a...); runtime.Goexit() }
-
-// TestPostgresRequired: an unreachable PostgreSQL skips
-// TestServeThenLedgerPostgres, but fails it under
-// KIOSK_TEST_POSTGRES_REQUIRED=1 (CI).
-func TestPostgresRequired(t *testing.T) {
-	t.Setenv("KIOSK_TEST_POSTGRES", "postgres://postgres@127.0.0.1:1/none?sslmode=disable")
-	for _, required := range []string{"", "1"} {
-		t.Setenv(pgRequiredEnv, required)
-		r := &recordTB{TB: t}
-		done := make(chan struct{})
-		go func() { defer close(done); pgDSN(r) }()
-		<-done
-		if required == "1" && (r.failed == "" || r.skipped != "" || !strings.Contains(r.failed, pgRequiredEnv)) {
-			t.Errorf("required: skipped %q, failed %q; want a failure naming %s", r.skipped, r.failed, pgRequiredEnv)
-		}
-		if required == "" && (r.skipped == "" || r.failed != "") {
-			t.Errorf("not required: skipped %q, failed %q; want a skip", r.skipped, r.failed)
-		}
-	}
-}
+// pgDSN is a fresh, empty PostgreSQL ledger location (see internal/pgtest).
+func pgDSN(tb testing.TB) string { tb.Helper(); return pgtest.DSN(tb) }
