@@ -357,7 +357,7 @@ type reportsPage struct {
 	Bys                   []string
 	Err                   string
 	Caption               string
-	Columns               []string
+	Columns               []cell
 	Rows                  [][]cell
 	CSV                   string
 }
@@ -423,7 +423,7 @@ func (p *pages) reports(w http.ResponseWriter, r *http.Request) {
 			data.Err, code = "Cannot run this report: "+err.Error()+".", http.StatusBadRequest
 			break
 		}
-		data.Columns, data.Caption = cols, caption
+		data.Caption = caption
 		for _, r := range rows {
 			cs := make([]cell, len(r))
 			for i, v := range r {
@@ -431,6 +431,9 @@ func (p *pages) reports(w http.ResponseWriter, r *http.Request) {
 				cs[i] = cell{V: v, Num: err == nil}
 			}
 			data.Rows = append(data.Rows, cs)
+		}
+		for i, c := range cols {
+			data.Columns = append(data.Columns, cell{V: c, Num: len(data.Rows) > 0 && data.Rows[0][i].Num})
 		}
 		v := url.Values{"by": {data.By}}
 		for k, s := range map[string]string{"from": data.From, "to": data.To, "quarter": data.Quarter} {
