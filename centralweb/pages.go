@@ -333,7 +333,7 @@ func (p *pages) kiosk(w http.ResponseWriter, r *http.Request) {
 	data.Today = today.Start(p.s.o.Location).Format("Monday 2 January 2006")
 	if p.s.report == nil {
 		data.TodayErr = "No ledger: taps are not counted here."
-	} else if t, err := p.s.report.Run(ctx, report.Query{By: report.ByDevice, From: today, To: today, Location: p.s.o.Location}); err != nil {
+	} else if t, err := p.s.report.Run(ctx, report.Query{By: report.ByDevice, From: today, To: today, Location: p.s.o.Location, Local: p.local()}); err != nil {
 		p.s.log.Warn("kiosk page: report", "device", id, "err", err)
 		data.TodayErr = "The ledger could not be read."
 	} else {
@@ -381,7 +381,7 @@ func (p *pages) query(v url.Values) (report.Query, reportsPage, error) {
 		data.From = report.DateOf(time.Date(now.Year(), now.Month(), 1, 12, 0, 0, 0, p.s.o.Location)).String()
 		data.To = report.DateOf(now).String()
 	}
-	q := report.Query{Location: p.s.o.Location}
+	q := report.Query{Location: p.s.o.Location, Local: p.local()}
 	var err error
 	if q.By, err = report.ParseBy(data.By); err != nil {
 		return q, data, fmt.Errorf("grouping %q: choose counter, event, device or day", data.By)
@@ -528,4 +528,13 @@ func parseTime(s string) (time.Time, bool) {
 	}
 	t, err := protocol.ParseTime(s)
 	return t, err == nil
+}
+
+// local is the kiosk-local refusals' source (the fleet registry's outcome
+// history), nil without a registry.
+func (p *pages) local() report.LocalSource {
+	if p.s.o.Registry == nil || p.s.o.Ledger == nil {
+		return nil
+	}
+	return report.FleetLocal{Registry: p.s.o.Registry, Ledger: p.s.o.Ledger}
 }

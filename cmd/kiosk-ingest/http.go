@@ -122,3 +122,11 @@ func readSecret(v string) (string, error) {
 	line, _, _ := strings.Cut(string(b), "\n")
 	return strings.TrimSpace(line), nil
 }
+
+// closeListener releases a listener that will not be served (the service
+// could not be made).
+func (w *web) closeListener() {
+	if w != nil && w.ln != nil {
+		w.ln.Close()
+	}
+}

@@ -209,6 +209,7 @@ Flags:
 	}
 	svc, err := ingest.New(l, so)
 	if err != nil {
+		web.closeListener()
 		return err
 	}
 	defer web.serve(ctx, svc)()
