@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 CMDS     := kioskd kioskctl kiosk-ingest kiosk-demo kiosk-fleetsim pn532-smoke
 CROSS    := linux/arm/6 linux/arm/7 linux/arm64
 
-.PHONY: all build demo test test-short bench fleet-bench cross fuzz vet lint clean
+.PHONY: all build demo test test-short bench fleet-bench central-bench cross fuzz vet lint clean
 
 all: build
 
@@ -51,6 +51,16 @@ bench: build
 fleet-bench: build
 	$(GO) run ./cmd/kiosk-fleetsim -kiosks 1000 -rate 0.5 -duration 60s
 	$(GO) run ./cmd/kiosk-fleetsim -kiosks 1000 -rate 0.5 -duration 100s -chaos-outage-at 10s -chaos-broker-down 60s
+
+# Central's figures: a Status change of 1 000 kiosks through the registry
+# (per ledger), a /metrics scrape of 1 000 kiosks, the reports over 1 000 000
+# ledger rows (SQLite and PostgreSQL), and the ingest's checkin rate with
+# 1 000 kiosks' Status flowing, registry off and on.
+central-bench:
+	$(GO) test -run '^$$' -bench Flush1000 -benchtime 10x ./fleet/
+	$(GO) test -run '^$$' -bench ScrapeThousandKiosks -benchtime 50x ./centralweb/
+	$(GO) test -run '^$$' -bench Report -benchtime 1x -timeout 30m ./report/
+	$(GO) test -run '^$$' -bench 'ServiceFleet' -benchtime 10000x ./ingest/
 
 cross:
 	@mkdir -p dist
