@@ -100,7 +100,7 @@ func New(cfg provisioning.Config, o Opts) (*Kiosk, error) {
 
 func (k *Kiosk) build() error {
 	cfg, o := k.cfg, k.o
-	if err := checkStateDir(cfg.StateDir); err != nil {
+	if err := checkStateDir(cfg.StateDir, k.log); err != nil {
 		return err
 	}
 	if err := k.openQueue(); err != nil {
@@ -144,16 +144,9 @@ func (k *Kiosk) build() error {
 // checkStateDir makes sure state_dir is a directory kioskd can write: a
 // file in its place, a read-only mount or another owner would otherwise
 // surface as SQLite's "unable to open database file".
-func checkStateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("kiosk: state_dir %s: %w", dir, unwrapPath(err))
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("kiosk: state_dir %s: %w", dir, unwrapPath(err))
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("kiosk: state_dir %s: not a directory", dir)
+func checkStateDir(dir string, log *slog.Logger) error {
+	if err := ownDir(dir, "state_dir", log); err != nil {
+		return err
 	}
 	f, err := os.CreateTemp(dir, ".write-check-*")
 	if err != nil {
@@ -265,8 +258,8 @@ func (k *Kiosk) Run(ctx context.Context) error {
 	defer close(k.stopped)
 	defer k.release()
 	if k.cfg.Control.Socket != "" {
-		if err := os.MkdirAll(filepath.Dir(k.cfg.Control.Socket), 0o700); err != nil {
-			return fmt.Errorf("kiosk: control socket dir: %w", err)
+		if err := ownDir(filepath.Dir(k.cfg.Control.Socket), "control.socket's directory", k.log); err != nil {
+			return err
 		}
 		ctl, err := control.Listen(k.cfg.Control.Socket, k.handle)
 		if err != nil {

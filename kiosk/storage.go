@@ -86,6 +86,9 @@ func (k *Kiosk) openQueue() error {
 		return err
 	}
 	fi, statErr := os.Lstat(path)
+	if statErr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("kiosk: %s %w", path, errLink)
+	}
 	existed := statErr == nil && (!fi.Mode().IsRegular() || fi.Size() > 0)
 	_, idErr := os.Stat(filepath.Join(k.cfg.StateDir, provisioning.IdentityFile))
 	known := idErr == nil
