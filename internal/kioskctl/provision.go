@@ -413,9 +413,17 @@ func cmdFactoryReset(e env, args []string) error {
 	if _, err := control.Call(ctx, socket, control.Request{Op: "status"}); err == nil {
 		return errors.New("kioskd is running: stop it first (sudo systemctl stop kioskd)")
 	}
+	// Nothing in the state directory is followed: a link there (put by
+	// whoever could write it) must not make root read or write elsewhere.
+	for _, f := range stateFiles {
+		p := filepath.Join(c.StateDir, f)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 && !*force {
+			return fmt.Errorf("refused: %s is a symbolic link (not followed); -force removes the link itself", p)
+		}
+	}
 	pending := 0
 	qpath := c.QueuePath()
-	if _, err := os.Stat(qpath); err == nil {
+	if fi, err := os.Lstat(qpath); err == nil && fi.Mode().IsRegular() {
 		// Read-only and best effort: a damaged queue is counted as far as
 		// it can be read, and -force still wipes it.
 		pending, err = queue.CountPending(qpath)
