@@ -46,6 +46,7 @@ type link struct {
 	clientCert *x509.Certificate
 	configKey  ed25519.PublicKey
 	initConfig []byte
+	trust      *provisioning.Trust // the bundle's fleet trust (nil: from the config file)
 }
 
 // provState is what provisioning decided; guarded by mu, the forwarder
@@ -60,6 +61,7 @@ type provState struct {
 	rejected  atomic.Int64
 	cfgDrops  atomic.Int64
 	reloadErr string
+	trustNote string // a trust replacement, shown once in status warnings
 }
 
 // reloadReply is the control socket's reply to "reload".
@@ -155,12 +157,24 @@ func (k *Kiosk) bundleLink(b *provisioning.Bundle) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Another CA or config key than the one pinned is refused: only
+	// `kioskctl provision apply -replace-trust` replaces the pin. So is an
+	// initial event with the serial of the config in force but other bytes.
+	t, _, err := b.CheckState(k.cfg.StateDir, k.id, false)
+	if err != nil {
+		return nil, err
+	}
+	if pinned, err := provisioning.LoadTrust(k.cfg.StateDir, k.id); err == nil && pinned == nil {
+		if err := provisioning.PinTrust(k.cfg.StateDir, t); err != nil {
+			return nil, err
+		}
+	}
 	if k.cfg.MQTT.Broker != "" && k.cfg.MQTT.Broker != pl.Broker {
 		k.log.Warn("mqtt.broker of the config file ignored: the provisioning bundle sets the broker",
 			"ignored", k.cfg.MQTT.Broker, "broker", pl.Broker)
 	}
 	l := &link{source: "bundle", broker: pl.Broker, prefix: pl.Prefix, clientCert: pl.ClientCert,
-		configKey: pl.ConfigKey, initConfig: pl.Config}
+		configKey: pl.ConfigKey, initConfig: pl.Config, trust: &t}
 	l.fwdOpts.TLS = pl.TLS
 	return l, nil
 }
@@ -351,13 +365,21 @@ func (k *Kiosk) reloadLink(ctx context.Context) (reloadReply, bool) {
 	old := k.prov.link
 	same := old != nil && old.source == "bundle" && old.broker == l.broker && old.prefix == l.prefix &&
 		old.clientCert.Equal(l.clientCert) && old.configKey.Equal(l.configKey)
+	replaced := old != nil && old.trust != nil && !old.trust.Same(*l.trust)
 	if !same {
 		k.prov.link, k.prov.lastBad, k.prov.reloadErr = l, "", ""
+	}
+	if replaced {
+		k.prov.trustNote = "fleet trust replaced (-replace-trust): the bundle brought another CA or config-signing key"
 	}
 	k.prov.mu.Unlock()
 	r.Provisioned, r.Broker, r.Changed = true, l.broker, !same
 	if same {
 		return r, false
+	}
+	if replaced {
+		k.log.Warn("fleet trust replaced: the new bundle brings another CA or config-signing key (kioskctl provision apply -replace-trust)",
+			"device", k.cfg.DeviceID, "broker", l.broker)
 	}
 	k.log.Info("provisioning bundle applied", "device", k.cfg.DeviceID, "broker", l.broker,
 		"certificateUntil", l.clientCert.NotAfter.Format(time.DateOnly))
@@ -437,8 +459,12 @@ func (k *Kiosk) reload(ctx context.Context) any {
 // provStatus fills the provisioning part of the control socket's status.
 func (k *Kiosk) provStatus(r *StatusReply) {
 	k.prov.mu.Lock()
-	l, s, bad := k.prov.link, k.prov.store, k.prov.reloadErr
+	l, s, bad, note := k.prov.link, k.prov.store, k.prov.reloadErr, k.prov.trustNote
+	k.prov.trustNote = ""
 	k.prov.mu.Unlock()
+	if note != "" {
+		r.Warnings = append(r.Warnings, note)
+	}
 	r.ConfigsRejected = k.prov.rejected.Load()
 	if s != nil {
 		if c, ok := s.Current(); ok {
@@ -454,6 +480,9 @@ func (k *Kiosk) provStatus(r *StatusReply) {
 		return
 	}
 	r.Provisioned, r.Broker = true, l.broker
+	if bad != "" {
+		r.Warnings = append(r.Warnings, "bundle refused, the one in force stays: "+bad)
+	}
 	if d, ok := k.certDays(); ok {
 		r.CertExpiresInDays = &d
 		if d < certWarnDays {

@@ -18,7 +18,7 @@ import (
 func (k *Kiosk) openStore(l *link, fallback device.Event) device.Event {
 	var s *provisioning.ConfigStore
 	if l.configKey != nil {
-		s = provisioning.NewConfigStore(k.cfg.StateDir, l.configKey)
+		s = provisioning.NewConfigStore(k.cfg.StateDir, l.configKey).ForDevice(k.id.DeviceID)
 		if err := s.Load(); err != nil {
 			k.log.Warn("persisted remote config not in force", "err", err)
 		}

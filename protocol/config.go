@@ -37,8 +37,12 @@ type Constraint struct {
 
 // Config is central's signed, retained configuration for one kiosk.
 type Config struct {
-	V            int        `json:"v"`
-	Serial       int64      `json:"serial"`
+	V      int   `json:"v"`
+	Serial int64 `json:"serial"`
+	// DeviceID, when set, binds the Config to one kiosk (inside what is
+	// signed): another kiosk refuses it, and a kiosk that has accepted a
+	// bound Config refuses an unbound one from then on. Added, optional.
+	DeviceID     string     `json:"deviceId,omitempty"`
 	EventID      string     `json:"eventId"`
 	EventTitle   string     `json:"eventTitle,omitempty"`
 	CounterID    string     `json:"counterId,omitempty"`
@@ -64,6 +68,8 @@ func DecodeConfig(b []byte) (Config, error) {
 		return c, missing("serial")
 	case c.EventID == "":
 		return c, missing("eventId")
+	case c.DeviceID != "" && !ValidDeviceID(c.DeviceID):
+		return c, fmt.Errorf("protocol: deviceId %q: %w", c.DeviceID, ErrInvalid)
 	case !ValidPeriod(c.Constraint.Period):
 		return c, fmt.Errorf("protocol: constraint.period %q: %w", c.Constraint.Period, ErrInvalid)
 	case c.Constraint.Volume < 1:

@@ -147,18 +147,34 @@ func (b *Bundle) Check(id *Identity, allowInsecure bool, now func() time.Time) (
 	return &Link{Broker: b.Broker, Prefix: prefix, TLS: conf, ClientCert: cert, ConfigKey: key, Config: b.Config}, nil
 }
 
-// Apply checks the bundle against the identity in stateDir and writes it
-// there (atomically, 0600). kioskd picks it up on its next look (the
-// control socket's "reload" op, or within seconds while unprovisioned).
+// Apply is ApplyTrust without replacing the trust in force.
 func (b *Bundle) Apply(stateDir string, id *Identity, allowInsecure bool) (*Link, error) {
+	l, _, err := b.ApplyTrust(stateDir, id, allowInsecure, false)
+	return l, err
+}
+
+// ApplyTrust checks the bundle against the identity in stateDir and against
+// what is in force there (CheckState: the same CA and config key, unless
+// replaceTrust), pins its trust and writes it there (atomically, 0600).
+// kioskd picks it up on its next look (the control socket's "reload" op, or
+// within seconds while unprovisioned). replaced says the trust in force was
+// replaced (only with replaceTrust).
+func (b *Bundle) ApplyTrust(stateDir string, id *Identity, allowInsecure, replaceTrust bool) (*Link, bool, error) {
 	l, err := b.Check(id, allowInsecure, nil)
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	t, replaced, err := b.CheckState(stateDir, id, replaceTrust)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := PinTrust(stateDir, t); err != nil {
+		return nil, false, err
 	}
 	if err := WriteFileAtomic(filepath.Join(stateDir, BundleFile), b.Encode(), 0o600); err != nil {
-		return nil, fmt.Errorf("provisioning: apply bundle: %w", err)
+		return nil, false, fmt.Errorf("provisioning: apply bundle: %w", err)
 	}
-	return l, nil
+	return l, replaced, nil
 }
 
 // DaysLeft is how many whole days remain until cert expires (negative

@@ -169,11 +169,24 @@ func (ca *CA) ConfigPublicKey() ed25519.PublicKey { return ca.cfgKey.Public().(e
 // may be left out; issuedAt defaults to now) and returns the wire form,
 // checked as a kiosk will check it.
 func (ca *CA) SignConfigJSON(raw []byte, now time.Time) ([]byte, error) {
+	return ca.SignConfigFor(raw, "", now)
+}
+
+// SignConfigFor is SignConfigJSON binding the Config to device (its
+// "deviceId"; kept as written when device is ""). A file that already names
+// another device is refused.
+func (ca *CA) SignConfigFor(raw []byte, device string, now time.Time) ([]byte, error) {
 	var c protocol.Config
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("provisioning: config: %w", err)
+	}
+	if device != "" {
+		if c.DeviceID != "" && c.DeviceID != device {
+			return nil, fmt.Errorf("%w: the config names deviceId %q, not %q", ErrWrongDevice, c.DeviceID, device)
+		}
+		c.DeviceID = device
 	}
 	if c.IssuedAt == "" {
 		c.IssuedAt = protocol.FormatTime(now)

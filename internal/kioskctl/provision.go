@@ -58,13 +58,14 @@ provisioning (see the README, "Setting up a kiosk"):
   provision -ca DIR -id FILE -code CODE -broker URL [-device ID] [-event FILE]
             [-topic-prefix P] [-days N] [-allow-insecure] -out BUNDLE
                   checks the pairing code, signs the CSR, writes the kiosk's bundle
-  provision apply [-config FILE] BUNDLE
-                  on the kiosk: installs the bundle; kioskd connects at once
+  provision apply [-config FILE] [-replace-trust] BUNDLE
+                  on the kiosk: installs the bundle; kioskd connects at once (a bundle with
+                  another CA or config key than the one in force needs -replace-trust)
   mosquitto-config [-certs DIR] [-port N] [-bind ADDR] [-acl-file FILE] [-topic-prefix P]
-                   [-persistence DIR] [-ingest CN[,CN…]] [-config CN[,CN…]] [-monitor CN[,CN…]] [-acl]
+                   [-persistence DIR] [-ingest CN[,CN…]] [-monitor CN[,CN…]] [-acl]
                   the fleet broker's configuration (or, with -acl, its ACL file)
-  config sign -ca DIR FILE
-                  signs a Config for the retained config topic
+  config sign -ca DIR [-device ID] FILE
+                  signs a Config for the retained config topic (bound to device ID)
   factory-reset [-config FILE] [-force]
                   wipes identity, bundle, config and queue (kioskd stopped)
 `
@@ -280,6 +281,7 @@ func cmdProvision(e env, args []string) error {
 func cmdApply(e env, args []string) error {
 	fs := newFlags("provision apply", e)
 	cfgPath := fs.String("config", defaultConfig, "kioskd's configuration `file`")
+	replace := fs.Bool("replace-trust", false, "accept a bundle with another CA or config-signing key than the ones in force (a move to another fleet)")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -300,9 +302,12 @@ func cmdApply(e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, err := b.Apply(c.StateDir, id, c.MQTT.AllowInsecure)
+	l, replaced, err := b.ApplyTrust(c.StateDir, id, c.MQTT.AllowInsecure, *replace)
 	if err != nil {
 		return err
+	}
+	if replaced {
+		fmt.Fprintf(e.stderr, "kioskctl provision apply: -replace-trust: the fleet trust in force (CA, config-signing key) is replaced by the bundle's\n")
 	}
 	fmt.Fprintf(e.stdout, "bundle applied: %s, broker %s, certificate valid until %s\n",
 		c.DeviceID, l.Broker, l.ClientCert.NotAfter.Format(time.DateOnly))
@@ -338,15 +343,13 @@ func cmdMosquittoConfig(e env, args []string) error {
 	fs.StringVar(&o.ACLFile, "acl-file", o.ACLFile, "where the ACL `file` will be (write it with -acl)")
 	fs.StringVar(&o.Prefix, "topic-prefix", o.Prefix, "topic `prefix`")
 	fs.StringVar(&o.PersistenceDir, "persistence", o.PersistenceDir, "persistence `directory` (empty: Mosquitto's default)")
-	ingest := fs.String("ingest", provisioning.DefaultIngestID, "ingests' certificate `CNs`, comma-separated (read checkins and Status, write results)")
-	config := fs.String("config", provisioning.DefaultConfigID, "config publishers' certificate `CNs`, comma-separated (write configs, nothing else)")
+	ingest := fs.String("ingest", provisioning.DefaultIngestID, "central services' certificate `CNs`, comma-separated (read checkins and Status, write results and configs)")
 	monitor := fs.String("monitor", provisioning.DefaultMonitorID, "read-only monitors' certificate `CNs`, comma-separated (read every Status, nothing else)")
 	acl := fs.Bool("acl", false, "print the ACL file instead of the configuration")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
 	o.Ingest = splitList(*ingest)
-	o.Config = splitList(*config)
 	o.Monitor = splitList(*monitor)
 	o.CAFile = filepath.Join(*certs, provisioning.CACertFile)
 	o.CertFile = filepath.Join(*certs, "server.crt")
@@ -361,10 +364,11 @@ func cmdMosquittoConfig(e env, args []string) error {
 
 func cmdConfig(e env, args []string) error {
 	if len(args) == 0 || args[0] != "sign" {
-		return usagef("config sign -ca DIR FILE")
+		return usagef("config sign -ca DIR [-device ID] FILE")
 	}
 	fs := newFlags("config sign", e)
 	caDir := fs.String("ca", "", "the fleet CA `directory` (its config.key signs)")
+	device := fs.String("device", "", "bind the Config to this device `id` (its deviceId; another kiosk refuses it)")
 	pos, err := parse(fs, args[1:], 1)
 	if err != nil {
 		return err
@@ -380,7 +384,7 @@ func cmdConfig(e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	signed, err := ca.SignConfigJSON(raw, e.now())
+	signed, err := ca.SignConfigFor(raw, *device, e.now())
 	if err != nil {
 		return err
 	}
