@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ type fleetBroker struct {
 	url     string
 	ingest  *tls.Config
 	monitor *tls.Config
+	config  *tls.Config // the config publisher's (role config)
 	roots   *x509.CertPool
 }
 
@@ -69,6 +71,7 @@ func startFleetBroker(t *testing.T) *fleetBroker {
 	}
 	f.ingest = &tls.Config{RootCAs: f.roots, Certificates: []tls.Certificate{pair}, ServerName: "127.0.0.1"}
 	f.monitor = f.service(provisioning.DefaultMonitorID)
+	f.config = f.service(provisioning.DefaultConfigID)
 	return f
 }
 
@@ -191,6 +194,7 @@ func TestBrokerTLSAndACL(t *testing.T) {
 	tlsA, tlsB := f.device("kiosk-a-01"), f.device("kiosk-b-01")
 	ingest := f.mustConnect("kiosk-ingest", f.ingest)
 	ingest.sub(t, "$share/ingest/"+pfx+"/+/checkin")
+	cfg := f.mustConnect(provisioning.DefaultConfigID, f.config) // configs come from the config role
 	a := f.mustConnect("kiosk-a-01", tlsA)
 	b := f.mustConnect("kiosk-b-01", tlsB)
 	a.sub(t, pfx+"/kiosk-a-01/result")
@@ -202,7 +206,7 @@ func TestBrokerTLSAndACL(t *testing.T) {
 		ingest.waitFor(t, pfx+"/kiosk-a-01/checkin", "checkin-a-1")
 		ingest.pub(t, pfx+"/kiosk-a-01/result", "result-a-1", false)
 		a.waitFor(t, pfx+"/kiosk-a-01/result", "result-a-1")
-		ingest.pub(t, pfx+"/kiosk-a-01/config", "config-a-1", true)
+		cfg.pub(t, pfx+"/kiosk-a-01/config", "config-a-1", true)
 		a.waitFor(t, pfx+"/kiosk-a-01/config", "config-a-1")
 		a.pub(t, pfx+"/kiosk-a-01/status", "status-a", true)
 	})
@@ -234,7 +238,7 @@ func TestBrokerTLSAndACL(t *testing.T) {
 		tok.WaitTimeout(5 * time.Second)
 		a3.sub(t, pfx+"/+/result")
 		a3.sub(t, pfx+"/#")
-		ingest.pub(t, pfx+"/kiosk-b-01/config", "config-b", true)
+		cfg.pub(t, pfx+"/kiosk-b-01/config", "config-b", true)
 		ingest.pub(t, pfx+"/kiosk-b-01/result", "result-b", false)
 		b.waitFor(t, pfx+"/kiosk-b-01/result", "result-b")
 		ingest.pub(t, pfx+"/kiosk-a-01/result", "barrier-2", false) // after B's, from the same sender
@@ -326,6 +330,155 @@ func TestBrokerMonitorRole(t *testing.T) {
 	for _, p := range got[pfx+"/kiosk-a-01/status"] {
 		if p == "forged-status" {
 			t.Fatalf("the monitor wrote a Status: %v", got)
+		}
+	}
+}
+
+// record subscribes without requiring the broker to grant it (Mosquitto
+// may grant a wildcard it then filters by the ACL at delivery).
+func (c *client) record(topic string) {
+	tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
+		c.mu.Lock()
+		c.got[m.Topic()] = append(c.got[m.Topic()], string(m.Payload()))
+		c.mu.Unlock()
+		c.news <- struct{}{}
+	})
+	tok.WaitTimeout(5 * time.Second)
+}
+
+// The config publisher's certificate writes configs and nothing else: it
+// cannot forge a Result nor read checkins; the ingest's cannot write
+// configs.
+func TestBrokerConfigRole(t *testing.T) {
+	f := startFleetBroker(t)
+	tlsA := f.device("kiosk-a-01")
+	a := f.mustConnect("kiosk-a-01", tlsA)
+	a.sub(t, pfx+"/kiosk-a-01/result")
+	a.sub(t, pfx+"/kiosk-a-01/config")
+	ingest := f.mustConnect("kiosk-ingest", f.ingest)
+	ingest.sub(t, pfx+"/+/checkin")
+	cfg := f.mustConnect(provisioning.DefaultConfigID, f.config)
+	cfg.record(pfx + "/+/checkin")
+	cfg.record("$share/cfg/" + pfx + "/+/checkin")
+	cfg.record(pfx + "/kiosk-a-01/checkin")
+	cfg.record(pfx + "/+/status")
+
+	t.Run("the config role cannot publish a Result", func(t *testing.T) {
+		cfg.pub(t, pfx+"/kiosk-a-01/result", "forged-result-by-config", false) // acknowledged, then dropped
+		ingest.pub(t, pfx+"/kiosk-a-01/result", "barrier-result", false)
+		got := a.waitFor(t, pfx+"/kiosk-a-01/result", "barrier-result")
+		for _, p := range got[pfx+"/kiosk-a-01/result"] {
+			if p == "forged-result-by-config" {
+				t.Fatalf("the config certificate wrote a Result: %v", got)
+			}
+		}
+	})
+
+	t.Run("the config role cannot read checkins nor Status", func(t *testing.T) {
+		a.pub(t, pfx+"/kiosk-a-01/checkin", "checkin-a", false)
+		a.pub(t, pfx+"/kiosk-a-01/status", "status-a", true)
+		a.pub(t, pfx+"/kiosk-a-01/checkin", "barrier-checkin", false)
+		ingest.waitFor(t, pfx+"/kiosk-a-01/checkin", "barrier-checkin")
+		// Mosquitto writes one message to every subscriber in the same pass:
+		// by now the config client would have it on its socket.
+		time.Sleep(300 * time.Millisecond)
+		if got := cfg.snapshot(); len(got) != 0 {
+			t.Fatalf("the config certificate read: %v", got)
+		}
+	})
+
+	t.Run("the ingest cannot write configs; the config role writes a retained one the kiosk reads", func(t *testing.T) {
+		ingest.pub(t, pfx+"/kiosk-a-01/config", "forged-config-by-ingest", true)
+		cfg.pub(t, pfx+"/kiosk-a-01/config", "config-1", true)
+		got := a.waitFor(t, pfx+"/kiosk-a-01/config", "config-1")
+		if c := got[pfx+"/kiosk-a-01/config"]; len(c) != 1 {
+			t.Fatalf("kiosk received configs %q, want only config-1", c)
+		}
+		// A fresh connection gets the retained one: the config role's.
+		a2 := f.mustConnect("kiosk-a-01", tlsA)
+		a2.sub(t, pfx+"/kiosk-a-01/config")
+		a2.waitFor(t, pfx+"/kiosk-a-01/config", "config-1")
+		if c := a2.snapshot()[pfx+"/kiosk-a-01/config"]; len(c) != 1 {
+			t.Fatalf("retained config: %q", c)
+		}
+	})
+}
+
+// TLS 1.2 only with ECDHE and AEAD suites: a client offering only a CBC
+// suite with SHA-1 is refused, an AEAD one connects. The fleet CA's server
+// certificates have ECDSA keys, so the ECDSA suites are the ones in play.
+func TestBrokerTLSSuites(t *testing.T) {
+	f := startFleetBroker(t)
+	dev := f.device("kiosk-a-01")
+	addr := strings.TrimPrefix(f.url, "ssl://")
+	dial := func(suite uint16) error {
+		tc := dev.Clone()
+		tc.CipherSuites = []uint16{suite}
+		tc.MaxVersion = tls.VersionTLS12
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, tc)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Handshake()
+	}
+	if err := dial(tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA); err == nil {
+		t.Error("the broker accepted TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA")
+	}
+	if err := dial(tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA); err == nil {
+		t.Error("the broker accepted TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA")
+	}
+	for _, s := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256} {
+		if err := dial(s); err != nil {
+			t.Errorf("%s refused: %v", tls.CipherSuiteName(s), err)
+		}
+	}
+	old := dev.Clone()
+	old.MaxVersion = tls.VersionTLS11
+	old.MinVersion = tls.VersionTLS10
+	if c, err := tls.Dial("tcp", addr, old); err == nil {
+		c.Close()
+		t.Error("the broker accepted TLS 1.1")
+	}
+	// And MQTT over the AEAD suite works end to end.
+	tc := dev.Clone()
+	tc.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
+	tc.MaxVersion = tls.VersionTLS12
+	ingest := f.mustConnect("kiosk-ingest", f.ingest)
+	ingest.sub(t, pfx+"/+/checkin")
+	a := f.mustConnect("kiosk-a-01", tc)
+	a.pub(t, pfx+"/kiosk-a-01/checkin", "over-aead", false)
+	ingest.waitFor(t, pfx+"/kiosk-a-01/checkin", "over-aead")
+}
+
+// A packet with the contract's largest payload (4 KiB, on the longest
+// device id's topic) passes; a larger one is refused and its connection
+// dropped.
+func TestBrokerPacketSize(t *testing.T) {
+	f := startFleetBroker(t)
+	id := "kiosk-" + strings.Repeat("x", 58) // 64 characters: the longest device id
+	if !protocol.ValidDeviceID(id) {
+		t.Fatalf("%q is not a device id", id)
+	}
+	ingest := f.mustConnect("kiosk-ingest", f.ingest)
+	ingest.sub(t, pfx+"/+/checkin")
+	k := f.mustConnect(id, f.device(id))
+	full := strings.Repeat("a", protocol.MaxPayload)
+	k.pub(t, pfx+"/"+id+"/checkin", full, false)
+	ingest.waitFor(t, pfx+"/"+id+"/checkin", full)
+
+	big := strings.Repeat("b", 2*protocol.MaxPayload)
+	k.Publish(pfx+"/"+id+"/checkin", 1, false, big)
+	select {
+	case <-k.lost:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a %d-byte payload did not drop the connection\nbroker log:\n%s", len(big), f.broker.Log())
+	}
+	ingest.pub(t, pfx+"/"+id+"/result", "barrier", false) // the ingest is still connected
+	for _, p := range ingest.snapshot()[pfx+"/"+id+"/checkin"] {
+		if p == big {
+			t.Fatal("the oversized payload reached the ingest")
 		}
 	}
 }

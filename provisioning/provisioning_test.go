@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -301,7 +302,8 @@ func TestMosquittoACLIsTheTopicTable(t *testing.T) {
 		"pattern write kiosk/v1/%u/checkin", "pattern write kiosk/v1/%u/status",
 		"pattern read kiosk/v1/%u/result", "pattern read kiosk/v1/%u/config",
 		"user ingest.central", "topic read kiosk/v1/+/checkin", "topic read $share/+/kiosk/v1/+/checkin",
-		"topic write kiosk/v1/+/result", "topic write kiosk/v1/+/config",
+		"topic write kiosk/v1/+/result", "user config.central", "topic write kiosk/v1/+/config",
+		"user monitor.central",
 	} {
 		if !strings.Contains(acl, line+"\n") {
 			t.Errorf("ACL lacks %q:\n%s", line, acl)
@@ -316,5 +318,92 @@ func TestMosquittoACLIsTheTopicTable(t *testing.T) {
 		if !strings.Contains(conf, line) {
 			t.Errorf("config lacks %q", line)
 		}
+	}
+}
+
+// Each central role is its own user block with only its lines.
+func TestMosquittoACLRoles(t *testing.T) {
+	acl := DefaultBrokerOpts().ACL()
+	blocks := map[string][]string{}
+	cur := ""
+	for _, l := range strings.Split(acl, "\n") {
+		switch {
+		case strings.HasPrefix(l, "user "):
+			cur = strings.TrimPrefix(l, "user ")
+		case strings.TrimSpace(l) == "":
+			cur = ""
+		case cur != "" && !strings.HasPrefix(l, "#"):
+			blocks[cur] = append(blocks[cur], l)
+		}
+	}
+	want := map[string]string{
+		DefaultIngestID:  "topic read kiosk/v1/+/checkin|topic read $share/+/kiosk/v1/+/checkin|topic read kiosk/v1/+/status|topic write kiosk/v1/+/result",
+		DefaultConfigID:  "topic write kiosk/v1/+/config",
+		DefaultMonitorID: "topic read kiosk/v1/+/status",
+	}
+	if len(blocks) != len(want) {
+		t.Errorf("users %v, want %v", blocks, want)
+	}
+	for u, w := range want {
+		if got := strings.Join(blocks[u], "|"); got != w {
+			t.Errorf("%s: %s\nwant %s", u, got, w)
+		}
+	}
+	// One CN in two roles is one block with both (Mosquitto keys users by name).
+	o := DefaultBrokerOpts()
+	o.Config = []string{DefaultIngestID}
+	if n := strings.Count(o.ACL(), "user "+DefaultIngestID+"\n"); n != 1 {
+		t.Errorf("%d blocks for a CN in two roles", n)
+	}
+}
+
+// The broker's limits per client are bounded and its TLS suites modern.
+func TestMosquittoLimitsAndTLS(t *testing.T) {
+	conf := DefaultBrokerOpts().Conf()
+	value := func(key string) string {
+		for _, l := range strings.Split(conf, "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == key {
+				return f[1]
+			}
+		}
+		t.Errorf("no %s in\n%s", key, conf)
+		return ""
+	}
+	num := func(key string) int {
+		n, err := strconv.Atoi(value(key))
+		if err != nil {
+			t.Errorf("%s: %v", key, err)
+		}
+		return n
+	}
+	if n := num("max_queued_bytes"); n <= 0 || n > 128<<20 {
+		t.Errorf("max_queued_bytes %d: want a bound of at most 128 MiB", n)
+	}
+	// The ingest's session holds a few minutes of 1000 kiosks at 0.2 tap/s,
+	// at the size of a real checkin (a few hundred bytes).
+	msgs := num("max_queued_messages")
+	if msgs < 200*300 || msgs > 1000000/2 {
+		t.Errorf("max_queued_messages %d: want at least 5 minutes of 200/s, far below the old million", msgs)
+	}
+	if b := num("max_queued_bytes"); b/msgs < 500 {
+		t.Errorf("max_queued_bytes %d holds only %d bytes per queued message", b, b/msgs)
+	}
+	if n := num("max_packet_size"); n <= protocol.MaxPayload+100 || n > protocol.MaxPayload+1024 {
+		t.Errorf("max_packet_size %d: want a small margin above %d", n, protocol.MaxPayload)
+	}
+	if v := value("tls_version"); v != "tlsv1.2" {
+		t.Errorf("tls_version %s", v)
+	}
+	for _, c := range strings.Split(value("ciphers"), ":") {
+		if !strings.HasPrefix(c, "ECDHE-ECDSA-") && !strings.HasPrefix(c, "ECDHE-RSA-") ||
+			!(strings.Contains(c, "-GCM-") || strings.HasSuffix(c, "-CHACHA20-POLY1305")) {
+			t.Errorf("cipher %q is not ECDHE with AEAD", c)
+		}
+	}
+	if !strings.Contains(value("ciphers"), "ECDHE-ECDSA-AES128-GCM-SHA256") {
+		t.Error("no ECDSA AEAD suite: the fleet CA's server keys are ECDSA")
+	}
+	if strings.Contains(conf, "message_size_limit") {
+		t.Error("message_size_limit is deprecated in Mosquitto 2: max_packet_size bounds packets")
 	}
 }

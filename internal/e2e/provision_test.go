@@ -61,7 +61,7 @@ func newTLSWorld(t *testing.T) *tlsWorld {
 	w.broker = testbroker.StartOpts(t, testbroker.Opts{Listener: o.Listener(), Extra: o.Fleet()})
 	w.url = fmt.Sprintf("ssl://127.0.0.1:%d", w.broker.Port)
 
-	icert, ikey, _ := ca.IssueClient(provisioning.DefaultIngestID, 0, now, rand.Reader)
+	icert, ikey, _ := ca.IssueClient(provisioning.DefaultConfigID, 0, now, rand.Reader) // central here publishes configs: the config role
 	pair, _ := tls.X509KeyPair(icert, ikey)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.CertPEM)

@@ -62,7 +62,7 @@ provisioning (see the README, "Setting up a kiosk"):
                   on the kiosk: installs the bundle; kioskd connects at once (a bundle with
                   another CA or config key than the one in force needs -replace-trust)
   mosquitto-config [-certs DIR] [-port N] [-bind ADDR] [-acl-file FILE] [-topic-prefix P]
-                   [-persistence DIR] [-ingest CN[,CN…]] [-monitor CN[,CN…]] [-acl]
+                   [-persistence DIR] [-ingest CN[,CN…]] [-config CN[,CN…]] [-monitor CN[,CN…]] [-acl]
                   the fleet broker's configuration (or, with -acl, its ACL file)
   config sign -ca DIR [-device ID] FILE
                   signs a Config for the retained config topic (bound to device ID)
@@ -343,13 +343,15 @@ func cmdMosquittoConfig(e env, args []string) error {
 	fs.StringVar(&o.ACLFile, "acl-file", o.ACLFile, "where the ACL `file` will be (write it with -acl)")
 	fs.StringVar(&o.Prefix, "topic-prefix", o.Prefix, "topic `prefix`")
 	fs.StringVar(&o.PersistenceDir, "persistence", o.PersistenceDir, "persistence `directory` (empty: Mosquitto's default)")
-	ingest := fs.String("ingest", provisioning.DefaultIngestID, "central services' certificate `CNs`, comma-separated (read checkins and Status, write results and configs)")
+	ingest := fs.String("ingest", provisioning.DefaultIngestID, "ingests' certificate `CNs`, comma-separated (read checkins and Status, write results)")
+	config := fs.String("config", provisioning.DefaultConfigID, "config publishers' certificate `CNs`, comma-separated (write configs, nothing else)")
 	monitor := fs.String("monitor", provisioning.DefaultMonitorID, "read-only monitors' certificate `CNs`, comma-separated (read every Status, nothing else)")
 	acl := fs.Bool("acl", false, "print the ACL file instead of the configuration")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
 	o.Ingest = splitList(*ingest)
+	o.Config = splitList(*config)
 	o.Monitor = splitList(*monitor)
 	o.CAFile = filepath.Join(*certs, provisioning.CACertFile)
 	o.CertFile = filepath.Join(*certs, "server.crt")
