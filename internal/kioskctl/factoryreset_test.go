@@ -41,6 +41,19 @@ func TestFactoryResetDoesNotFollowLinks(t *testing.T) {
 	}
 }
 
+// A factory reset forgets the fleet trust (a kiosk may join another fleet).
+func TestFactoryResetForgetsTrust(t *testing.T) {
+	cfg, state := resetConfig(t)
+	os.WriteFile(filepath.Join(state, "trust.json"), []byte("{}"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"factory-reset", "-config", cfg}, &out, &errb, "test"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(state, "trust.json")); err == nil {
+		t.Fatal("trust.json survived the reset")
+	}
+}
+
 // A corrupt queue is refused without -force and wiped with it.
 func TestFactoryResetForceWipesCorruptQueue(t *testing.T) {
 	cfg, state := resetConfig(t)

@@ -399,7 +399,7 @@ func cmdConfig(e env, args []string) error {
 // must never see one of its seqs twice. Set-aside queues
 // (queue.db.unusable-*) stay too: they are a technician's to delete.
 var stateFiles = []string{provisioning.IdentityFile, provisioning.BundleFile, provisioning.RemoteConfigFile,
-	"queue.db", "queue.db-wal", "queue.db-shm", "queue.db-journal", "queue.db.reserve", "queue-fault.json"}
+	"queue.db", "queue.db-wal", "queue.db-shm", "queue.db-journal", "queue.db.reserve", "queue-fault.json", provisioning.TrustFile}
 
 func cmdFactoryReset(e env, args []string) error {
 	fs := newFlags("factory-reset", e)
