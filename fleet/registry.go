@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/uitpas/tap-kiosk/internal/sqlbind"
 	"io/fs"
 	"log/slog"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/uitpas/tap-kiosk/clock"
@@ -85,17 +85,7 @@ func (r *Registry) bind(q string) string {
 	if !r.pg {
 		return q
 	}
-	var b strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return sqlbind.Dollar(q)
 }
 
 func (r *Registry) migrate(ctx context.Context) error {

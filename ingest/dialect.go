@@ -4,8 +4,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/uitpas/tap-kiosk/internal/sqlbind"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -81,17 +81,7 @@ func (d *dialect) bind(q string) string {
 	if !d.dollar {
 		return q
 	}
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return sqlbind.Dollar(q)
 }
 
 // openSQLite opens the SQLite file at path with the ledger's pragmas.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/uitpas/tap-kiosk/internal/sqlbind"
 	"sort"
 	"strconv"
 	"strings"
@@ -562,17 +563,7 @@ func (r *Reader) bind(q string) string {
 	if !r.postgres {
 		return q
 	}
-	var b strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return sqlbind.Dollar(q)
 }
 
 // addLocal merges the LocalSource's counts into t (rows for groups with only
