@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,12 +43,7 @@ func TestFleetBadFlagsExit2WithOneLine(t *testing.T) {
 		{[]string{"fleet", "-db", db, "-at", "yesterday"}, "-at"},
 		{[]string{"fleet", "-db", db, "extra"}, "unexpected argument"},
 	} {
-		var out, errb bytes.Buffer
-		code := run(context.Background(), tc.args, &out, &errb)
-		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
-		if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tc.want) || !strings.HasPrefix(lines[0], "kiosk-ingest: ") {
-			t.Errorf("%q: exit %d, stderr %q (want %q)", tc.args, code, errb.String(), tc.want)
-		}
+		expectUsageError(t, tc.args, tc.want)
 	}
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"fleet", "-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "-offline-after") {
@@ -298,7 +292,7 @@ func TestWarnsWhenPendingCheckinsNeverArrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := clock.NewFake(t0)
-	var buf lockedBuf
+	var buf syncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -310,14 +304,14 @@ func TestWarnsWhenPendingCheckinsNeverArrive(t *testing.T) {
 	})
 }
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
+// expectUsageError runs kiosk-ingest with args and wants exit 2 and one
+// stderr line, "kiosk-ingest: …", that says want.
+func expectUsageError(t *testing.T, args []string, want string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], want) || !strings.HasPrefix(lines[0], "kiosk-ingest: ") {
+		t.Errorf("%q: exit %d, stderr %q (want %q)", args, code, errb.String(), want)
+	}
 }
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }

@@ -115,12 +115,7 @@ func TestReportBadFlags(t *testing.T) {
 		{[]string{"report", "-db", db, "-by", "day", "-format", "xml"}, "-format"},
 		{[]string{"report", "-db", db, "-by", "day", "extra"}, "unexpected argument"},
 	} {
-		var out, errb bytes.Buffer
-		code := run(context.Background(), tc.args, &out, &errb)
-		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
-		if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tc.want) || !strings.HasPrefix(lines[0], "kiosk-ingest: ") {
-			t.Errorf("%q: exit %d, stderr %q (want %q)", tc.args, code, errb.String(), tc.want)
-		}
+		expectUsageError(t, tc.args, tc.want)
 	}
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"report", "-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "-quarter") {
