@@ -85,3 +85,18 @@ var (
 		"en": "This card could not be processed. Please go to the desk.",
 	}
 )
+
+// Refusals of the assignment and date rules (assign.go): the passholder
+// did nothing wrong, so the kiosk sends them to the desk.
+var (
+	msgNotHere = map[string]string{
+		"nl": "Voor deze activiteit kan je hier geen punt sparen. Meld je aan de balie.",
+		"fr": "Vous ne pouvez pas épargner de point ici pour cette activité. Adressez-vous à l’accueil.",
+		"en": "You cannot collect a point for this activity here. Please go to the desk.",
+	}
+	msgBadDate = map[string]string{
+		"nl": "De klok van deze zuil klopt niet, je punt kon niet gespaard worden. Meld je aan de balie.",
+		"fr": "L’horloge de cette borne n’est pas à l’heure, votre point n’a pas pu être épargné. Adressez-vous à l’accueil.",
+		"en": "This kiosk’s clock is wrong, your point could not be collected. Please go to the desk.",
+	}
+)
