@@ -166,8 +166,8 @@ const DefaultConfigID = "config.central"
 // ACL is the access control list: each device may write its own checkin
 // and status and read its own result and config — the contract's topic
 // table, nothing else. Central's certificates each have one role: an
-// ingest reads every checkin (also as a shared subscription) and every
-// Status and writes results; a config publisher writes configs and nothing
+// ingest reads every checkin (also as a shared subscription), every Status
+// and every config (what it books by) and writes results; a config publisher writes configs and nothing
 // else; a monitor reads every Status and nothing else. A CN listed in two
 // roles gets both.
 func (o BrokerOpts) ACL() string {
@@ -194,9 +194,9 @@ pattern read %[1]s/%%u/config
 			lines[id] = append(lines[id], topics...)
 		}
 	}
-	add(o.Ingest, "ingest: reads checkins and Status, writes results",
+	add(o.Ingest, "ingest: reads checkins, Status and configs (the assignments it books by), writes results",
 		"topic read "+p+"/+/checkin", "topic read $share/+/"+p+"/+/checkin",
-		"topic read "+p+"/+/status", "topic write "+p+"/+/result")
+		"topic read "+p+"/+/status", "topic read "+p+"/+/config", "topic write "+p+"/+/result")
 	add(o.Config, "config: writes configs only", "topic write "+p+"/+/config")
 	add(o.Monitor, "monitor: reads Status only", "topic read "+p+"/+/status")
 	for _, id := range names {

@@ -337,7 +337,7 @@ func TestMosquittoACLRoles(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		DefaultIngestID:  "topic read kiosk/v1/+/checkin|topic read $share/+/kiosk/v1/+/checkin|topic read kiosk/v1/+/status|topic write kiosk/v1/+/result",
+		DefaultIngestID:  "topic read kiosk/v1/+/checkin|topic read $share/+/kiosk/v1/+/checkin|topic read kiosk/v1/+/status|topic read kiosk/v1/+/config|topic write kiosk/v1/+/result",
 		DefaultConfigID:  "topic write kiosk/v1/+/config",
 		DefaultMonitorID: "topic read kiosk/v1/+/status",
 	}
