@@ -78,6 +78,19 @@ type Opts struct {
 	Synchronous string
 	// Logger gets the few things the ledger itself has to say.
 	Logger *slog.Logger
+
+	// The date bounds (zero: the default). A checkin dated more than MaxAge
+	// (7 days) before its receipt, or a synced tappedAt more than Skew (5
+	// min) after it, is refused checkin-not-allowed: a kiosk's queue holds
+	// days, not weeks, and a clock far ahead is a broken or forged one. A
+	// synced tappedAt within Skew after the receipt is dated at the receipt.
+	MaxAge, Skew time.Duration
+	// AssignMargin (5 min) is how long before an assignment was issued a tap
+	// may be dated and still be booked under it (the clocks of the kiosk and
+	// of the config signer differ); Handover (24 h) how long after a
+	// device's next assignment was issued its previous one still books (see
+	// Assignment).
+	AssignMargin, Handover time.Duration
 }
 
 // DefaultOpts are the rules of the reference ingest: no enrolment, DAY/1/1
@@ -88,9 +101,13 @@ func DefaultOpts() Opts {
 		loc = time.UTC
 	}
 	return Opts{
-		Default:     Event{Period: protocol.PeriodDay, Volume: 1, Points: 1},
-		Location:    loc,
-		Synchronous: "FULL",
+		Default:      Event{Period: protocol.PeriodDay, Volume: 1, Points: 1},
+		Location:     loc,
+		Synchronous:  "FULL",
+		MaxAge:       7 * 24 * time.Hour,
+		Skew:         5 * time.Minute,
+		AssignMargin: 5 * time.Minute,
+		Handover:     24 * time.Hour,
 	}
 }
 
@@ -109,7 +126,7 @@ type Ledger struct {
 
 type stmts struct {
 	selEvent, insDefaultEvent, selHolder, selHolderSaved, enroll, addPoints,
-	insCheckin, selCheckin, upBoot, selBoot, lockChips *sql.Stmt
+	insCheckin, selCheckin, upBoot, selBoot, lockChips, selAssign *sql.Stmt
 }
 
 // Open opens (creating if needed) the ledger and applies its migrations.
@@ -126,6 +143,15 @@ func Open(dsn string, o Opts) (*Ledger, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, p := range []struct{ v, def *time.Duration }{{&o.MaxAge, &d.MaxAge}, {&o.Skew, &d.Skew},
+		{&o.AssignMargin, &d.AssignMargin}, {&o.Handover, &d.Handover}} {
+		if *p.v < 0 {
+			return nil, fmt.Errorf("ingest: negative date bound %v: %w", *p.v, ErrInvalid)
+		}
+		if *p.v == 0 {
+			*p.v = *p.def
+		}
 	}
 	o.Synchronous = strings.ToUpper(o.Synchronous)
 	if o.Synchronous != "FULL" && o.Synchronous != "NORMAL" {
@@ -306,6 +332,8 @@ func (l *Ledger) prepare() error {
 			WHERE excluded.uptime_ms > boots.uptime_ms`},
 		{&l.st.selBoot, `SELECT uptime_ms, received_ms FROM boots WHERE device_id = ? AND boot_id = ?`},
 		{&l.st.lockChips, l.d.lockChips},
+		{&l.st.selAssign, `SELECT device_id, serial, event_id, counter_id, points, period, volume, valid_from_ms,
+			valid_until_ms, assigned_ms, replaced_ms FROM assignments WHERE device_id = ? AND event_id = ? ORDER BY serial DESC`},
 	} {
 		if p.sql == "" {
 			continue

@@ -62,13 +62,44 @@ func process1(t testing.TB, l *Ledger, c protocol.Checkin, rcv time.Time) Outcom
 	return out[0]
 }
 
+// assignedSince is when the tests' assignments were issued: before every
+// tap they make.
+var assignedSince = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// assign makes e the latest assignment of each device (the test kiosk when
+// none is named), issued at assignedSince, and returns e.
+func assign(t testing.TB, l *Ledger, e Event, devices ...string) Event {
+	t.Helper()
+	if len(devices) == 0 {
+		devices = []string{"kiosk-test-01"}
+	}
+	for _, d := range devices {
+		as, err := l.Assignments(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := int64(1)
+		if len(as) > 0 {
+			serial = as[0].Serial + 1
+		}
+		if _, err := l.Assign(context.Background(), Assignment{DeviceID: d, Serial: serial, Event: e,
+			AssignedAt: assignedSince}); err != nil {
+			t.Fatal(err)
+		}
+		// A kiosk runs one event at a time, but these tests book several
+		// on one device: every assignment of theirs stays in force.
+		if _, err := l.DB().Exec(l.d.bind(`UPDATE assignments SET replaced_ms = NULL WHERE device_id = ?`), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
 func setup(t testing.TB, l *Ledger, events ...Event) {
 	t.Helper()
 	ctx := context.Background()
 	for _, e := range events {
-		if err := l.UpsertEvent(ctx, e); err != nil {
-			t.Fatal(err)
-		}
+		assign(t, l, e)
 	}
 	for _, chip := range []string{chipA, chipB} {
 		if err := l.SetPassholder(ctx, Passholder{ChipNumber: chip, TotalPoints: 22}); err != nil {
@@ -191,13 +222,11 @@ func testPeriods(t *testing.T, open opener) {
 	}
 	l := open(t, DefaultOpts())
 	setup(t, l)
-	rcv := mustTime(t, "2032-01-01T00:00:00Z") // after every tap: tappedAt is used as is
+	// Each tap is received as it is made: tappedAt is used as is.
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := Event{ID: "evt-p" + string(rune('a'+i)), Points: 1, Period: tc.period, Volume: 1}
-			if err := l.UpsertEvent(context.Background(), ev); err != nil {
-				t.Fatal(err)
-			}
+			assign(t, l, ev)
 			steps := []struct{ at, want string }{
 				{tc.first, "saved"}, {tc.same, "maximum-reached"}, {tc.next, "saved"}, {tc.before, "saved"},
 			}
@@ -205,7 +234,7 @@ func testPeriods(t *testing.T, open opener) {
 				if s.at == "" {
 					continue
 				}
-				o := process1(t, l, checkin(t, chipA, ev.ID, mustTime(t, s.at)), rcv)
+				o := process1(t, l, checkin(t, chipA, ev.ID, mustTime(t, s.at)), mustTime(t, s.at))
 				if o.Result.Status != s.want {
 					t.Errorf("tap at %s: %s, want %s", s.at, o.Result.Status, s.want)
 				}

@@ -86,7 +86,7 @@ func (l *Ledger) processOnce(ctx context.Context, in []Input) ([]Outcome, error)
 		return nil, fmt.Errorf("ingest: begin: %w", err)
 	}
 	defer tx.Rollback()
-	b := batch{l: l, ctx: ctx, tx: tx, events: map[string]*Event{}}
+	b := batch{l: l, ctx: ctx, tx: tx, events: map[string]*Event{}, assigns: map[string][]Assignment{}}
 	// Concurrent writers (PostgreSQL): hold every chip of the batch before
 	// reading anything the rules depend on. Only valid chips reach the
 	// passholder and count queries.
@@ -185,6 +185,8 @@ type batch struct {
 	// events caches the events looked up in this transaction: a batch
 	// mostly holds checkins of a few events.
 	events map[string]*Event
+	// assigns caches each (device, event)'s assignments, newest first.
+	assigns map[string][]Assignment
 }
 
 func (b *batch) stmt(s *sql.Stmt) *sql.Stmt { return b.tx.StmtContext(b.ctx, s) }
@@ -293,18 +295,36 @@ func (b *batch) decide(x Input) (decision, error) {
 		return d, err
 	}
 	d.datedMs = dated.UnixMilli()
+	if b.aheadOfReceipt(x) || dated.Before(x.ReceivedAt.Add(-b.l.o.MaxAge)) {
+		return refuse(protocol.StatusCheckinNotAllowed, 0, msgBadDate)
+	}
 
-	ev, ok, err := b.event(c.EventID)
+	// The event is the device's assignment in force at the tap's date; only
+	// with EnrollUnknown (the demo) does an event the device was never
+	// assigned book as before, from the events table or the defaults.
+	a, assigned, known, err := b.assignment(c.DeviceID, c.EventID, dated)
 	if err != nil {
 		return d, err
 	}
-	if !ok {
-		if !b.l.o.EnrollUnknown {
-			return refuse(protocol.StatusEventNotFound, 0, msgNoEvent)
+	var ev Event
+	switch {
+	case assigned:
+		ev = a.Event
+	case known:
+		return refuse(protocol.StatusCheckinNotAllowed, 0, msgNotHere)
+	case !b.l.o.EnrollUnknown:
+		return refuse(protocol.StatusEventNotFound, 0, msgNoEvent)
+	default:
+		e, ok, err := b.event(c.EventID)
+		if err != nil {
+			return d, err
 		}
-		ev = b.l.o.Default
-		ev.ID = c.EventID
-		d.createEvent = &ev
+		if !ok {
+			e = b.l.o.Default
+			e.ID = c.EventID
+			d.createEvent = &e
+		}
+		ev = e
 	}
 
 	// The passholder and the saved checkins of its period, in one round
@@ -346,6 +366,16 @@ func (b *batch) decide(x Input) (decision, error) {
 	d.res = protocol.Result{Status: protocol.StatusSaved, NewPoints: ev.Points, TotalPoints: total + ev.Points,
 		EndUserMessage: savedMessage(ev.Points, total+ev.Points)}
 	return d, nil
+}
+
+// aheadOfReceipt: a synced tappedAt later than its receipt by more than the
+// skew (a broken or forged clock).
+func (b *batch) aheadOfReceipt(x Input) bool {
+	if !x.Checkin.ClockSynced {
+		return false
+	}
+	t, err := protocol.ParseTime(x.Checkin.TappedAt)
+	return err == nil && t.After(x.ReceivedAt.Add(b.l.o.Skew))
 }
 
 // date is the instant the rules apply to: the kiosk's tappedAt when its clock
