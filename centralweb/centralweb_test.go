@@ -240,7 +240,8 @@ func b64(s string) string {
 func (e *env) book(device string, chips ...string) {
 	e.t.Helper()
 	ctx := context.Background()
-	if err := e.l.UpsertEvent(ctx, ingest.Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1}); err != nil {
+	if _, err := e.l.AssignEvent(ctx, device, "balie-1", ingest.Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1},
+		e.clk.Now().Add(-time.Hour)); err != nil {
 		e.t.Fatal(err)
 	}
 	var in []ingest.Input

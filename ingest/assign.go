@@ -86,14 +86,40 @@ func (a Assignment) check() error {
 // assignment was new. Every assignment of the device learns when it was
 // replaced, whatever order they are recorded in.
 func (l *Ledger) Assign(ctx context.Context, a Assignment) (bool, error) {
-	if err := a.check(); err != nil {
-		return false, err
+	n, err := l.AssignMany(ctx, []Assignment{a})
+	return n == 1, err
+}
+
+// AssignMany is Assign for several assignments in one transaction (a
+// fleet's worth at once); it returns how many were new.
+func (l *Ledger) AssignMany(ctx context.Context, as []Assignment) (int, error) {
+	for _, a := range as {
+		if err := a.check(); err != nil {
+			return 0, err
+		}
 	}
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("ingest: assign: %w", err)
+		return 0, fmt.Errorf("ingest: assign: %w", err)
 	}
 	defer tx.Rollback()
+	added := 0
+	for _, a := range as {
+		ok, err := l.assignTx(ctx, tx, a)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			added++
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("ingest: assign: %w", err)
+	}
+	return added, nil
+}
+
+func (l *Ledger) assignTx(ctx context.Context, tx *sql.Tx, a Assignment) (bool, error) {
 	e := a.Event
 	r, err := tx.ExecContext(ctx, l.d.bind(`INSERT INTO assignments (device_id, serial, event_id, counter_id, points,
 		period, volume, valid_from_ms, valid_until_ms, assigned_ms, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -116,9 +142,6 @@ func (l *Ledger) Assign(ctx context.Context, a Assignment) (bool, error) {
 		volume = excluded.volume, valid_from_ms = excluded.valid_from_ms, valid_until_ms = excluded.valid_until_ms`),
 		e.ID, e.Points, e.Period, e.Volume, nullMs(e.ValidFrom), nullMs(e.ValidUntil)); err != nil {
 		return false, fmt.Errorf("ingest: assign %s serial %d: event: %w", a.DeviceID, a.Serial, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("ingest: assign: %w", err)
 	}
 	return true, nil
 }
@@ -205,4 +228,18 @@ func (b *batch) assignment(device, event string, t time.Time) (a Assignment, ok,
 		}
 	}
 	return a, false, len(as) > 0, nil
+}
+
+// AssignEvent records e as device's next assignment (the serial after its
+// latest), issued at at: for the demo, `kiosk-ingest -assign` and tests,
+// where no signed Config exists.
+func (l *Ledger) AssignEvent(ctx context.Context, device, counter string, e Event, at time.Time) (Assignment, error) {
+	var serial int64
+	if err := l.db.QueryRowContext(ctx, l.d.bind(`SELECT coalesce(max(serial), 0) + 1 FROM assignments WHERE device_id = ?`),
+		device).Scan(&serial); err != nil {
+		return Assignment{}, fmt.Errorf("ingest: assign %s: %w", device, err)
+	}
+	a := Assignment{DeviceID: device, Serial: serial, CounterID: counter, Event: e, AssignedAt: at}
+	_, err := l.Assign(ctx, a)
+	return a, err
 }

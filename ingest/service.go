@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"crypto/ed25519"
 	"github.com/uitpas/tap-kiosk/internal/ratelog"
 
 	"context"
@@ -66,6 +67,10 @@ type ServiceOpts struct {
 	// with the batch's size and how long the ledger took (Clock time; the
 	// metrics' histograms). It must not block.
 	OnBatch func(size int, commit time.Duration)
+	// ConfigKey, when set, also subscribes P/+/config in the persistent
+	// session and records every Config signed with this key as its
+	// device's assignment (assignconfig.go).
+	ConfigKey ed25519.PublicKey
 }
 
 // Counters are what the service has seen since it started.
@@ -84,6 +89,9 @@ type Counters struct {
 	// Status messages received with Fleet set, and of them dropped
 	// (undecodable, or deviceId not the topic's).
 	StatusReceived, StatusDropped int64
+	// Configs received with ConfigKey set; of them recorded as new
+	// assignments, and refused (unsigned, another key, another device).
+	ConfigsReceived, ConfigsRecorded, ConfigsRefused int64
 	// ResultsByStatus is Results by the Result's status (ResultStatuses).
 	ResultsByStatus map[string]int64
 }
@@ -103,8 +111,9 @@ type counters struct {
 	received, results, replays, collisions,
 	dropTooLarge, dropMalformed, dropVersion, dropInvalid, dropTopic, dropMismatch,
 	batches, dbErrors, publishErrors, connects, subscribes atomic.Int64
-	statusReceived, statusDropped atomic.Int64
-	byStatus                      [7]atomic.Int64 // ResultStatuses' order
+	statusReceived, statusDropped                    atomic.Int64
+	configsReceived, configsRecorded, configsRefused atomic.Int64
+	byStatus                                         [7]atomic.Int64 // ResultStatuses' order
 }
 
 // Service answers checkins from MQTT with the Ledger.
@@ -216,6 +225,8 @@ func (s *Service) Counters() Counters {
 		DropMismatch: c.dropMismatch.Load(), Batches: c.batches.Load(), DBErrors: c.dbErrors.Load(),
 		PublishErrors: c.publishErrors.Load(), Connects: c.connects.Load(), Subscribes: c.subscribes.Load(),
 		StatusReceived: c.statusReceived.Load(), StatusDropped: c.statusDropped.Load(),
+		ConfigsReceived: c.configsReceived.Load(), ConfigsRecorded: c.configsRecorded.Load(),
+		ConfigsRefused:  c.configsRefused.Load(),
 		ResultsByStatus: s.resultsByStatus(),
 	}
 }
@@ -284,6 +295,9 @@ func (s *Service) onConnect(c mqtt.Client) {
 	s.c.connects.Add(1)
 	s.connected.Store(true)
 	s.log.Info("mqtt connected", "broker", s.o.Broker, "clientId", s.o.ClientID)
+	if s.o.ConfigKey != nil {
+		s.subscribeConfigs(c) // first: the retained assignments before the checkins that need them
+	}
 	t := c.Subscribe(s.topic, 1, s.onMessage)
 	if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
 		// The persistent session usually still holds the subscription; the
@@ -313,6 +327,10 @@ func (s *Service) onConnect(c mqtt.Client) {
 func (s *Service) onMessage(_ mqtt.Client, m mqtt.Message) {
 	if strings.HasSuffix(m.Topic(), "/"+protocol.KindStatus) {
 		s.onStatus(nil, m) // queued for the session before the subscription was renewed
+		return
+	}
+	if strings.HasSuffix(m.Topic(), "/"+protocol.KindConfig) {
+		s.onConfig(nil, m)
 		return
 	}
 	now := s.o.Clock.Now()

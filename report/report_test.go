@@ -71,11 +71,14 @@ func book(t *testing.T, dsn string) *ingest.Ledger {
 	t.Helper()
 	ctx := context.Background()
 	l := openLedger(t, dsn)
-	for _, e := range []ingest.Event{
-		{ID: "evt-a", Points: 1, Period: protocol.PeriodDay, Volume: 1},
-		{ID: "evt-b", Points: 2, Period: protocol.PeriodDay, Volume: 1},
-	} {
-		if err := l.UpsertEvent(ctx, e); err != nil {
+	evtA := ingest.Event{ID: "evt-a", Points: 1, Period: protocol.PeriodDay, Volume: 1}
+	evtB := ingest.Event{ID: "evt-b", Points: 2, Period: protocol.PeriodDay, Volume: 1}
+	since := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC) // before every tap
+	for _, a := range []struct {
+		device, counter string
+		e               ingest.Event
+	}{{"kiosk-1", "balie-a", evtA}, {"kiosk-2", "balie-b", evtB}, {"kiosk-3", "balie-b", evtB}} {
+		if _, err := l.AssignEvent(ctx, a.device, a.counter, a.e, since); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,6 +7,8 @@
 //	kiosk-ingest ledger -db FILE|postgres://… [-full-chips]
 //	kiosk-ingest report -db FILE|postgres://… -by counter|event|device|day [flags]
 //	kiosk-ingest fleet -db FILE|postgres://… [-json] [threshold flags]
+//	kiosk-ingest assign -db FILE|postgres://… -config-pub FILE [-device ID] CONFIG.json
+//	kiosk-ingest assignments -db FILE|postgres://… [-device ID] [-json]
 //
 // The wiring lives here; the logic is in package ingest.
 package main
@@ -61,6 +63,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runReport(ctx, args[1:], stdout)
 	} else if len(args) > 0 && args[0] == "fleet" {
 		err = runFleet(ctx, args[1:], stdout)
+	} else if len(args) > 0 && args[0] == "assign" {
+		err = runAssign(ctx, args[1:], stdout) // assign.go
+	} else if len(args) > 0 && args[0] == "assignments" {
+		err = runAssignments(ctx, args[1:], stdout)
 	} else {
 		err = serve(ctx, args, stdout, stderr)
 	}
@@ -156,8 +162,9 @@ Flags:
 	fs.StringVar(&c.tlsKey, "tls-key", "", "client key `file` (PEM)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug|info|warn|error")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
-	fleetOn := fleetFlag(fs) // fleet.go
-	httpOn := httpFlag(fs)   // http.go
+	fleetOn := fleetFlag(fs)       // fleet.go
+	httpOn := httpFlag(fs)         // http.go
+	assignOn := addAssignFlags(fs) // assign.go
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -166,6 +173,10 @@ Flags:
 		return nil
 	}
 	lo, so, events, err := c.check()
+	if err != nil {
+		return err
+	}
+	assigns, err := assignOn.apply(&lo, &so)
 	if err != nil {
 		return err
 	}
@@ -187,6 +198,15 @@ Flags:
 		if err := l.UpsertEvent(ctx, e); err != nil {
 			return err
 		}
+	}
+	for _, a := range assigns {
+		if _, err := l.AssignEvent(ctx, a.DeviceID, "", a.Event, time.Now()); err != nil {
+			return err
+		}
+	}
+	if so.ConfigKey == nil && !c.enroll {
+		log.Warn("no -config-pub: configs pushed to the kiosks are not recorded, and a checkin books only for an event " +
+			"assigned with -assign or `kiosk-ingest assign`")
 	}
 	for _, chip := range c.passholders {
 		if err := l.Enroll(ctx, chip); err != nil {
@@ -214,7 +234,8 @@ Flags:
 	}
 	defer web.serve(ctx, svc)()
 	log.Info("kiosk-ingest starting", "version", version, "broker", c.broker, "ledger", l.String(),
-		"prefix", c.prefix, "share", c.share, "enrollUnknown", c.enroll, "events", len(events))
+		"prefix", c.prefix, "share", c.share, "enrollUnknown", c.enroll, "events", len(events),
+		"assignmentsFromConfigs", so.ConfigKey != nil)
 	defer sd.watch(ctx, svc, c.broker)()
 	return svc.Run(ctx)
 }

@@ -95,7 +95,7 @@ func testServeThenLedger(t *testing.T, db string) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-broker", b.URL(), "-db", db, "-client-id", "ingest-main-test",
-			"-event", "evt-1:WEEK:1:2", "-passholder", chip}, &bytes.Buffer{}, &stderr)
+			"-assign", "kiosk-main-01=evt-1:WEEK:1:2", "-passholder", chip}, &bytes.Buffer{}, &stderr)
 	}()
 	waitfor.Cond(t, "subscription", func() bool { return strings.Contains(stderr.String(), "msg=subscribed") })
 

@@ -27,7 +27,8 @@ func reportLedger(t *testing.T, db string) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if err := l.UpsertEvent(ctx, ingest.Event{ID: "evt-x", Points: 1, Period: protocol.PeriodDay, Volume: 1}); err != nil {
+	if _, err := l.AssignEvent(ctx, "kiosk-rep-01", "balie-x", ingest.Event{ID: "evt-x", Points: 1, Period: protocol.PeriodDay, Volume: 1},
+		time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
 	const chip = "042F51B2712380"

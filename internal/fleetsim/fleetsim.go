@@ -335,7 +335,15 @@ func (s *sim) openLedger(ctx context.Context) error {
 	} else if err != nil {
 		return fmt.Errorf("fleetsim: ledger: %w", err)
 	}
-	if err := l.UpsertEvent(ctx, ingest.Event{ID: eventID, Points: 1, Period: protocol.PeriodDay, Volume: 1}); err != nil {
+	// Every simulated kiosk is assigned the fleet's event, as central's
+	// config push records it.
+	ev := ingest.Event{ID: eventID, Points: 1, Period: protocol.PeriodDay, Volume: 1}
+	as := make([]ingest.Assignment, s.o.Kiosks)
+	for i := range as {
+		as[i] = ingest.Assignment{DeviceID: fmt.Sprintf("fleet-%04d", i), Serial: 1, CounterID: "balie-fleet",
+			Event: ev, AssignedAt: time.Now().Add(-time.Hour)}
+	}
+	if _, err := l.AssignMany(ctx, as); err != nil {
 		return fmt.Errorf("fleetsim: ledger: %w", err)
 	}
 	// The known passholders: enough fresh cards for every tap.
