@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,4 +141,289 @@ func BenchmarkServiceEndToEnd(b *testing.B) {
 	c := svc.Counters()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checkins/s")
 	b.ReportMetric(float64(c.Results)/float64(max(c.Batches, 1)), "checkins/batch")
+}
+
+// benchDevices and benchWindow are the shape of the load the central-bench
+// figures are taken with: checkins of 200 kiosks, at most 1 024 unanswered
+// (what issue 15 measured from outside).
+const (
+	benchDevices = 200
+	benchWindow  = 1024
+	benchBatch   = 256
+)
+
+// benchRows makes n valid checkins of benchDevices kiosks, each of a distinct
+// known card at evt-1, all to be saved.
+func benchRows(tb testing.TB, n int, at time.Time) []Input {
+	in := make([]Input, n)
+	for i := range in {
+		d := i % benchDevices
+		c := protocol.Checkin{V: 1, ID: newID(tb), DeviceID: fmt.Sprintf("kiosk-bench-%03d", d), Seq: int64(i/benchDevices + 1),
+			ChipNumber: benchChip(i), EventID: "evt-1", CounterID: "balie", TappedAt: protocol.FormatTime(at),
+			ClockSynced: true, BootID: fmt.Sprintf("boot-%03d", d), UptimeMs: int64(1000 + i)}
+		in[i] = Input{Checkin: c, ReceivedAt: at}
+	}
+	return in
+}
+
+func benchChip(i int) string { return fmt.Sprintf("04B0%010X", i) }
+
+// seedBench assigns evt-1 to the bench's kiosks from an hour before at, and
+// makes the known cards 0…n-1 (in bulk: setting up is not what is
+// measured).
+func seedBench(tb testing.TB, l *Ledger, n int, at time.Time) {
+	tb.Helper()
+	ctx := context.Background()
+	for d := range benchDevices {
+		a := Assignment{DeviceID: fmt.Sprintf("kiosk-bench-%03d", d), Serial: 1, CounterID: "balie",
+			Event: Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1}, AssignedAt: at.Add(-time.Hour)}
+		if _, err := l.Assign(ctx, a); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	chips := make([]string, n)
+	for i := range chips {
+		chips[i] = benchChip(i)
+	}
+	if l.Dialect() == "postgres" {
+		if _, err := l.DB().ExecContext(ctx, `INSERT INTO passholders (chip_number, total_points, blocked, created_at)
+			SELECT c, 0, false, 'bench' FROM unnest($1::text[]) AS c`, chips); err != nil {
+			tb.Fatal(err)
+		}
+		return
+	}
+	tx, err := l.DB().BeginTx(ctx, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, c := range chips {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO passholders (chip_number, total_points, blocked, created_at) VALUES (?, 0, 0, 'bench')`, c); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// bareInsert is the yardstick of the ledger: the same checkin rows written
+// as fast as the database takes them, in batches of the same size, one
+// transaction each, on the ledger's own connections (so with the same
+// durability: SQLite's synchronous pragma, PostgreSQL's synchronous_commit),
+// into a table with the ledger's columns and indexes, and no rules at all.
+type bareInsert struct {
+	db       *sql.DB
+	postgres bool
+}
+
+func newBareInsert(tb testing.TB, l *Ledger) *bareInsert {
+	tb.Helper()
+	bi := &bareInsert{db: l.DB(), postgres: l.Dialect() == "postgres"}
+	ddl := []string{`CREATE TABLE bare_checkins (id TEXT PRIMARY KEY, device_id TEXT NOT NULL, seq BIGINT NOT NULL,
+		chip_number TEXT NOT NULL, event_id TEXT NOT NULL, counter_id TEXT NOT NULL, status TEXT NOT NULL,
+		points INTEGER NOT NULL, tapped_at TEXT NOT NULL, clock_synced BOOLEAN NOT NULL, dated_ms BIGINT NOT NULL,
+		received_at TEXT NOT NULL, result BLOB NOT NULL)`,
+		`CREATE INDEX bare_saved ON bare_checkins (chip_number, event_id, dated_ms) WHERE status = 'saved'`,
+		`CREATE INDEX bare_report ON bare_checkins (dated_ms, counter_id, event_id, device_id, status, points, chip_number)`}
+	if bi.postgres {
+		ddl[0] = strings.Replace(ddl[0], "BLOB", "BYTEA", 1)
+		ddl[0] = strings.Replace(ddl[0], "result BYTEA NOT NULL", "result BYTEA NOT NULL, booked BIGINT GENERATED ALWAYS AS IDENTITY", 1)
+		ddl = append(ddl, `CREATE INDEX bare_booked ON bare_checkins (booked)`)
+	}
+	for _, q := range ddl {
+		if _, err := bi.db.Exec(q); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return bi
+}
+
+// insert writes the rows of in as saved checkins, in one transaction: on
+// PostgreSQL in one statement (unnest of one array per column), on SQLite
+// with one prepared insert per row (in process, a statement costs no round
+// trip).
+func (bi *bareInsert) insert(ctx context.Context, in []Input) error {
+	res := protocol.Result{V: protocol.Version, Status: protocol.StatusSaved, NewPoints: 1, TotalPoints: 1,
+		EndUserMessage: savedMessage(1, 1)}
+	tx, err := bi.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if bi.postgres {
+		var r bareRows
+		for _, x := range in {
+			res.ID = x.Checkin.ID
+			r.add(x, res.Encode())
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO bare_checkins (id, device_id, seq, chip_number, event_id, counter_id,
+			status, points, tapped_at, clock_synced, dated_ms, received_at, result)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::int[], $9::text[], $10::bool[], $11::bigint[], $12::text[], $13::bytea[])`,
+			r.id, r.device, r.seq, r.chip, r.event, r.counter, r.status, r.points, r.tapped, r.synced, r.dated,
+			r.received, r.result); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT INTO bare_checkins (id, device_id, seq, chip_number, event_id, counter_id,
+		status, points, tapped_at, clock_synced, dated_ms, received_at, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, x := range in {
+		c := x.Checkin
+		res.ID = c.ID
+		if _, err := st.ExecContext(ctx, c.ID, c.DeviceID, c.Seq, c.ChipNumber, c.EventID, c.CounterID, res.Status, 1,
+			c.TappedAt, c.ClockSynced, x.ReceivedAt.UnixMilli(), protocol.FormatTime(x.ReceivedAt), res.Encode()); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// bareRows are checkin rows as one array per column.
+type bareRows struct {
+	id, device, chip, event, counter, status, tapped, received []string
+	seq, dated                                                 []int64
+	points                                                     []int32
+	synced                                                     []bool
+	result                                                     [][]byte
+}
+
+func (r *bareRows) add(x Input, result []byte) {
+	c := x.Checkin
+	r.id, r.device, r.chip = append(r.id, c.ID), append(r.device, c.DeviceID), append(r.chip, c.ChipNumber)
+	r.event, r.counter, r.status = append(r.event, c.EventID), append(r.counter, c.CounterID), append(r.status, protocol.StatusSaved)
+	r.tapped, r.received = append(r.tapped, c.TappedAt), append(r.received, protocol.FormatTime(x.ReceivedAt))
+	r.seq, r.dated, r.points = append(r.seq, c.Seq), append(r.dated, x.ReceivedAt.UnixMilli()), append(r.points, 1)
+	r.synced, r.result = append(r.synced, c.ClockSynced), append(r.result, result)
+}
+
+// BenchmarkIngestVsBare books b.N valid checkins of 200 kiosks (known
+// cards, all saved) through Ledger.ProcessBatch in batches of 256, each
+// batch followed by a bare batched insert of the same rows on the same
+// connections (bareInsert): the ledger's rate, the yardstick's, and their
+// ratio, from one run, so that a machine loaded by other work weighs on
+// both alike. Synchronous FULL (a ledger of record).
+func BenchmarkIngestVsBare(b *testing.B) {
+	for _, be := range backends {
+		b.Run("db="+be.name, func(b *testing.B) {
+			l := openAt(b, be.dsn(b), DefaultOpts())
+			at := time.Now()
+			seedBench(b, l, b.N, at)
+			bi := newBareInsert(b, l)
+			in := benchRows(b, b.N, at)
+			ctx := context.Background()
+			var ledger, bare time.Duration
+			b.ResetTimer()
+			for i := 0; i < len(in); i += benchBatch {
+				batch := in[i:min(i+benchBatch, len(in))]
+				t0 := time.Now()
+				out, err := l.ProcessBatch(ctx, batch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if err := bi.insert(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+				ledger, bare = ledger+t1.Sub(t0), bare+time.Since(t1)
+				if out[0].Result.Status != protocol.StatusSaved {
+					b.Fatalf("not saved: %+v", out[0].Result)
+				}
+			}
+			b.StopTimer()
+			lr, br := float64(len(in))/ledger.Seconds(), float64(len(in))/bare.Seconds()
+			b.ReportMetric(lr, "checkins/s")
+			b.ReportMetric(br, "bare-rows/s")
+			b.ReportMetric(lr/br, "×bare")
+		})
+	}
+}
+
+// BenchmarkIngestMQTT is the ingest measured from outside, as issue 15 did:
+// b.N valid checkins of 200 kiosks published to a real broker, at most 1 024
+// unanswered, and the time until every Result came back; per ledger
+// (synchronous FULL), and on PostgreSQL with one and two Services sharing
+// the checkins (SharedGroup), each with its own Ledger as separate
+// kiosk-ingest processes would have.
+func BenchmarkIngestMQTT(b *testing.B) {
+	for _, be := range backends {
+		ns := []int{1}
+		if be.name == "postgres" {
+			ns = []int{1, 2}
+		}
+		for _, n := range ns {
+			b.Run(fmt.Sprintf("db=%s/instances=%d", be.name, n), func(b *testing.B) { benchIngestMQTT(b, be.dsn(b), n) })
+		}
+	}
+}
+
+func benchIngestMQTT(b *testing.B, dsn string, instances int) {
+	br := testbroker.Start(b)
+	ls := make([]*Ledger, instances)
+	for i := range ls {
+		ls[i] = openAt(b, dsn, DefaultOpts())
+	}
+	seedBench(b, ls[0], b.N, time.Now())
+	var svcs []*Service
+	for i, l := range ls {
+		so := ServiceOpts{Broker: br.URL(), ClientID: fmt.Sprintf("ingest-bench-%d", i), Logger: slog.New(slog.DiscardHandler)}
+		if instances > 1 {
+			so.SharedGroup = "bench"
+		}
+		svc, _ := runService(b, l, so)
+		svcs = append(svcs, svc)
+	}
+	in := benchRows(b, b.N, time.Now())
+	payloads := make([][]byte, len(in))
+	for i, x := range in {
+		payloads[i] = x.Checkin.Encode()
+	}
+	window := make(chan struct{}, benchWindow)
+	all := make(chan struct{})
+	var mu sync.Mutex
+	answered := make(map[string]bool, len(in))
+	pub := connectClient(b, br.URL(), "bench-kiosks")
+	sub := connectClient(b, br.URL(), "bench-results")
+	onResult := func(_ mqtt.Client, m mqtt.Message) {
+		r, err := protocol.DecodeResult(m.Payload())
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if answered[r.ID] {
+			return
+		}
+		answered[r.ID] = true
+		<-window
+		if len(answered) == len(in) {
+			close(all)
+		}
+	}
+	if tok := sub.Subscribe(prefix+"/+/result", 1, onResult); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	b.ResetTimer()
+	for i, x := range in {
+		window <- struct{}{}
+		pub.Publish(protocol.Topic(prefix, x.Checkin.DeviceID, protocol.KindCheckin), 1, false, payloads[i])
+	}
+	select {
+	case <-all:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("%d of %d Results after 5 minutes", len(answered), len(in))
+	}
+	b.StopTimer()
+	var results, batches int64
+	for _, s := range svcs {
+		c := s.Counters()
+		results, batches = results+c.Results, batches+c.Batches
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checkins/s")
+	b.ReportMetric(float64(results)/float64(max(batches, 1)), "checkins/batch")
 }

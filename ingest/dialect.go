@@ -32,6 +32,10 @@ type dialect struct {
 	entries string
 	// dollar says placeholders are $1, $2, … rather than ?.
 	dollar bool
+	// setBased books a batch with a statement per step for the whole
+	// batch (pgbatch.go) rather than per checkin: for a server, where each
+	// statement is a round trip.
+	setBased bool
 	// retryable reports a transaction the database aborted to break a
 	// deadlock or a serialization conflict: running it again is right.
 	retryable func(error) bool
@@ -61,10 +65,11 @@ var postgresDialect = &dialect{
 		FROM unnest($1::text[]) AS c ORDER BY k) AS s`,
 	entries: `SELECT id, device_id, seq, chip_number, event_id, counter_id, status, points,
 		tapped_at, clock_synced, received_at, dated_ms FROM checkins ORDER BY booked`,
-	dollar: true,
+	dollar:   true,
+	setBased: true,
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError
-		return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+		return errors.Is(err, errIDRace) || errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 	},
 }
 

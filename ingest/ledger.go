@@ -122,6 +122,7 @@ type Ledger struct {
 	path string
 	o    Opts
 	st   stmts
+	pg   pgStmts // the set-based path's (PostgreSQL)
 }
 
 type stmts struct {
@@ -179,6 +180,12 @@ func Open(dsn string, o Opts) (*Ledger, error) {
 	if err := l.prepare(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if dia.setBased {
+		if err := l.preparePG(); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return l, nil
 }

@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -87,6 +86,9 @@ func (l *Ledger) processOnce(ctx context.Context, in []Input) ([]Outcome, error)
 	}
 	defer tx.Rollback()
 	b := batch{l: l, ctx: ctx, tx: tx, events: map[string]*Event{}, assigns: map[string][]Assignment{}}
+	if l.d.setBased {
+		return l.processSet(tx, &b, in)
+	}
 	// Concurrent writers (PostgreSQL): hold every chip of the batch before
 	// reading anything the rules depend on. Only valid chips reach the
 	// passholder and count queries.
@@ -187,6 +189,9 @@ type batch struct {
 	events map[string]*Event
 	// assigns caches each (device, event)'s assignments, newest first.
 	assigns map[string][]Assignment
+	// pre, on the set-based path (pgbatch.go), is what was read for the
+	// whole batch before the rules ran; nil: every lookup is a statement.
+	pre *preloaded
 }
 
 func (b *batch) stmt(s *sql.Stmt) *sql.Stmt { return b.tx.StmtContext(b.ctx, s) }
@@ -330,16 +335,10 @@ func (b *batch) decide(x Input) (decision, error) {
 	// The passholder and the saved checkins of its period, in one round
 	// trip (the count is not needed when the card is refused before it).
 	from, until := bucketMs(ev.Period, dated, b.l.o.Location)
-	var total int
-	var found, blocked bool
-	var n int
-	var holderTotal sql.NullInt64
-	var holderBlocked sql.NullBool
-	if err := b.stmt(b.l.st.selHolderSaved).QueryRowContext(b.ctx, c.ChipNumber, ev.ID, from, until, c.ChipNumber).
-		Scan(&holderTotal, &holderBlocked, &n); err != nil {
-		return d, fmt.Errorf("ingest: passholder: %w", err)
+	found, total, blocked, n, err := b.holderSaved(c.ChipNumber, ev.ID, from, until)
+	if err != nil {
+		return d, err
 	}
-	found, total, blocked = holderTotal.Valid, int(holderTotal.Int64), holderBlocked.Bool
 	if !found {
 		if !b.l.o.EnrollUnknown {
 			return refuse(protocol.StatusPassholderNotFound, 0, msgNoPassholder)
@@ -393,13 +392,12 @@ func (b *batch) date(x Input) (time.Time, error) {
 	if !usesBoot(c) {
 		return x.ReceivedAt, nil
 	}
-	var upMs, rcvMs int64
-	err := b.stmt(b.l.st.selBoot).QueryRowContext(b.ctx, c.DeviceID, c.BootID).Scan(&upMs, &rcvMs)
-	if errors.Is(err, sql.ErrNoRows) {
-		return x.ReceivedAt, nil
-	}
+	upMs, rcvMs, ok, err := b.bootOf(c.DeviceID, c.BootID)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("ingest: boot: %w", err)
+		return time.Time{}, err
+	}
+	if !ok {
+		return x.ReceivedAt, nil
 	}
 	t := time.UnixMilli(rcvMs - (upMs - c.UptimeMs))
 	if t.After(x.ReceivedAt) {
