@@ -106,15 +106,32 @@ type Opts struct {
 	// kioskd sends the systemd watchdog from here, so a hung loop stops it.
 	OnTick    func()
 	TickEvery time.Duration
+	// AwaitResult: with the link up, how long a saved tap waits for
+	// central's Result before its first feedback, so that the passholder
+	// sees one answer (the total, or central's refusal) rather than "saved"
+	// and then a refusal. Without a Result by then, or offline, the tap
+	// shows saved as it would have at once. 0: never wait.
+	AwaitResult time.Duration
+	// Linked reports whether the uplink can deliver now (a session with the
+	// broker); nil: never, so no tap waits.
+	Linked func() bool
+	// Pages is how many pages the output needs for a screen (central's long
+	// message split at a legible size); nil: one. Each page is held for Hold.
+	Pages func(display.Screen) int
 }
 
 // Decision is the answer to one tap.
 type Decision struct {
 	Outcome string
-	Screen  display.Screen
+	Screen  display.Screen // the screen shown first
 	Chip    string
 	ID      string
 	Seq     int64
+	// Result is central's status when its Result came before the first
+	// feedback (within AwaitResult): Screen is then central's answer.
+	Result string
+
+	await bool // saved, its feedback waiting for central's Result
 }
 
 // Core is one kiosk's decision engine.
@@ -139,10 +156,19 @@ type Core struct {
 	// Owned by the tap loop.
 	event   Event
 	last    lastTap
-	current Decision // the tap screen up now, if onScreen
+	current Decision // the tap screen up now, if onScr
 	onScr   bool
-	dispOK  bool // the display's health at the last housekeeping
-	indOK   bool // the buzzer and LED's, likewise
+	page    int // of current's screen, of pages
+	pages   int
+	// awaiting is a saved tap whose feedback waits for central's Result
+	// until awaitUntil; answering is false after central let such a wait
+	// run out, until its next Result: a central that is down costs one wait,
+	// not one per tap.
+	awaiting   *Decision
+	awaitUntil time.Time
+	answering  bool
+	dispOK     bool // the display's health at the last housekeeping
+	indOK      bool // the buzzer and LED's, likewise
 }
 
 type snapshot struct {
@@ -187,7 +213,7 @@ func New(o Opts, ob Outbox, disp display.Display, ind display.Indicator) *Core {
 	}
 	c := &Core{o: o, ob: ob, disp: disp, ind: ind, log: o.Logger,
 		results: make(chan protocol.Result, 256), calls: make(chan func(), 16),
-		waiters: map[string][]chan Decision{}, event: o.Event, dispOK: true, indOK: true}
+		waiters: map[string][]chan Decision{}, event: o.Event, dispOK: true, indOK: true, answering: true}
 	c.snap.eventID = o.Event.ID
 	if o.Host != nil {
 		c.snap.clockSynced = o.Host.ClockSynced()
@@ -227,29 +253,70 @@ func (c *Core) SetIndicatorHealth(f func() error) {
 func (c *Core) Run(ctx context.Context, events <-chan reader.Event) error {
 	hold := c.o.Clock.NewTimer(time.Hour)
 	hold.Stop()
+	wait := c.o.Clock.NewTimer(time.Hour)
+	wait.Stop()
 	tick := c.o.Clock.NewTimer(c.o.TickEvery)
 	defer tick.Stop()
 	defer hold.Stop()
+	defer wait.Stop()
+	present := func(d Decision) {
+		c.onScr, c.current, c.page, c.pages = true, d, 0, c.pagesOf(d.Screen)
+		hold.Reset(c.o.Hold)
+		c.deliver(d)
+	}
 	c.showIdle()
 	for {
 		select {
 		case <-ctx.Done():
+			if c.awaiting != nil { // the tap in hand is finished: it was saved
+				present(c.settle(nil))
+			}
 			return ctx.Err()
 		case ev := <-events:
 			switch {
 			case ev.Tap != nil:
+				if c.awaiting != nil {
+					if c.repeatsAwaited(*ev.Tap) {
+						c.last.at = ev.Tap.At // the same tap: its answer is coming
+						continue
+					}
+					present(c.settle(nil)) // the next passholder: no more waiting
+				}
 				d := c.decide(ctx, *ev.Tap)
-				c.onScr, c.current = true, d
-				hold.Reset(c.o.Hold)
-				c.deliver(d)
+				if d.await {
+					c.awaiting, c.awaitUntil = &d, c.o.Clock.Now().Add(c.o.AwaitResult)
+					wait.Reset(c.o.AwaitResult)
+					continue
+				}
+				present(d)
 			case ev.Health != nil:
 				c.health(*ev.Health)
 			}
 		case r := <-c.results:
-			if c.result(r) {
+			c.answering = true
+			if c.awaiting != nil && c.awaiting.ID == r.ID {
+				wait.Stop()
+				present(c.settle(&r))
+			} else if c.result(r) {
+				c.page, c.pages = 0, c.pagesOf(c.current.Screen)
 				hold.Reset(c.o.Hold)
 			}
+		case at := <-wait.C():
+			// A fake clock's stopped timer may still deliver: only a fire at
+			// or after the deadline ends the wait.
+			if c.awaiting != nil && !at.Before(c.awaitUntil) {
+				c.answering = false
+				present(c.settle(nil))
+			}
 		case <-hold.C():
+			if c.onScr && c.page+1 < c.pages {
+				c.page++
+				s := c.current.Screen
+				s.Page = c.page
+				c.disp.Show(s)
+				hold.Reset(c.o.Hold)
+				continue
+			}
 			c.onScr = false
 			c.showIdle()
 		case f := <-c.calls:
@@ -262,6 +329,37 @@ func (c *Core) Run(ctx context.Context, events <-chan reader.Event) error {
 			}
 		}
 	}
+}
+
+// repeatsAwaited reports whether tap is the awaited tap's card again within
+// the debounce window.
+func (c *Core) repeatsAwaited(tap reader.Tap) bool {
+	return c.last.d.ID == c.awaiting.ID && c.last.chip == tap.Chip() && c.o.Debounce > 0 &&
+		tap.At.Sub(c.last.at) < c.o.Debounce
+}
+
+// settle gives the awaited tap its first feedback: central's answer r, or
+// saved when r is nil (no Result in time).
+func (c *Core) settle(r *protocol.Result) Decision {
+	d := *c.awaiting
+	c.awaiting, d.await = nil, false
+	if r != nil {
+		d.Result, d.Screen = r.Status, c.answer(d.Screen, *r)
+	}
+	c.disp.Show(d.Screen)
+	c.ind.Signal(signalForScreen(d.Screen.Kind))
+	if c.last.d.ID == d.ID {
+		c.last.d = d // a debounced re-tap shows the same answer
+	}
+	return d
+}
+
+// pagesOf is how many pages s takes on the output.
+func (c *Core) pagesOf(s display.Screen) int {
+	if s.Message == "" || c.o.Pages == nil {
+		return 1
+	}
+	return max(1, c.o.Pages(s))
 }
 
 // decide runs the tap decision in the order the product requires.
@@ -339,7 +437,15 @@ func (c *Core) judge(ctx context.Context, tap reader.Tap, chip string) Decision 
 	d.Outcome, d.ID, d.Seq = OutcomeSaved, item.ID, item.Seq
 	d.Screen = c.screen(display.Saved)
 	d.Screen.Points = ev.Points
-	c.feedback(d)
+	// Durable now. Online, central's answer is usually a few milliseconds
+	// away: wait for it (the tap loop goes on) rather than show saved and
+	// then perhaps a refusal. Offline nothing more happens before the
+	// feedback than this check.
+	if c.o.AwaitResult > 0 && c.answering && c.o.Linked != nil && c.o.Linked() {
+		d.await = true
+	} else {
+		c.feedback(d)
+	}
 	c.mu.Lock()
 	c.snap.lastTapAt = tap.At
 	c.mu.Unlock()
@@ -379,13 +485,23 @@ func signalFor(outcome string) display.Pattern {
 	return display.SignalRefused
 }
 
-// result applies central's Result to the tap screen still up, if it is the
-// tap's. It reports whether the screen changed.
-func (c *Core) result(r protocol.Result) bool {
-	if !c.onScr || c.current.ID != r.ID {
-		return false
+// signalForScreen is the buzzer and LED pattern of what the screen says,
+// whoever decided it: central's maximum-reached sounds like the kiosk's own
+// already-saved.
+func signalForScreen(k display.Kind) display.Pattern {
+	switch k {
+	case display.Saved:
+		return display.SignalSaved
+	case display.AlreadySaved:
+		return display.SignalAlreadySaved
+	case display.QueueFull, display.StorageError, display.Fault:
+		return display.SignalFault
 	}
-	s := c.current.Screen
+	return display.SignalRefused
+}
+
+// answer is s (a saved tap's screen) turned into central's answer r.
+func (c *Core) answer(s display.Screen, r protocol.Result) display.Screen {
 	switch r.Status {
 	case protocol.StatusSaved:
 		s.Kind, s.Points, s.Total, s.HasTotal = display.Saved, r.NewPoints, r.TotalPoints, true
@@ -395,24 +511,33 @@ func (c *Core) result(r protocol.Result) bool {
 		s.Kind = display.Blocked
 	case protocol.StatusPassholderNotFound:
 		s.Kind = display.NotRecognised
-	case protocol.StatusCheckinNotAllowed:
-		s.Kind = display.NotAllowed
 	case protocol.StatusEventNotFound:
 		s.Kind = display.NoEvent
-	default:
-		s.Kind = display.Unreadable
+	default: // checkin-not-allowed, invalid-request, a status of a later contract
+		s.Kind = display.NotAllowed
 	}
 	s.Message = r.EndUserMessage[c.o.Lang]
 	if s.Message == "" {
 		s.Message = r.EndUserMessage["nl"]
 	}
+	return s
+}
+
+// result applies central's Result to the tap screen still up, if it is the
+// tap's. It reports whether the screen changed.
+func (c *Core) result(r protocol.Result) bool {
+	if !c.onScr || c.current.ID != r.ID {
+		return false
+	}
+	s := c.answer(c.current.Screen, r)
+	s.Page = 0
 	c.current.Screen = s
 	if c.last.d.ID == r.ID {
 		c.last.d.Screen = s // a debounced re-tap shows what central said
 	}
 	c.disp.Show(s)
 	if r.Status != protocol.StatusSaved {
-		c.ind.Signal(display.SignalRefused)
+		c.ind.Signal(signalForScreen(s.Kind))
 	}
 	return true
 }

@@ -37,6 +37,9 @@ type Screen struct {
 	Message    string
 	Code       string // checkinCode (spaarcode) or pairing code (provisioning)
 	DeviceID   string
+	// Page of a screen whose message the output splits into pages to keep
+	// it legible (0 first); the core turns them. Out of range: the last.
+	Page int
 }
 
 // Display shows screens.

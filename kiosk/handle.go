@@ -16,10 +16,14 @@ import (
 type TapReply struct {
 	OK      bool   `json:"ok"`
 	Outcome string `json:"outcome"`
-	Screen  string `json:"screen"`
-	Text    string `json:"text"`
-	ID      string `json:"id,omitempty"`
-	Seq     int64  `json:"seq,omitempty"`
+	// Screen is the screen shown first, and Text its words.
+	Screen string `json:"screen"`
+	Text   string `json:"text"`
+	ID     string `json:"id,omitempty"`
+	Seq    int64  `json:"seq,omitempty"`
+	// Result is central's status when its Result came within
+	// tap.await_result (Screen is then central's answer); absent otherwise.
+	Result string `json:"result,omitempty"`
 }
 
 // StatusReply is the control socket's reply to status.
@@ -102,7 +106,8 @@ func (k *Kiosk) handleTap(ctx context.Context, chip string) any {
 	}
 	select {
 	case d := <-ch:
-		return TapReply{OK: true, Outcome: d.Outcome, Screen: string(d.Screen.Kind), Text: display.Plain(d.Screen), ID: d.ID, Seq: d.Seq}
+		return TapReply{OK: true, Outcome: d.Outcome, Screen: string(d.Screen.Kind), Text: display.Plain(d.Screen), ID: d.ID, Seq: d.Seq,
+			Result: d.Result}
 	case <-ctx.Done():
 		return control.Fail("no decision within %s", tapTimeout)
 	}

@@ -121,7 +121,8 @@ func (k *Kiosk) build() error {
 	}
 	k.core = device.New(device.Opts{DeviceID: cfg.DeviceID, Version: o.Version, Event: ev,
 		Debounce: cfg.Tap.Debounce, Hold: cfg.Tap.Hold, Location: cfg.Location(), Lang: cfg.Display.Lang,
-		Clock: o.Clock, Host: o.Host, Logger: o.Logger.With("part", "core"), OnTick: o.OnTick}, &k.gate, k.disp, k.ind)
+		Clock: o.Clock, Host: o.Host, Logger: o.Logger.With("part", "core"), OnTick: o.OnTick,
+		AwaitResult: cfg.Tap.AwaitResult, Linked: k.linked, Pages: k.screenPages()}, &k.gate, k.disp, k.ind)
 	k.core.SetDisplayHealth(func() error {
 		for _, h := range k.health {
 			if err := h(); err != nil {

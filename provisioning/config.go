@@ -62,6 +62,10 @@ type TapConfig struct {
 	Debounce time.Duration `toml:"debounce"`
 	// Hold: how long a tap's screen stays before idle returns.
 	Hold time.Duration `toml:"hold"`
+	// AwaitResult: with the link up, how long a saved tap waits for
+	// central's Result before its first feedback, so that the passholder
+	// sees one answer; 0: show saved at once, as offline.
+	AwaitResult time.Duration `toml:"await_result"`
 }
 
 // ReaderConfig selects and wires the card reader.
@@ -132,7 +136,7 @@ func Default() Config {
 		StateDir: "/var/lib/kioskd",
 		TimeZone: "Europe/Brussels",
 		Event:    EventConfig{Points: 1, Period: protocol.PeriodDay, Volume: 1},
-		Tap:      TapConfig{Debounce: 3 * time.Second, Hold: 4 * time.Second},
+		Tap:      TapConfig{Debounce: 3 * time.Second, Hold: 4 * time.Second, AwaitResult: 300 * time.Millisecond},
 		Reader:   ReaderConfig{Driver: "sim", SPIDev: "/dev/spidev0.0", SpeedHz: 1_000_000},
 		Display: DisplayConfig{Driver: "none", Lang: "nl", SpaarcodeEvery: 8 * time.Second,
 			Bus: "i2c", I2CBus: "/dev/i2c-1", I2CAddr: 0x3c, Width: 128, Height: 64},
@@ -205,7 +209,7 @@ func Parse(name string, b []byte) (Config, error) {
 }
 
 // durationKeys are the keys decoded into time.Duration.
-var durationKeys = [][]string{{"tap", "debounce"}, {"tap", "hold"}, {"display", "spaarcode_every"}, {"mqtt", "retry_after"}}
+var durationKeys = [][]string{{"tap", "debounce"}, {"tap", "hold"}, {"tap", "await_result"}, {"display", "spaarcode_every"}, {"mqtt", "retry_after"}}
 
 // MinFreeFloor is the least queue.min_free_bytes may be: below it the
 // queue's own deletes and checkpoints could not be sure of room (the
@@ -259,6 +263,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Tap.Hold < 500*time.Millisecond || c.Tap.Hold > time.Minute {
 		return bad("tap.hold", "%s: must be between 500ms and 1m", c.Tap.Hold)
+	}
+	// Longer than 2 s the wait is felt as a kiosk that does not react.
+	if c.Tap.AwaitResult < 0 || c.Tap.AwaitResult > 2*time.Second {
+		return bad("tap.await_result", "%s: must be between 0s (show saved at once) and 2s", c.Tap.AwaitResult)
 	}
 	for _, l := range []struct{ key, v string }{{"reader.irq", c.Reader.IRQ}, {"reader.reset", c.Reader.Reset},
 		{"display.buzzer", c.Display.Buzzer}, {"display.led", c.Display.LED}, {"display.dc", c.Display.DC}} {

@@ -282,3 +282,7 @@ func (r *Renderer) drawSpaarcode(dst *image1bit.VerticalLSB, s display.Screen) (
 	}
 	return true, draw(dst, area, fit(blocks, area.Dx(), area.Dy()))
 }
+
+// Pages is how many pages s takes: one, unless central's message does not
+// fit at a legible size beside the headline.
+func (r *Renderer) Pages(s display.Screen) int { return 1 }

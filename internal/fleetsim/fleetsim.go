@@ -407,6 +407,9 @@ func (s *sim) newNode(i int) *node {
 	c.MQTT.Window, c.MQTT.RetryAfter = s.o.Window, 10*time.Second
 	c.Display.SpaarcodeEvery = -1 // no idle ⇄ spaarcode alternation
 	c.Queue.ReserveBytes = 0      // a thousand kiosks on one disk: no 8 MiB reserve each
+	// The decision at once, as before tap.await_result: the Result latency
+	// is measured from it.
+	c.Tap.AwaitResult = 0
 	return &node{id: id, cfg: c}
 }
 
