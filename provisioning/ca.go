@@ -6,9 +6,11 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -250,11 +252,7 @@ func (ca *CA) Provision(r ProvisionRequest) (*Bundle, error) {
 	if r.Prefix == "" {
 		r.Prefix = protocol.DefaultPrefix
 	}
-	certPEM, err := ca.issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: dev},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, csr.PublicKey, r.Days, r.Now, r.Rand)
+	certPEM, err := ca.SignDeviceCSR(csr, r.Days, r.Now, r.Rand)
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +269,54 @@ func (ca *CA) Provision(r ProvisionRequest) (*Bundle, error) {
 	}
 	return b, nil
 }
+
+// SignDeviceCSR signs a device's CSR (checked by ParseCSR) into its client
+// certificate: CN = the device id, for the CSR's key, client
+// authentication only, valid days (default DefaultCertDays). Provision
+// calls it after the pairing code; fleetca's renewal signer after its own
+// checks. It decides nothing itself.
+func (ca *CA) SignDeviceCSR(csr *x509.CertificateRequest, days int, now time.Time, rnd io.Reader) ([]byte, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	if !protocol.ValidDeviceID(csr.Subject.CommonName) {
+		return nil, fmt.Errorf("provisioning: csr CN %q: %w", csr.Subject.CommonName, protocol.ErrBadDevice)
+	}
+	return ca.issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: csr.Subject.CommonName},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, csr.PublicKey, days, now, rnd)
+}
+
+// SignCRL signs a certificate revocation list with the CA key (the issuer,
+// its name and key identifier, are the CA's) and returns it as PEM (X509
+// CRL), the form Mosquitto's crlfile takes.
+func (ca *CA) SignCRL(tmpl *x509.RevocationList, rnd io.Reader) ([]byte, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	der, err := x509.CreateRevocationList(rnd, tmpl, ca.Cert, ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("provisioning: sign crl: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), nil
+}
+
+// KeyID names a public key: the hex SHA-256 of its PKIX DER ("" for a key
+// that does not marshal). Two certificates with the same KeyID are for the
+// same key.
+func KeyID(pub crypto.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseCertPEM reads the first PEM CERTIFICATE in b.
+func ParseCertPEM(b []byte) (*x509.Certificate, error) { return parseCertPEM(b) }
 
 // IssueServer makes a key and a server certificate for the broker, valid
 // for hosts (DNS names or IP addresses); PEM cert and key.

@@ -26,6 +26,14 @@ type BrokerOpts struct {
 	// Status (a Prometheus exporter, a dashboard, a support desk's tool);
 	// default DefaultMonitorID.
 	Monitor []string
+	// Signer are the certificate CNs of the renewal signer (`kioskctl ca
+	// serve`): it reads every kiosk's CSR and writes certificates; default
+	// DefaultSignerID.
+	Signer []string
+	// CRLFile, when set, is the listener's crlfile: the fleet CA's
+	// revocation list (`kioskctl ca crl`). It must exist when Mosquitto
+	// starts, and its nextUpdate must stay in the future.
+	CRLFile string
 	// PersistenceDir, when set, is written as persistence_location.
 	PersistenceDir string
 }
@@ -34,8 +42,9 @@ type BrokerOpts struct {
 func DefaultBrokerOpts() BrokerOpts {
 	return BrokerOpts{Port: "8883", CAFile: "/etc/mosquitto/certs/ca.crt",
 		CertFile: "/etc/mosquitto/certs/server.crt", KeyFile: "/etc/mosquitto/certs/server.key",
-		ACLFile: "/etc/mosquitto/kiosk.acl", Prefix: protocol.DefaultPrefix,
-		Ingest: []string{DefaultIngestID}, Config: []string{DefaultConfigID}, Monitor: []string{DefaultMonitorID}, PersistenceDir: "/var/lib/mosquitto/"}
+		ACLFile: "/etc/mosquitto/kiosk.acl", Prefix: protocol.DefaultPrefix, CRLFile: "/etc/mosquitto/certs/crl.pem",
+		Ingest: []string{DefaultIngestID}, Config: []string{DefaultConfigID}, Monitor: []string{DefaultMonitorID},
+		Signer: []string{DefaultSignerID}, PersistenceDir: "/var/lib/mosquitto/"}
 }
 
 func (o BrokerOpts) norm() BrokerOpts {
@@ -53,6 +62,9 @@ func (o BrokerOpts) norm() BrokerOpts {
 	}
 	if len(o.Monitor) == 0 {
 		o.Monitor = []string{DefaultMonitorID}
+	}
+	if len(o.Signer) == 0 {
+		o.Signer = []string{DefaultSignerID}
 	}
 	return o
 }
@@ -104,6 +116,12 @@ use_username_as_clientid true
 allow_anonymous false
 acl_file %s
 `, o.CAFile, o.CertFile, o.KeyFile, TLS12Ciphers, o.ACLFile)
+	if o.CRLFile != "" {
+		fmt.Fprintf(&b, `# The fleet CA's revocation list (kioskctl ca crl): reread on SIGHUP
+# (systemctl reload mosquitto). Past its nextUpdate every client is refused.
+crlfile %s
+`, o.CRLFile)
+	}
 	return b.String()
 }
 
@@ -163,13 +181,17 @@ const DefaultMonitorID = "monitor.central"
 // DefaultConfigID is the CN of central's config publisher's certificate.
 const DefaultConfigID = "config.central"
 
+// DefaultSignerID is the CN of the renewal signer's certificate.
+const DefaultSignerID = "signer.central"
+
 // ACL is the access control list: each device may write its own checkin
 // and status and read its own result and config — the contract's topic
 // table, nothing else. Central's certificates each have one role: an
 // ingest reads every checkin (also as a shared subscription), every Status
 // and every config (what it books by) and writes results; a config publisher writes configs and nothing
-// else; a monitor reads every Status and nothing else. A CN listed in two
-// roles gets both.
+// else; a monitor reads every Status and nothing else; the renewal signer
+// reads every CSR and writes certificates. A CN listed in two roles gets
+// both.
 func (o BrokerOpts) ACL() string {
 	o = o.norm()
 	p := o.Prefix
@@ -180,6 +202,9 @@ pattern write %[1]s/%%u/checkin
 pattern write %[1]s/%%u/status
 pattern read %[1]s/%%u/result
 pattern read %[1]s/%%u/config
+# Renewal: a kiosk sends its CSR and reads its new certificate.
+pattern write %[1]s/%%u/csr
+pattern read %[1]s/%%u/cert
 `, p)
 	// Mosquitto takes "user" blocks by name: a CN given two roles must be
 	// one block with both roles' lines.
@@ -199,6 +224,7 @@ pattern read %[1]s/%%u/config
 		"topic read "+p+"/+/status", "topic read "+p+"/+/config", "topic write "+p+"/+/result")
 	add(o.Config, "config: writes configs only", "topic write "+p+"/+/config")
 	add(o.Monitor, "monitor: reads Status only", "topic read "+p+"/+/status")
+	add(o.Signer, "signer: reads CSRs, writes certificates (renewal)", "topic read "+p+"/+/csr", "topic write "+p+"/+/cert")
 	for _, id := range names {
 		fmt.Fprintf(&b, "\nuser %s\n%s\n", id, strings.Join(lines[id], "\n"))
 	}

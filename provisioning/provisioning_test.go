@@ -301,6 +301,7 @@ func TestMosquittoACLIsTheTopicTable(t *testing.T) {
 	for _, line := range []string{
 		"pattern write kiosk/v1/%u/checkin", "pattern write kiosk/v1/%u/status",
 		"pattern read kiosk/v1/%u/result", "pattern read kiosk/v1/%u/config",
+		"pattern write kiosk/v1/%u/csr", "pattern read kiosk/v1/%u/cert",
 		"user ingest.central", "topic read kiosk/v1/+/checkin", "topic read $share/+/kiosk/v1/+/checkin",
 		"topic write kiosk/v1/+/result", "user config.central", "topic write kiosk/v1/+/config",
 		"user monitor.central",
@@ -309,12 +310,13 @@ func TestMosquittoACLIsTheTopicTable(t *testing.T) {
 			t.Errorf("ACL lacks %q:\n%s", line, acl)
 		}
 	}
-	if n := strings.Count(acl, "pattern "); n != 4 {
-		t.Errorf("%d pattern lines, want the contract's 4", n)
+	if n := strings.Count(acl, "pattern "); n != 6 {
+		t.Errorf("%d pattern lines, want the contract's 4 and renewal's 2", n)
 	}
 	conf := o.Conf()
 	for _, line := range []string{"listener 8883", "require_certificate true", "use_identity_as_username true",
-		"allow_anonymous false", "persistence true", "acl_file /etc/mosquitto/kiosk.acl", "max_queued_messages"} {
+		"allow_anonymous false", "persistence true", "acl_file /etc/mosquitto/kiosk.acl", "max_queued_messages",
+		"crlfile /etc/mosquitto/certs/crl.pem"} {
 		if !strings.Contains(conf, line) {
 			t.Errorf("config lacks %q", line)
 		}
@@ -340,6 +342,7 @@ func TestMosquittoACLRoles(t *testing.T) {
 		DefaultIngestID:  "topic read kiosk/v1/+/checkin|topic read $share/+/kiosk/v1/+/checkin|topic read kiosk/v1/+/status|topic read kiosk/v1/+/config|topic write kiosk/v1/+/result",
 		DefaultConfigID:  "topic write kiosk/v1/+/config",
 		DefaultMonitorID: "topic read kiosk/v1/+/status",
+		DefaultSignerID:  "topic read kiosk/v1/+/csr|topic write kiosk/v1/+/cert",
 	}
 	if len(blocks) != len(want) {
 		t.Errorf("users %v, want %v", blocks, want)

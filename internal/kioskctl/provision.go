@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uitpas/tap-kiosk/fleetca"
 	"github.com/uitpas/tap-kiosk/kiosk/control"
 	"github.com/uitpas/tap-kiosk/provisioning"
 	"github.com/uitpas/tap-kiosk/queue"
@@ -49,20 +50,16 @@ const provisioningUsage = `
 provisioning (see the README, "Setting up a kiosk"):
   identity [-config FILE] [-csr FILE]
                   the kiosk's device id, pairing code and CSR (creates the key if kioskd has not)
-  ca init -dir DIR [-name CN]
-                  once, at central: fleet CA and config-signing key
-  ca server-cert -dir DIR -host H[,H…] [-name CN] [-days N]
-                  the broker's certificate (DIR/server.crt, server.key)
-  ca client-cert -dir DIR -name N [-days N] [-host H]
-                  a central service's certificate (DIR/N.crt, N.key)
-  provision -ca DIR -id FILE -code CODE -broker URL [-device ID] [-event FILE]
-            [-topic-prefix P] [-days N] [-allow-insecure] -out BUNDLE
-                  checks the pairing code, signs the CSR, writes the kiosk's bundle
+` + caUsage + `  provision -ca DIR -id FILE -code CODE -broker URL [-device ID] [-event FILE]
+            [-topic-prefix P] [-days N] [-allow-insecure] [-replace] -out BUNDLE
+                  checks the pairing code, signs the CSR, writes the kiosk's bundle; a device that
+                  has a valid certificate needs -replace, which revokes it
   provision apply [-config FILE] [-replace-trust] BUNDLE
                   on the kiosk: installs the bundle; kioskd connects at once (a bundle with
                   another CA or config key than the one in force needs -replace-trust)
   mosquitto-config [-certs DIR] [-port N] [-bind ADDR] [-acl-file FILE] [-topic-prefix P]
-                   [-persistence DIR] [-ingest CN[,CN…]] [-config CN[,CN…]] [-monitor CN[,CN…]] [-acl]
+                   [-persistence DIR] [-ingest CN[,CN…]] [-config CN[,CN…]] [-monitor CN[,CN…]]
+                   [-signer CN[,CN…]] [-acl]
                   the fleet broker's configuration (or, with -acl, its ACL file)
   config sign -ca DIR [-device ID] FILE
                   signs a Config for the retained config topic (bound to device ID)
@@ -154,73 +151,6 @@ func cmdIdentity(e env, args []string) error {
 	return err
 }
 
-func cmdCA(e env, args []string) error {
-	if len(args) == 0 {
-		return usagef("ca init | server-cert | client-cert (see -h)")
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlags("ca "+sub, e)
-	dir := fs.String("dir", "", "the fleet CA `directory`")
-	switch sub {
-	case "init":
-		name := fs.String("name", provisioning.DefaultCAName, "the CA's common `name`")
-		if _, err := parse(fs, args, 0); err != nil {
-			return err
-		}
-		if err := need("dir", *dir); err != nil {
-			return err
-		}
-		ca, err := provisioning.InitCA(*dir, *name, e.now(), rand.Reader)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "fleet CA created in %s:\n  %s  CA certificate (public: the broker and every kiosk trust it)\n"+
-			"  %s  CA key (secret: keep it at central, backed up)\n  %s  config-signing key (secret)\n"+
-			"  %s  config-signing public key\nCA valid until %s\n",
-			*dir, provisioning.CACertFile, provisioning.CAKeyFile, provisioning.ConfigKeyFile,
-			provisioning.ConfigPubFile, ca.Cert.NotAfter.Format(time.DateOnly))
-		return nil
-	case "server-cert", "client-cert":
-		hosts := fs.String("host", "", "the broker's host `names` and IP addresses, comma-separated (server-cert)")
-		name := fs.String("name", provisioning.DefaultIngestID, "the service's certificate `CN`, also its MQTT user name (client-cert)")
-		days := fs.Int("days", 0, "validity in `days` (default 825 for servers, 730 for clients)")
-		if _, err := parse(fs, args, 0); err != nil {
-			return err
-		}
-		if err := need("dir", *dir); err != nil {
-			return err
-		}
-		ca, err := provisioning.LoadCA(*dir)
-		if err != nil {
-			return err
-		}
-		var cert, key []byte
-		base := "server"
-		if sub == "server-cert" {
-			if err := need("host", *hosts); err != nil {
-				return err
-			}
-			cert, key, err = ca.IssueServer(splitList(*hosts), *days, e.now(), rand.Reader)
-		} else {
-			base = *name
-			cert, key, err = ca.IssueClient(*name, *days, e.now(), rand.Reader)
-		}
-		if err != nil {
-			return err
-		}
-		certPath, keyPath := filepath.Join(*dir, base+".crt"), filepath.Join(*dir, base+".key")
-		if err := provisioning.WriteFileAtomic(keyPath, key, 0o600); err != nil {
-			return err
-		}
-		if err := provisioning.WriteFileAtomic(certPath, cert, 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "wrote %s and %s (key: secret)\n", certPath, keyPath)
-		return nil
-	}
-	return usagef("unknown ca command %q: init | server-cert | client-cert", sub)
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -245,6 +175,7 @@ func cmdProvision(e env, args []string) error {
 	event := fs.String("event", "", "initial event: a Config as JSON `file` (signed here)")
 	days := fs.Int("days", provisioning.DefaultCertDays, "client certificate validity in `days`")
 	insecure := fs.Bool("allow-insecure", false, "allow a tcp:// broker (tests and demos only)")
+	replace := fs.Bool("replace", false, "the device has a valid certificate: issue a new one and revoke the old (a new key, a lost bundle)")
 	out := fs.String("out", "", "where to write the bundle `file`")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
@@ -254,7 +185,7 @@ func cmdProvision(e env, args []string) error {
 			return err
 		}
 	}
-	ca, err := provisioning.LoadCA(*caDir)
+	ca, err := openCA(e, *caDir)
 	if err != nil {
 		return err
 	}
@@ -269,12 +200,19 @@ func cmdProvision(e env, args []string) error {
 			return err
 		}
 	}
-	b, err := ca.Provision(req)
+	b, revoked, err := ca.Provision(req, *replace)
 	if err != nil {
 		return err
 	}
 	if err := provisioning.WriteFileAtomic(*out, b.Encode(), 0o644); err != nil {
 		return err
+	}
+	for _, r := range revoked {
+		fmt.Fprintf(e.stdout, "-replace: revoked the old certificate %s\n", r)
+	}
+	if len(revoked) > 0 {
+		crlPath := filepath.Join(*caDir, fleetca.CRLFile)
+		fmt.Fprintf(e.stdout, "%s rewritten; "+crlHint+"\n", crlPath, crlPath)
 	}
 	fmt.Fprintf(e.stdout, "bundle for %s written to %s (no secrets in it); on the kiosk: kioskctl provision apply %s\n",
 		b.DeviceID, *out, filepath.Base(*out))
@@ -349,6 +287,7 @@ func cmdMosquittoConfig(e env, args []string) error {
 	ingest := fs.String("ingest", provisioning.DefaultIngestID, "ingests' certificate `CNs`, comma-separated (read checkins and Status, write results)")
 	config := fs.String("config", provisioning.DefaultConfigID, "config publishers' certificate `CNs`, comma-separated (write configs, nothing else)")
 	monitor := fs.String("monitor", provisioning.DefaultMonitorID, "read-only monitors' certificate `CNs`, comma-separated (read every Status, nothing else)")
+	signer := fs.String("signer", provisioning.DefaultSignerID, "renewal signers' certificate `CNs`, comma-separated (read every CSR, write certificates)")
 	acl := fs.Bool("acl", false, "print the ACL file instead of the configuration")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
@@ -356,7 +295,9 @@ func cmdMosquittoConfig(e env, args []string) error {
 	o.Ingest = splitList(*ingest)
 	o.Config = splitList(*config)
 	o.Monitor = splitList(*monitor)
+	o.Signer = splitList(*signer)
 	o.CAFile = filepath.Join(*certs, provisioning.CACertFile)
+	o.CRLFile = filepath.Join(*certs, fleetca.CRLFile)
 	o.CertFile = filepath.Join(*certs, "server.crt")
 	o.KeyFile = filepath.Join(*certs, "server.key")
 	if *acl {

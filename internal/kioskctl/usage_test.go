@@ -16,7 +16,8 @@ func TestUsageListsEveryFlag(t *testing.T) {
 	}
 	entries := usageEntries(main.String())
 	flagRE := regexp.MustCompile(`(?m)^  (-[a-z-]+)`)
-	for _, cmd := range []string{"identity", "ca init", "ca server-cert", "ca client-cert", "provision", "provision apply",
+	for _, cmd := range []string{"identity", "ca init", "ca server-cert", "ca client-cert", "ca list", "ca revoke", "ca crl",
+		"ca record", "ca serve", "provision", "provision apply",
 		"mosquitto-config", "config sign", "factory-reset", "screens", "queue reset", "tap", "status", "reload", "identify", "queue recover"} {
 		var help bytes.Buffer
 		code := run(append(strings.Fields(cmd), "-h"), &bytes.Buffer{}, &help, "test")
@@ -42,6 +43,7 @@ func TestUsageListsEveryFlag(t *testing.T) {
 func usageEntries(usage string) map[string]string {
 	out := map[string]string{}
 	cmds := []string{"mosquitto-config", "provision apply", "provision", "ca init", "ca server-cert", "ca client-cert",
+		"ca list", "ca revoke", "ca crl", "ca record", "ca serve",
 		"config sign", "factory-reset", "identity", "screens", "queue recover", "queue reset", "tap", "status", "reload", "identify"}
 	var cur string
 	for _, line := range strings.Split(usage, "\n") {
