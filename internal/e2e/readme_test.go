@@ -318,7 +318,7 @@ func (h *harness) serve(args []string) error {
 		// A service runs elsewhere than the script: its relative paths are the work directory's.
 		iargs := append([]string(nil), args[1:]...)
 		for i := 1; i < len(iargs); i++ {
-			if strings.HasPrefix(iargs[i-1], "-tls-") && !filepath.IsAbs(iargs[i]) {
+			if (strings.HasPrefix(iargs[i-1], "-tls-") || iargs[i-1] == "-config-pub") && !filepath.IsAbs(iargs[i]) {
 				iargs[i] = filepath.Join(h.work, iargs[i])
 			}
 		}
