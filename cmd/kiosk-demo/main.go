@@ -119,6 +119,12 @@ func demo(ctx context.Context, o demoOpts) error {
 		return err
 	}
 	defer ledger.Close()
+	// Central's decision that the demo kiosk runs the demo event, as a
+	// config push records it in a fleet: the ingest books by it.
+	if _, err := ledger.AssignEvent(ctx, "kiosk-demo-01", "balie-demo",
+		ingest.Event{ID: "evt-demo", Points: 1, Period: "DAY", Volume: 1}, time.Now().Add(-time.Minute)); err != nil {
+		return err
+	}
 	svc, err := ingest.New(ledger, ingest.ServiceOpts{Broker: brokerURL, ClientID: "kiosk-ingest-demo",
 		Logger: log.With("part", "ingest")})
 	if err != nil {
