@@ -1,11 +1,16 @@
 package ingest
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/uitpas/tap-kiosk/protocol"
 )
@@ -38,57 +43,69 @@ import (
 // batch read the ids. Running the batch again is right (dialect.retryable).
 var errIDRace = errors.New("ingest: checkin id taken by a concurrent batch")
 
-// pgStmts are the set-based path's statements, prepared once per Ledger.
+// errCounted ends a checkin's first pass as soon as its count is known:
+// nothing after it in decide adds a read.
+var errCounted = errors.New("ingest: count recorded")
+
+// pgStmts are the set-based path's statements. They go to the server in
+// pipelines (pgx batches: the reads in one round trip, the writes in
+// another), each prepared once per connection by pgx's statement cache.
 type pgStmts struct {
 	upBoots, selIDs, selHolders, selBoots, selAssigns, selEvents, selCounts,
-	insCheckins, insEvents, upHolders *sql.Stmt
+	insCheckins, insEvents, addPoints, enroll string
 }
 
+// preparePG sets the statements and has the server parse each once, so that
+// a broken one fails Open rather than the first batch.
 func (l *Ledger) preparePG() error {
-	for _, p := range []struct {
-		s   **sql.Stmt
-		sql string
-	}{
+	l.pg = pgStmts{
 		// Deduplicated and sorted by latestBoots: one row per key, taken in
 		// key order.
-		{&l.pg.upBoots, `INSERT INTO boots (device_id, boot_id, uptime_ms, received_ms)
+		upBoots: `INSERT INTO boots (device_id, boot_id, uptime_ms, received_ms)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
 			ON CONFLICT (device_id, boot_id) DO UPDATE SET uptime_ms = excluded.uptime_ms, received_ms = excluded.received_ms
-			WHERE excluded.uptime_ms > boots.uptime_ms`},
-		{&l.pg.selIDs, `SELECT id, device_id, result FROM checkins WHERE id = ANY($1::text[])`},
-		{&l.pg.selHolders, `SELECT chip_number, total_points, blocked FROM passholders WHERE chip_number = ANY($1::text[])`},
-		{&l.pg.selBoots, `SELECT b.device_id, b.boot_id, b.uptime_ms, b.received_ms
-			FROM boots AS b JOIN unnest($1::text[], $2::text[]) AS k(d, i) ON b.device_id = k.d AND b.boot_id = k.i`},
-		// The columns of selAssign (scanAssignment), newest first per key.
-		{&l.pg.selAssigns, `SELECT a.device_id, a.serial, a.event_id, a.counter_id, a.points, a.period, a.volume,
+			WHERE excluded.uptime_ms > boots.uptime_ms`,
+		selIDs:     `SELECT id, device_id, result FROM checkins WHERE id = ANY($1::text[])`,
+		selHolders: `SELECT chip_number, total_points, blocked FROM passholders WHERE chip_number = ANY($1::text[])`,
+		selBoots: `SELECT b.device_id, b.boot_id, b.uptime_ms, b.received_ms
+			FROM boots AS b JOIN unnest($1::text[], $2::text[]) AS k(d, i) ON b.device_id = k.d AND b.boot_id = k.i`,
+		// The columns of selAssign, newest first per key.
+		selAssigns: `SELECT a.device_id, a.serial, a.event_id, a.counter_id, a.points, a.period, a.volume,
 			a.valid_from_ms, a.valid_until_ms, a.assigned_ms, a.replaced_ms
 			FROM assignments AS a JOIN unnest($1::text[], $2::text[]) AS k(d, e) ON a.device_id = k.d AND a.event_id = k.e
-			ORDER BY a.device_id, a.event_id, a.serial DESC`},
-		{&l.pg.selEvents, `SELECT id, points, period, volume, valid_from_ms, valid_until_ms FROM events WHERE id = ANY($1::text[])`},
+			ORDER BY a.device_id, a.event_id, a.serial DESC`,
+		selEvents: `SELECT id, points, period, volume, valid_from_ms, valid_until_ms FROM events WHERE id = ANY($1::text[])`,
 		// selHolderSaved's count, for many (chip, event, period) at once;
 		// each is an index range of checkins_saved.
-		{&l.pg.selCounts, `SELECT k.i, (SELECT count(*) FROM checkins AS c WHERE c.chip_number = k.chip AND c.event_id = k.ev
+		selCounts: `SELECT k.i, (SELECT count(*) FROM checkins AS c WHERE c.chip_number = k.chip AND c.event_id = k.ev
 			AND c.status = 'saved' AND c.dated_ms >= k.f AND c.dated_ms < k.u)
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS k(chip, ev, f, u, i)`},
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS k(chip, ev, f, u, i)`,
 		// In batch order, so that booked (the export's order) follows it.
-		{&l.pg.insCheckins, `INSERT INTO checkins (id, device_id, seq, chip_number, event_id, counter_id, status, points,
+		// No ON CONFLICT: the batch read its ids already, so a conflict is
+		// a concurrent batch's (errIDRace), and a plain insert is cheaper
+		// than a speculative one.
+		insCheckins: `INSERT INTO checkins (id, device_id, seq, chip_number, event_id, counter_id, status, points,
 			tapped_at, clock_synced, dated_ms, received_at, result)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::int[], $9::text[], $10::bool[], $11::bigint[], $12::text[], $13::bytea[])
-			ON CONFLICT (id) DO NOTHING`},
-		{&l.pg.insEvents, `INSERT INTO events (id, points, period, volume)
-			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[]) ON CONFLICT (id) DO NOTHING`},
-		// One row per chip (the batch's points summed), sorted: enrolment
-		// and points in one statement, as enroll and addPoints do apart.
-		{&l.pg.upHolders, `INSERT INTO passholders (chip_number, total_points, blocked, created_at)
-			SELECT * FROM unnest($1::text[], $2::int[], $3::bool[], $4::text[])
-			ON CONFLICT (chip_number) DO UPDATE SET total_points = passholders.total_points + excluded.total_points`},
-	} {
-		s, err := l.db.Prepare(p.sql)
+			$8::int[], $9::text[], $10::bool[], $11::bigint[], $12::text[], $13::bytea[])`,
+		insEvents: `INSERT INTO events (id, points, period, volume)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[]) ON CONFLICT (id) DO NOTHING`,
+		// One row per card (the batch's points summed), sorted: addPoints
+		// for the cards that were passholders already (an update, not an
+		// insert that conflicts), enroll for those the batch enrolled.
+		addPoints: `UPDATE passholders AS p SET total_points = p.total_points + u.d
+			FROM unnest($1::text[], $2::int[]) AS u(c, d) WHERE p.chip_number = u.c`,
+		enroll: `INSERT INTO passholders (chip_number, total_points, blocked, created_at)
+			SELECT c, d, false, t FROM unnest($1::text[], $2::int[], $3::text[]) AS u(c, d, t)
+			ON CONFLICT (chip_number) DO UPDATE SET total_points = passholders.total_points + excluded.total_points`,
+	}
+	for _, q := range []string{l.pg.upBoots, l.pg.selIDs, l.pg.selHolders, l.pg.selBoots, l.pg.selAssigns,
+		l.pg.selEvents, l.pg.selCounts, l.pg.insCheckins, l.pg.insEvents, l.pg.addPoints, l.pg.enroll} {
+		st, err := l.db.Prepare(q)
 		if err != nil {
 			return fmt.Errorf("ingest: prepare: %w", err)
 		}
-		*p.s = s
+		st.Close()
 	}
 	return nil
 }
@@ -150,7 +167,7 @@ func (b *batch) holderSaved(chip, event string, from, until int64) (found bool, 
 	k := countKey{chip, event, from, until}
 	if p.collecting {
 		p.want[k] = true
-		return found, total, blocked, 0, nil
+		return found, total, blocked, 0, errCounted
 	}
 	n, ok := p.counts[k]
 	if !ok { // not foreseen by the first pass: asked on its own
@@ -185,61 +202,33 @@ func (b *batch) bootOf(device, boot string) (upMs, rcvMs int64, ok bool, err err
 	return upMs, rcvMs, true, nil
 }
 
-// processSet is processOnce for PostgreSQL, set-based.
-func (l *Ledger) processSet(tx *sql.Tx, b *batch, in []Input) ([]Outcome, error) {
-	ctx := b.ctx
+// processSet is processOnce for PostgreSQL, set-based: BEGIN, a pipeline of
+// the locks, the boots and every read, the counts, a pipeline of the
+// writes, COMMIT; five round trips per batch.
+func (l *Ledger) processSet(ctx context.Context, in []Input) ([]Outcome, error) {
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: connection: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: begin: %w", err)
+	}
+	defer tx.Rollback()
+	b := &batch{l: l, ctx: ctx, tx: tx, events: map[string]*Event{}, assigns: map[string][]Assignment{}}
 	p := &preloaded{want: map[countKey]bool{}, counts: map[countKey]int{}, holders: map[string]*holderState{},
 		boots: map[[2]string][2]int64{}, ids: map[string]stored{}, saved: map[[2]string][]int64{}}
-	// The keys every read needs.
-	var ids, chips, bootDev, bootID, asDev, asEv, events []string
-	seen := map[string]bool{}
-	once := func(k string) bool {
-		if seen[k] {
-			return false
-		}
-		seen[k] = true
-		return true
+	pipe := func(f func(c *pgx.Conn) error) error {
+		return conn.Raw(func(dc any) error {
+			sc, ok := dc.(*stdlib.Conn)
+			if !ok {
+				return fmt.Errorf("ingest: driver connection %T is not pgx's", dc)
+			}
+			return f(sc.Conn())
+		})
 	}
-	for _, x := range in {
-		c := x.Checkin
-		if once("i" + c.ID) {
-			ids = append(ids, c.ID)
-		}
-		if protocol.CheckChip(c.ChipNumber) != nil {
-			continue
-		}
-		if once("c" + c.ChipNumber) {
-			chips = append(chips, c.ChipNumber)
-		}
-		if usesBoot(c) && once("b"+c.DeviceID+"\x00"+c.BootID) {
-			bootDev, bootID = append(bootDev, c.DeviceID), append(bootID, c.BootID)
-		}
-		if !cleanText(c.EventID) {
-			continue
-		}
-		if once("a" + c.DeviceID + "\x00" + c.EventID) {
-			asDev, asEv = append(asDev, c.DeviceID), append(asEv, c.EventID)
-		}
-		if l.o.EnrollUnknown && once("e"+c.EventID) {
-			events = append(events, c.EventID)
-		}
-	}
-	if len(chips) > 0 {
-		if _, err := b.stmt(l.st.lockChips).ExecContext(ctx, chips); err != nil {
-			return nil, fmt.Errorf("ingest: lock chips: %w", err)
-		}
-	}
-	if bs := latestBoots(in); len(bs) > 0 {
-		var dev, id []string
-		var up, rcv []int64
-		for _, bt := range bs {
-			dev, id, up, rcv = append(dev, bt.device), append(id, bt.boot), append(up, bt.uptimeMs), append(rcv, bt.receivedMs)
-		}
-		if _, err := b.stmt(l.pg.upBoots).ExecContext(ctx, dev, id, up, rcv); err != nil {
-			return nil, fmt.Errorf("ingest: boots: %w", err)
-		}
-	}
-	if err := b.preload(p, ids, chips, bootDev, bootID, asDev, asEv, events); err != nil {
+	if err := pipe(func(c *pgx.Conn) error { return b.preload(c, p, in) }); err != nil {
 		return nil, err
 	}
 	b.pre = p
@@ -253,12 +242,12 @@ func (l *Ledger) processSet(tx *sql.Tx, b *batch, in []Input) ([]Outcome, error)
 			continue
 		}
 		pending[c.ID] = true
-		if _, err := b.decide(x); err != nil {
+		if _, err := b.decide(x); err != nil && !errors.Is(err, errCounted) {
 			return nil, err
 		}
 	}
 	p.collecting = false
-	if err := b.loadCounts(p); err != nil {
+	if err := pipe(func(c *pgx.Conn) error { return b.loadCounts(c, p) }); err != nil {
 		return nil, err
 	}
 
@@ -285,9 +274,7 @@ func (l *Ledger) processSet(tx *sql.Tx, b *batch, in []Input) ([]Outcome, error)
 		w.add(x, d, payload)
 		p.ids[c.ID] = stored{c.DeviceID, payload}
 		if e := d.createEvent; e != nil {
-			if _, known := b.events[e.ID]; !known || b.events[e.ID] == nil {
-				newEvents = append(newEvents, e)
-			}
+			newEvents = append(newEvents, e)
 			b.events[e.ID] = e
 		}
 		if d.enroll || d.points != 0 {
@@ -308,7 +295,7 @@ func (l *Ledger) processSet(tx *sql.Tx, b *batch, in []Input) ([]Outcome, error)
 		}
 		out[i] = Outcome{Result: d.res, Payload: payload}
 	}
-	if err := b.write(p, &w, newEvents); err != nil {
+	if err := pipe(func(c *pgx.Conn) error { return b.write(c, p, &w, newEvents) }); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -330,96 +317,142 @@ func replayOf(c protocol.Checkin, s stored) (Outcome, error) {
 	return Outcome{Result: res, Payload: s.payload, Replay: true}, nil
 }
 
-// preload reads, for the whole batch, what the rules look up.
-func (b *batch) preload(p *preloaded, ids, chips, bootDev, bootID, asDev, asEv, events []string) error {
-	ctx, l := b.ctx, b.l
-	rows, err := b.stmt(l.pg.selIDs).QueryContext(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("ingest: read ids: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		var s stored
-		if err := rows.Scan(&id, &s.device, &s.payload); err != nil {
-			rows.Close()
-			return fmt.Errorf("ingest: read ids: %w", err)
+// preload takes the chips' locks, records the boots, and reads for the
+// whole batch what the rules look up: one pipeline. The reads are queued
+// after the locks, so each runs (in a fresh READ COMMITTED snapshot) once
+// every lock is held.
+func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
+	l := b.l
+	var ids, chips, bootDev, bootID, asDev, asEv, events []string
+	seen := map[string]bool{}
+	once := func(k string) bool {
+		if seen[k] {
+			return false
 		}
-		p.ids[id] = s
+		seen[k] = true
+		return true
 	}
-	if err := closeRows(rows, "read ids"); err != nil {
-		return err
+	for _, x := range in {
+		c := x.Checkin
+		if once("i" + c.ID) {
+			ids = append(ids, c.ID)
+		}
+		// What decide looks up: only valid chips reach the passholder,
+		// only clean event ids the assignments.
+		if protocol.CheckChip(c.ChipNumber) != nil {
+			continue
+		}
+		if once("c" + c.ChipNumber) {
+			chips = append(chips, c.ChipNumber)
+		}
+		if usesBoot(c) && once("b"+c.DeviceID+"\x00"+c.BootID) {
+			bootDev, bootID = append(bootDev, c.DeviceID), append(bootID, c.BootID)
+		}
+		if !cleanText(c.EventID) {
+			continue
+		}
+		if once("a" + c.DeviceID + "\x00" + c.EventID) {
+			asDev, asEv = append(asDev, c.DeviceID), append(asEv, c.EventID)
+		}
+		if l.o.EnrollUnknown && once("e"+c.EventID) {
+			events = append(events, c.EventID)
+		}
+	}
+	var q pgx.Batch
+	var steps []func(pgx.BatchResults) error
+	exec := func(what, sql string, args ...any) {
+		q.Queue(sql, args...)
+		steps = append(steps, func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("ingest: %s: %w", what, err)
+			}
+			return nil
+		})
+	}
+	query := func(what, sql string, scan func(pgx.Rows) error, args ...any) {
+		q.Queue(sql, args...)
+		steps = append(steps, func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err != nil {
+				return fmt.Errorf("ingest: %s: %w", what, err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := scan(rows); err != nil {
+					return fmt.Errorf("ingest: %s: %w", what, err)
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("ingest: %s: %w", what, err)
+			}
+			return nil
+		})
 	}
 	if len(chips) > 0 {
-		rows, err := b.stmt(l.pg.selHolders).QueryContext(ctx, chips)
-		if err != nil {
-			return fmt.Errorf("ingest: passholders: %w", err)
+		exec("lock chips", l.d.lockChips, chips)
+	}
+	if bs := latestBoots(in); len(bs) > 0 {
+		var dev, id []string
+		var up, rcv []int64
+		for _, bt := range bs {
+			dev, id, up, rcv = append(dev, bt.device), append(id, bt.boot), append(up, bt.uptimeMs), append(rcv, bt.receivedMs)
 		}
-		for rows.Next() {
+		exec("boots", l.pg.upBoots, dev, id, up, rcv)
+	}
+	query("read ids", l.pg.selIDs, func(r pgx.Rows) error {
+		var id string
+		var s stored
+		if err := r.Scan(&id, &s.device, &s.payload); err != nil {
+			return err
+		}
+		p.ids[id] = s
+		return nil
+	}, ids)
+	if len(chips) > 0 {
+		query("passholders", l.pg.selHolders, func(r pgx.Rows) error {
 			var chip string
 			h := &holderState{found: true}
-			if err := rows.Scan(&chip, &h.total, &h.blocked); err != nil {
-				rows.Close()
-				return fmt.Errorf("ingest: passholders: %w", err)
+			if err := r.Scan(&chip, &h.total, &h.blocked); err != nil {
+				return err
 			}
 			p.holders[chip] = h
-		}
-		if err := closeRows(rows, "passholders"); err != nil {
-			return err
-		}
+			return nil
+		}, chips)
 	}
 	if len(bootDev) > 0 {
-		rows, err := b.stmt(l.pg.selBoots).QueryContext(ctx, bootDev, bootID)
-		if err != nil {
-			return fmt.Errorf("ingest: boots: %w", err)
-		}
-		for rows.Next() {
+		query("boots", l.pg.selBoots, func(r pgx.Rows) error {
 			var k [2]string
 			var v [2]int64
-			if err := rows.Scan(&k[0], &k[1], &v[0], &v[1]); err != nil {
-				rows.Close()
-				return fmt.Errorf("ingest: boots: %w", err)
+			if err := r.Scan(&k[0], &k[1], &v[0], &v[1]); err != nil {
+				return err
 			}
 			p.boots[k] = v
-		}
-		if err := closeRows(rows, "boots"); err != nil {
-			return err
-		}
+			return nil
+		}, bootDev, bootID)
 	}
 	if len(asDev) > 0 {
 		for i := range asDev { // none is cached as none
 			b.assigns[asDev[i]+"\x00"+asEv[i]] = nil
 		}
-		rows, err := b.stmt(l.pg.selAssigns).QueryContext(ctx, asDev, asEv)
-		if err != nil {
-			return fmt.Errorf("ingest: assignments: %w", err)
-		}
-		for rows.Next() {
-			a, err := scanAssignment(rows)
+		query("assignments", l.pg.selAssigns, func(r pgx.Rows) error {
+			a, err := scanAssignmentRow(r)
 			if err != nil {
-				rows.Close()
 				return err
 			}
 			k := a.DeviceID + "\x00" + a.Event.ID
 			b.assigns[k] = append(b.assigns[k], a)
-		}
-		if err := closeRows(rows, "assignments"); err != nil {
-			return err
-		}
+			return nil
+		}, asDev, asEv)
 	}
 	if len(events) > 0 {
 		for _, id := range events {
 			b.events[id] = nil
 		}
-		rows, err := b.stmt(l.pg.selEvents).QueryContext(ctx, events)
-		if err != nil {
-			return fmt.Errorf("ingest: events: %w", err)
-		}
-		for rows.Next() {
+		query("events", l.pg.selEvents, func(r pgx.Rows) error {
 			var e Event
 			var from, until sql.NullInt64
-			if err := rows.Scan(&e.ID, &e.Points, &e.Period, &e.Volume, &from, &until); err != nil {
-				rows.Close()
-				return fmt.Errorf("ingest: events: %w", err)
+			if err := r.Scan(&e.ID, &e.Points, &e.Period, &e.Volume, &from, &until); err != nil {
+				return err
 			}
 			if from.Valid {
 				e.ValidFrom = time.UnixMilli(from.Int64).UTC()
@@ -428,16 +461,52 @@ func (b *batch) preload(p *preloaded, ids, chips, bootDev, bootID, asDev, asEv, 
 				e.ValidUntil = time.UnixMilli(until.Int64).UTC()
 			}
 			b.events[e.ID] = &e
-		}
-		if err := closeRows(rows, "events"); err != nil {
-			return err
+			return nil
+		}, events)
+	}
+	return runPipeline(b.ctx, c, &q, steps)
+}
+
+// runPipeline sends q in one round trip and reads its results in order;
+// the first error is returned (the server fails what follows it).
+func runPipeline(ctx context.Context, c *pgx.Conn, q *pgx.Batch, steps []func(pgx.BatchResults) error) error {
+	br := c.SendBatch(ctx, q)
+	var first error
+	for _, step := range steps {
+		if err := step(br); err != nil {
+			first = err
+			break
 		}
 	}
-	return nil
+	if err := br.Close(); first == nil && err != nil {
+		first = fmt.Errorf("ingest: pipeline: %w", err)
+	}
+	return first
+}
+
+// scanAssignmentRow is scanAssignment for a pgx row.
+func scanAssignmentRow(r pgx.Rows) (Assignment, error) {
+	var a Assignment
+	var from, until, replaced sql.NullInt64
+	var assigned int64
+	if err := r.Scan(&a.DeviceID, &a.Serial, &a.Event.ID, &a.CounterID, &a.Event.Points, &a.Event.Period,
+		&a.Event.Volume, &from, &until, &assigned, &replaced); err != nil {
+		return Assignment{}, err
+	}
+	a.AssignedAt = time.UnixMilli(assigned).UTC()
+	for _, p := range []struct {
+		n sql.NullInt64
+		t *time.Time
+	}{{from, &a.Event.ValidFrom}, {until, &a.Event.ValidUntil}, {replaced, &a.ReplacedAt}} {
+		if p.n.Valid {
+			*p.t = time.UnixMilli(p.n.Int64).UTC()
+		}
+	}
+	return a, nil
 }
 
 // loadCounts reads the counts the first pass asked for, in one statement.
-func (b *batch) loadCounts(p *preloaded) error {
+func (b *batch) loadCounts(c *pgx.Conn, p *preloaded) error {
 	if len(p.want) == 0 {
 		return nil
 	}
@@ -450,33 +519,24 @@ func (b *batch) loadCounts(p *preloaded) error {
 	for i, k := range keys {
 		chip[i], ev[i], from[i], until[i] = k.chip, k.event, k.from, k.until
 	}
-	rows, err := b.stmt(b.l.pg.selCounts).QueryContext(b.ctx, chip, ev, from, until)
+	rows, err := c.Query(b.ctx, b.l.pg.selCounts, chip, ev, from, until)
 	if err != nil {
 		return fmt.Errorf("ingest: counts: %w", err)
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var i int64
 		var n int
 		if err := rows.Scan(&i, &n); err != nil {
-			rows.Close()
 			return fmt.Errorf("ingest: counts: %w", err)
 		}
 		if i < 1 || int(i) > len(keys) {
-			rows.Close()
 			return fmt.Errorf("ingest: counts: ordinal %d of %d", i, len(keys))
 		}
 		p.counts[keys[i-1]] = n
 	}
-	return closeRows(rows, "counts")
-}
-
-func closeRows(rows *sql.Rows, what string) error {
-	err := rows.Err()
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("ingest: %s: %w", what, err)
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("ingest: counts: %w", err)
 	}
 	return nil
 }
@@ -500,23 +560,26 @@ func (r *checkinRows) add(x Input, d decision, payload []byte) {
 	r.received, r.result = append(r.received, protocol.FormatTime(x.ReceivedAt)), append(r.result, payload)
 }
 
-// write makes the batch's writes: its ledger rows, the events it created,
-// its cards' points and enrolments; one statement each.
-func (b *batch) write(p *preloaded, r *checkinRows, events []*Event) error {
-	ctx, l := b.ctx, b.l
+// write makes the batch's writes in one pipeline: its ledger rows, the
+// events it created, its cards' points and enrolments; one statement each.
+func (b *batch) write(c *pgx.Conn, p *preloaded, r *checkinRows, events []*Event) error {
+	l := b.l
+	var q pgx.Batch
+	var steps []func(pgx.BatchResults) error
 	if len(r.id) > 0 {
-		res, err := b.stmt(l.pg.insCheckins).ExecContext(ctx, r.id, r.device, r.seq, r.chip, r.event, r.counter,
+		q.Queue(l.pg.insCheckins, r.id, r.device, r.seq, r.chip, r.event, r.counter,
 			r.status, r.points, r.tapped, r.synced, r.dated, r.received, r.result)
-		if err != nil {
-			return fmt.Errorf("ingest: insert checkins: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("ingest: insert checkins: %w", err)
-		}
-		if n != int64(len(r.id)) {
-			return fmt.Errorf("%w (%d of %d rows inserted)", errIDRace, n, len(r.id))
-		}
+		steps = append(steps, func(br pgx.BatchResults) error {
+			_, err := br.Exec()
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "checkins_pkey" {
+				return fmt.Errorf("%w: %v", errIDRace, err)
+			}
+			if err != nil {
+				return fmt.Errorf("ingest: insert checkins: %w", err)
+			}
+			return nil
+		})
 	}
 	if len(events) > 0 {
 		sort.Slice(events, func(i, j int) bool { return events[i].ID < events[j].ID })
@@ -525,28 +588,51 @@ func (b *batch) write(p *preloaded, r *checkinRows, events []*Event) error {
 		for _, e := range events {
 			id, period, pts, vol = append(id, e.ID), append(period, e.Period), append(pts, int32(e.Points)), append(vol, int32(e.Volume))
 		}
-		if _, err := b.stmt(l.pg.insEvents).ExecContext(ctx, id, pts, period, vol); err != nil {
-			return fmt.Errorf("ingest: create events: %w", err)
-		}
+		q.Queue(l.pg.insEvents, id, pts, period, vol)
+		steps = append(steps, func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("ingest: create events: %w", err)
+			}
+			return nil
+		})
 	}
-	var chips, created []string
+	var add, enroll []string
 	for chip, h := range p.holders {
-		if h.create || h.delta != 0 {
-			chips = append(chips, chip)
+		switch {
+		case h.create:
+			enroll = append(enroll, chip)
+		case h.delta != 0:
+			add = append(add, chip)
 		}
 	}
-	if len(chips) == 0 {
+	for _, w := range []struct {
+		what, sql string
+		chips     []string
+		created   bool
+	}{{"add points", l.pg.addPoints, add, false}, {"enroll", l.pg.enroll, enroll, true}} {
+		if len(w.chips) == 0 {
+			continue
+		}
+		sort.Strings(w.chips)
+		pts, created := make([]int32, len(w.chips)), make([]string, len(w.chips))
+		for i, chip := range w.chips {
+			h := p.holders[chip]
+			pts[i], created[i] = int32(h.delta), h.createdAt
+		}
+		if w.created {
+			q.Queue(w.sql, w.chips, pts, created)
+		} else {
+			q.Queue(w.sql, w.chips, pts)
+		}
+		steps = append(steps, func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("ingest: %s: %w", w.what, err)
+			}
+			return nil
+		})
+	}
+	if len(steps) == 0 {
 		return nil
 	}
-	sort.Strings(chips)
-	pts, blocked := make([]int32, len(chips)), make([]bool, len(chips))
-	for i, chip := range chips {
-		h := p.holders[chip]
-		pts[i] = int32(h.delta)
-		created = append(created, h.createdAt)
-	}
-	if _, err := b.stmt(l.pg.upHolders).ExecContext(ctx, chips, pts, blocked, created); err != nil {
-		return fmt.Errorf("ingest: passholders: %w", err)
-	}
-	return nil
+	return runPipeline(b.ctx, c, &q, steps)
 }

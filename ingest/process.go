@@ -80,15 +80,15 @@ func (l *Ledger) ProcessBatch(ctx context.Context, in []Input) ([]Outcome, error
 }
 
 func (l *Ledger) processOnce(ctx context.Context, in []Input) ([]Outcome, error) {
+	if l.d.setBased {
+		return l.processSet(ctx, in)
+	}
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: begin: %w", err)
 	}
 	defer tx.Rollback()
 	b := batch{l: l, ctx: ctx, tx: tx, events: map[string]*Event{}, assigns: map[string][]Assignment{}}
-	if l.d.setBased {
-		return l.processSet(tx, &b, in)
-	}
 	// Concurrent writers (PostgreSQL): hold every chip of the batch before
 	// reading anything the rules depend on. Only valid chips reach the
 	// passholder and count queries.
