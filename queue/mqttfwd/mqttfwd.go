@@ -38,6 +38,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +102,21 @@ type Opts struct {
 	// Status is the core's snapshot; the forwarder fills Online, At,
 	// Pending, OldestPendingS and DeviceID.
 	Status func() protocol.Status
+	// Subscribe are more topics the forwarder subscribes to on every
+	// session (QoS 1), next to its result and config topics, each with the
+	// handler of its payloads. A handler runs on paho's goroutine: it must
+	// hand the payload over and return, never block.
+	Subscribe []Sub
 }
+
+// Sub is one topic of Opts.Subscribe.
+type Sub struct {
+	Topic  string
+	Handle func(payload []byte)
+}
+
+// ErrOffline: Publish without a session with the broker.
+var ErrOffline = errors.New("mqttfwd: no session with the broker")
 
 // Counters are the forwarder's running totals.
 type Counters struct {
@@ -117,8 +132,8 @@ type Subscription struct {
 	// Session: a session with the broker is up (the broker accepted the
 	// connection), whatever the subscriptions.
 	Session bool
-	// Subscribed: the broker granted every subscription (result and
-	// config). Without a session it is false.
+	// Subscribed: the broker granted every subscription (result, config
+	// and Opts.Subscribe). Without a session it is false.
 	Subscribed bool
 	// Refused lists the topics the broker refused on this session (SUBACK
 	// 0x80); they are subscribed again with backoff. While the result topic
@@ -134,6 +149,7 @@ type Forwarder struct {
 	log *slog.Logger
 
 	tCheckin, tResult, tStatus, tConfig string
+	extra                               map[string]func([]byte) // Opts.Subscribe
 
 	kick       chan struct{}
 	statusKick chan struct{}
@@ -222,8 +238,16 @@ func New(ob *queue.Outbox, o Opts) (*Forwarder, error) {
 	}
 	var seed [16]byte
 	rand.Read(seed[:])
+	extra := map[string]func([]byte){}
+	for _, s := range o.Subscribe {
+		if s.Topic == "" || s.Handle == nil || strings.ContainsAny(s.Topic, "+#") {
+			return nil, fmt.Errorf("mqttfwd: subscription %q: a topic (no wildcard) and a handler", s.Topic)
+		}
+		extra[s.Topic] = s.Handle
+	}
 	f := &Forwarder{
 		ob: ob, o: o, clk: o.Clock, log: o.Logger, badLog: ratelog.New(badLogEvery), subLog: ratelog.New(refusedLogEvery),
+		extra:      extra,
 		tCheckin:   protocol.Topic(o.Prefix, o.DeviceID, protocol.KindCheckin),
 		tResult:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindResult),
 		tStatus:    protocol.Topic(o.Prefix, o.DeviceID, protocol.KindStatus),
@@ -476,7 +500,11 @@ func (f *Forwarder) onConnect(c mqtt.Client) {
 	lost := make(chan struct{})
 	f.lost = lost
 	f.mu.Unlock()
-	refused, err := f.subscribe(c, []string{f.tResult, f.tConfig})
+	topics := []string{f.tResult, f.tConfig}
+	for _, s := range f.o.Subscribe {
+		topics = append(topics, s.Topic)
+	}
+	refused, err := f.subscribe(c, topics)
 	if err != nil {
 		f.log.Warn("mqttfwd: subscribe failed; reconnecting", "err", err)
 		f.dropConn()
@@ -616,7 +644,33 @@ func (f *Forwarder) onMessage(_ mqtt.Client, m mqtt.Message) {
 		if f.o.OnConfig != nil && len(m.Payload()) > 0 { // empty = retained config cleared
 			f.o.OnConfig(m.Payload())
 		}
+	default:
+		if h := f.extra[m.Topic()]; h != nil {
+			h(m.Payload())
+		}
 	}
+}
+
+// Publish publishes payload on topic, QoS 1 and not retained, on the
+// current session and waits for the broker's acknowledgement (at most the
+// operation timeout). Without a session it returns ErrOffline: the caller
+// asks again later. For messages other than checkins and Status, which the
+// forwarder publishes itself.
+func (f *Forwarder) Publish(topic string, payload []byte) error {
+	f.mu.Lock()
+	up := f.session
+	f.mu.Unlock()
+	if !up || f.client == nil {
+		return ErrOffline
+	}
+	t := f.client.Publish(topic, 1, false, payload)
+	if !t.WaitTimeout(opTimeout) {
+		return fmt.Errorf("mqttfwd: publish %s: no acknowledgement within %s", topic, opTimeout)
+	}
+	if err := t.Error(); err != nil {
+		return fmt.Errorf("mqttfwd: publish %s: %w", topic, err)
+	}
+	return nil
 }
 
 // loop owns the window until ctx is done.
