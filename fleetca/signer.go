@@ -44,6 +44,8 @@ type Signer struct {
 	last   map[string]time.Time // device → when its last request was answered
 	drops  *ratelog.Limiter
 	client mqtt.Client
+	ready  chan struct{}
+	once   sync.Once
 }
 
 type request struct {
@@ -74,15 +76,18 @@ func NewSigner(ca *CA, o SignerOpts) (*Signer, error) {
 		o.ClientID = provisioning.DefaultSignerID
 	}
 	return &Signer{ca: ca, o: o, log: o.Logger, reqs: make(chan request, 256), last: map[string]time.Time{},
-		drops: ratelog.New(time.Minute)}, nil
+		drops: ratelog.New(time.Minute), ready: make(chan struct{})}, nil
 }
+
+// Ready is closed once the signer has subscribed to the CSR topic for the
+// first time.
+func (s *Signer) Ready() <-chan struct{} { return s.ready }
 
 // Run connects (retrying), answers requests until ctx is done, then
 // disconnects. Its session is persistent: requests sent while it was away
 // are delivered when it is back.
 func (s *Signer) Run(ctx context.Context) error {
 	topic := s.o.Prefix + "/+/" + protocol.KindCSR
-	connected := make(chan struct{}, 1)
 	opts := mqtt.NewClientOptions().AddBroker(s.o.Broker).SetClientID(s.o.ClientID).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(2 * time.Second).SetMaxReconnectInterval(30 * time.Second).
@@ -94,10 +99,7 @@ func (s *Signer) Run(ctx context.Context) error {
 				return
 			}
 			s.log.Info("signer: connected, answering renewal requests", "broker", s.o.Broker, "topic", topic)
-			select {
-			case connected <- struct{}{}:
-			default:
-			}
+			s.once.Do(func() { close(s.ready) })
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { s.log.Warn("signer: connection lost", "err", err) })
 	if s.o.TLS != nil {
@@ -113,7 +115,6 @@ func (s *Signer) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-connected:
 		case <-daily.C:
 			s.checkCRL()
 		case r := <-s.reqs:

@@ -70,6 +70,7 @@ type Kiosk struct {
 	indHealth func() error   // buzzer and LED health
 	gate      gateOutbox     // the outbox as the core sees it (storage.go)
 	storage   storageState   // storage.go
+	renew     renewState     // renew.go
 	stopped   chan struct{}  // closed when Run returns
 	started   time.Time      // when Run began (Status uptimeS)
 	ctl       *control.Server
@@ -293,6 +294,7 @@ func (k *Kiosk) Run(ctx context.Context) error {
 	run("core", func(ctx context.Context) error { return k.core.Run(ctx, events) })
 	run("mqtt", k.runLink)
 	run("config", k.runConfigs)
+	run("renew", k.runRenewal)
 	if k.ctl != nil {
 		run("control", k.ctl.Serve)
 	}

@@ -233,6 +233,7 @@ func (k *Kiosk) newForwarder(l *link) (*mqttfwd.Forwarder, error) {
 	}
 	o.OnConfig = k.onConfig
 	o.Status = k.statusPayload
+	o.Subscribe = k.renewSubs(l)
 	f, err := mqttfwd.New(k.ob, o)
 	if err != nil {
 		return nil, fmt.Errorf("kiosk: %w", err)
@@ -400,7 +401,7 @@ func (k *Kiosk) reloadLink(ctx context.Context) (reloadReply, bool) {
 func (k *Kiosk) checkCert() {
 	days, ok := k.certDays()
 	if ok && days < certWarnDays {
-		k.log.Warn("client certificate expires soon: provision this kiosk again", "daysLeft", days)
+		k.log.Warn(k.certWarning(days), "daysLeft", days)
 	}
 }
 
@@ -486,7 +487,7 @@ func (k *Kiosk) provStatus(r *StatusReply) {
 	if d, ok := k.certDays(); ok {
 		r.CertExpiresInDays = &d
 		if d < certWarnDays {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("client certificate expires in %d days: provision again", d))
+			r.Warnings = append(r.Warnings, k.certWarning(d))
 		}
 	}
 	if l.configKey == nil {

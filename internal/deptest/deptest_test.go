@@ -27,8 +27,13 @@ var (
 
 // rules: packages under the key (prefix) must not depend on any of the values (prefixes).
 var rules = map[string][]string{
-	// The kiosk knows nothing of central beyond the contract (protocol).
-	mod + "/kiosk": central,
+	// The kiosk knows nothing of central beyond the contract (protocol);
+	// nor of the fleet CA's life cycle (inventory, revocation, the renewal
+	// signer, which hold or use the CA key): it checks a renewed
+	// certificate with provisioning's bundle checks against its pinned CA.
+	mod + "/kiosk": append([]string{mod + "/fleetca"}, central...),
+	// The fleet CA needs neither central's services nor the kiosk's code.
+	mod + "/fleetca": append(append([]string{}, central...), kioskSide...),
 	// The fleet registry reads Status; the broker and the ingest's rules
 	// are not its business (the ingest feeds it through an interface).
 	mod + "/fleet": append(append([]string{mod + "/ingest"}, mqtt...), kioskSide...),
