@@ -217,3 +217,19 @@ func TestCARecordCLI(t *testing.T) {
 }
 
 func timeNow() time.Time { return time.Now() }
+
+// ca serve checks its flags and its certificate before it connects.
+func TestCAServeFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "fleet-ca")
+	if code, _, errs := kctl(t, "ca", "init", "-dir", ca); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := kctl(t, "ca", "serve", "-dir", ca); code != 2 || !strings.Contains(errs, "-broker") {
+		t.Fatalf("without -broker: %d %s", code, errs)
+	}
+	code, _, errs := kctl(t, "ca", "serve", "-dir", ca, "-broker", "ssl://127.0.0.1:1")
+	if code != 1 || !strings.Contains(errs, "ca client-cert -dir "+ca+" -name signer.central") {
+		t.Fatalf("without its certificate: %d %s", code, errs)
+	}
+}
