@@ -3,6 +3,8 @@ package display
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Languages offered.
@@ -20,18 +22,22 @@ type Text struct {
 }
 
 type phrases struct {
-	tap, saved1, savedN, total, already, blocked, notRec, unreadable, retry,
+	tap, saved1, savedN, total1, totalN, already, blocked, notRec, unreadable, useUiTPAS,
 	noEvent, notAllowed, queueFull, storage, fault, desk, provisioning,
 	pairing, device, spaar, spaarHint string
 }
 
-// The French texts use typographic apostrophes and a no-break space before
-// the colon; the renderers draw both.
+// The words of each language, as a passholder there would say them. A
+// no-break space holds a number to its word ("23 punten") and, in French,
+// the colon to what it follows; French apostrophes are typographic (’).
+// Every text fits the 128×64 panel at a legible size (render's tests
+// measure them).
 var dict = map[string]phrases{
 	"nl": {
-		tap: "Tik je UiTPAS", saved1: "punt gespaard", savedN: "punten gespaard",
-		total: "Totaal: %d", already: "Punt al gespaard", blocked: "Kaart geblokkeerd",
-		notRec: "Kaart niet herkend", unreadable: "Kaart niet leesbaar", retry: "Probeer opnieuw",
+		tap: "Houd je UiTPAS tegen de lezer", saved1: "punt gespaard", savedN: "punten gespaard",
+		total1: "Totaal: %d\u00a0punt", totalN: "Totaal: %d\u00a0punten",
+		already: "Punt al gespaard", blocked: "Kaart geblokkeerd", notRec: "Kaart niet herkend",
+		unreadable: "Deze kaart werkt hier niet", useUiTPAS: "Gebruik je UiTPAS",
 		noEvent: "Nu geen activiteit", notAllowed: "Sparen kan nu niet",
 		queueFull: "Geheugen vol", storage: "Opslagfout", fault: "Technische storing",
 		desk: "Meld je aan de balie", provisioning: "Nog niet ingesteld", pairing: "Code: %s",
@@ -39,21 +45,23 @@ var dict = map[string]phrases{
 	},
 	"fr": {
 		tap: "Présentez votre UiTPAS", saved1: "point épargné", savedN: "points épargnés",
-		total: "Total\u00a0: %d", already: "Point déjà épargné", blocked: "Carte bloquée",
-		notRec: "Carte non reconnue", unreadable: "Carte illisible", retry: "Réessayez",
-		noEvent: "Aucune activité en cours", notAllowed: "Épargne impossible pour l’instant",
+		total1: "Total\u00a0: %d\u00a0point", totalN: "Total\u00a0: %d\u00a0points",
+		already: "Point déjà épargné", blocked: "Carte bloquée", notRec: "Carte non reconnue",
+		unreadable: "Carte non acceptée ici", useUiTPAS: "Utilisez votre UiTPAS",
+		noEvent: "Aucune activité en cours", notAllowed: "Épargne impossible",
 		queueFull: "Mémoire pleine", storage: "Erreur de stockage", fault: "Panne technique",
 		desk: "Adressez-vous à l’accueil", provisioning: "Pas encore configuré", pairing: "Code\u00a0: %s",
 		device: "Appareil\u00a0: %s", spaar: "Épargnez avec l’app", spaarHint: "Scannez ce code",
 	},
 	"en": {
-		tap: "Tap your UiTPAS", saved1: "point saved", savedN: "points saved",
-		total: "Total: %d", already: "Point already saved", blocked: "Card blocked",
-		notRec: "Card not recognised", unreadable: "Card unreadable", retry: "Please try again",
-		noEvent: "No activity now", notAllowed: "Saving not possible now",
+		tap: "Tap your UiTPAS", saved1: "point collected", savedN: "points collected",
+		total1: "Total: %d\u00a0point", totalN: "Total: %d\u00a0points",
+		already: "Point already collected", blocked: "Card blocked", notRec: "Card not recognised",
+		unreadable: "Card not accepted here", useUiTPAS: "Please use your UiTPAS",
+		noEvent: "No activity right now", notAllowed: "Can’t collect points right now",
 		queueFull: "Storage full", storage: "Storage error", fault: "Technical fault",
 		desk: "Please go to the desk", provisioning: "Not set up yet", pairing: "Code: %s",
-		device: "Device: %s", spaar: "Save with the app", spaarHint: "Scan this code",
+		device: "Device: %s", spaar: "Collect points with the app", spaarHint: "Scan this code",
 	},
 }
 
@@ -88,7 +96,11 @@ func Words(s Screen) Text {
 		}
 		t.Title = t.Figure + " " + t.Caption
 		if s.HasTotal {
-			t.Lines = []string{fmt.Sprintf(p.total, s.Total)}
+			total := p.totalN
+			if s.Total == 1 {
+				total = p.total1
+			}
+			t.Lines = []string{fmt.Sprintf(total, s.Total)}
 		}
 	case AlreadySaved:
 		t.Title = p.already
@@ -100,7 +112,8 @@ func Words(s Screen) Text {
 	case NotRecognised:
 		t.Title, t.Lines = p.notRec, []string{p.desk}
 	case Unreadable:
-		t.Title, t.Lines = p.unreadable, []string{p.retry}
+		// A phone or a bank card: trying again will not help.
+		t.Title, t.Lines = p.unreadable, []string{p.useUiTPAS}
 	case NoEvent:
 		t.Title = p.noEvent
 	case NotAllowed:
@@ -121,10 +134,10 @@ func Words(s Screen) Text {
 	}
 	if s.Message != "" {
 		t.Lines = []string{s.Message}
-		// "Punt al gespaard (max. 1 / week)" under the headline "Punt al
+		// "Punt al gespaard: max. 1 per week" under the headline "Punt al
 		// gespaard" would say it twice: keep only what the message adds.
 		if rest, ok := cutPrefixFold(s.Message, t.Title); ok && rest != "" {
-			t.Lines = []string{rest}
+			t.Lines = []string{upperFirst(rest)}
 		}
 	}
 	return t
@@ -142,5 +155,15 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 	if prefix == "" || len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
 		return s, false
 	}
-	return strings.TrimLeft(s[len(prefix):], " .,:;–—-"), true
+	return strings.TrimLeft(s[len(prefix):], " \u00a0.,:;–—-"), true
+}
+
+// upperFirst capitalises the first letter of s: what is left of a message
+// after its headline starts a line of its own.
+func upperFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError {
+		return s
+	}
+	return string(unicode.ToUpper(r)) + s[n:]
 }

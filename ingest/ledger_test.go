@@ -120,7 +120,7 @@ func testExactlyOnceAndReplay(t *testing.T, open opener) {
 	if first.Result.Status != protocol.StatusSaved || first.Result.NewPoints != 1 || first.Result.TotalPoints != 23 || first.Replay {
 		t.Fatalf("first = %+v", first)
 	}
-	if got := first.Result.EndUserMessage["nl"]; got != "Je spaarde 1 punt. Totaal: 23." {
+	if got := first.Result.EndUserMessage["nl"]; got != savedMessage(1, 23)["nl"] {
 		t.Errorf("nl = %q", got)
 	}
 	for _, lang := range []string{"fr", "en"} {
@@ -184,7 +184,7 @@ func testBatchDuplicatesAndSameChip(t *testing.T, open opener) {
 	if rs[0].TotalPoints != 24 || rs[2].TotalPoints != 24 || rs[2].NewPoints != 0 {
 		t.Errorf("points: %+v %+v", rs[0], rs[2])
 	}
-	if got := rs[2].EndUserMessage["nl"]; got != "Punt al gespaard (max. 1 / dag)" {
+	if got := rs[2].EndUserMessage["nl"]; got != maximumMessage("DAY", 1)["nl"] {
 		t.Errorf("maximum nl = %q", got)
 	}
 	if n := countEntries(t, l); n != 3 {
@@ -301,7 +301,7 @@ func testUnknownChipAndEvent(t *testing.T, open opener) {
 		if out.Result.Status != protocol.StatusSaved || out.Result.NewPoints != 3 || out.Result.TotalPoints != 3 {
 			t.Fatalf("enrolled: %s", out.Payload)
 		}
-		if got := out.Result.EndUserMessage["nl"]; got != "Je spaarde 3 punten. Totaal: 3." {
+		if got := out.Result.EndUserMessage["nl"]; got != savedMessage(3, 3)["nl"] {
 			t.Errorf("nl = %q", got)
 		}
 		ev, err := l.Event(context.Background(), "evt-new")
@@ -310,7 +310,7 @@ func testUnknownChipAndEvent(t *testing.T, open opener) {
 		}
 		if o := process1(t, l, checkin(t, unknown, "evt-new", at.Add(24*time.Hour)), at.Add(24*time.Hour)); o.Result.Status != protocol.StatusMaximumReached {
 			t.Errorf("same week: %s", o.Payload)
-		} else if o.Result.EndUserMessage["nl"] != "Punt al gespaard (max. 1 / week)" {
+		} else if o.Result.EndUserMessage["nl"] != maximumMessage("WEEK", 1)["nl"] {
 			t.Errorf("nl = %q", o.Result.EndUserMessage["nl"])
 		}
 	})

@@ -8,7 +8,11 @@ import (
 
 // The end-user messages of each outcome, in the kiosk's languages. They are
 // shown on the kiosk screen as they are, so they speak to the passholder, not
-// to a technician.
+// to a technician, and they are short: the kiosk shows them on a 0.96-inch
+// panel under its own headline, and a message that begins with that
+// headline ("Punt al gespaard") is shown without it. A no-break space
+// (\u00a0) holds a number to its word and, in French, a colon to what it
+// follows; apostrophes are typographic (’).
 
 var periodWords = map[string][3]string{ // nl, fr, en
 	protocol.PeriodDay:     {"dag", "jour", "day"},
@@ -18,71 +22,63 @@ var periodWords = map[string][3]string{ // nl, fr, en
 	protocol.PeriodYear:    {"jaar", "an", "year"},
 }
 
+// savedMessage is the passholder's total: the kiosk's headline says what
+// this tap saved ("+1 punt gespaard", "+0" for a check-in without points),
+// so the message does not say it again.
 func savedMessage(points, total int) map[string]string {
-	if points == 0 {
-		return map[string]string{
-			"nl": fmt.Sprintf("Je bent ingecheckt. Totaal: %d.", total),
-			"fr": fmt.Sprintf("Vous êtes enregistré. Total : %d.", total),
-			"en": fmt.Sprintf("You are checked in. Total: %d.", total),
-		}
-	}
-	nl, fr, en := "punt", "point", "point"
-	if points != 1 {
-		nl, fr, en = "punten", "points", "points"
+	nl, fr, en := "punten", "points", "points"
+	if total == 1 {
+		nl, fr, en = "punt", "point", "point"
 	}
 	return map[string]string{
-		"nl": fmt.Sprintf("Je spaarde %d %s. Totaal: %d.", points, nl, total),
-		"fr": fmt.Sprintf("Vous avez épargné %d %s. Total : %d.", points, fr, total),
-		"en": fmt.Sprintf("You saved %d %s. Total: %d.", points, en, total),
+		"nl": fmt.Sprintf("Totaal: %d\u00a0%s", total, nl),
+		"fr": fmt.Sprintf("Total\u00a0: %d\u00a0%s", total, fr),
+		"en": fmt.Sprintf("Total: %d\u00a0%s", total, en),
 	}
 }
 
 func maximumMessage(period string, volume int) map[string]string {
 	w, ok := periodWords[period]
 	if !ok { // ABSOLUTE: once per activity
-		return map[string]string{
-			"nl": fmt.Sprintf("Punt al gespaard (max. %d voor deze activiteit)", volume),
-			"fr": fmt.Sprintf("Point déjà épargné (max. %d pour cette activité)", volume),
-			"en": fmt.Sprintf("Point already saved (max. %d for this activity)", volume),
-		}
+		w = [3]string{"activiteit", "activité", "activity"}
 	}
 	return map[string]string{
-		"nl": fmt.Sprintf("Punt al gespaard (max. %d / %s)", volume, w[0]),
-		"fr": fmt.Sprintf("Point déjà épargné (max. %d / %s)", volume, w[1]),
-		"en": fmt.Sprintf("Point already saved (max. %d / %s)", volume, w[2]),
+		"nl": fmt.Sprintf("Punt al gespaard: max.\u00a0%d\u00a0per %s", volume, w[0]),
+		"fr": fmt.Sprintf("Point déjà épargné\u00a0: max.\u00a0%d\u00a0par %s", volume, w[1]),
+		"en": fmt.Sprintf("Point already collected: max.\u00a0%d\u00a0per %s", volume, w[2]),
 	}
 }
 
 var (
 	msgBlocked = map[string]string{
-		"nl": "Deze kaart is geblokkeerd. Meld je aan de balie.",
-		"fr": "Cette carte est bloquée. Adressez-vous à l'accueil.",
-		"en": "This card is blocked. Please go to the desk.",
+		"nl": "Kaart geblokkeerd. Meld je aan de balie.",
+		"fr": "Carte bloquée. Adressez-vous à l’accueil.",
+		"en": "Card blocked. Please go to the desk.",
 	}
 	msgNoPassholder = map[string]string{
-		"nl": "Deze kaart is geen gekende UiTPAS. Meld je aan de balie.",
-		"fr": "Cette carte n'est pas une UiTPAS connue. Adressez-vous à l'accueil.",
-		"en": "This card is not a known UiTPAS. Please go to the desk.",
+		"nl": "Kaart niet herkend. Meld je aan de balie.",
+		"fr": "Carte non reconnue. Adressez-vous à l’accueil.",
+		"en": "Card not recognised. Please go to the desk.",
 	}
 	msgNotStarted = map[string]string{
-		"nl": "Deze activiteit is nog niet begonnen, je kan nog geen punt sparen.",
-		"fr": "Cette activité n'a pas encore commencé, vous ne pouvez pas encore épargner.",
-		"en": "This activity has not started yet, you cannot save a point yet.",
+		"nl": "Deze activiteit is nog niet begonnen.",
+		"fr": "Cette activité n’a pas encore commencé.",
+		"en": "This activity hasn’t started yet.",
 	}
 	msgEnded = map[string]string{
-		"nl": "Deze activiteit is afgelopen, je kan op deze activiteit geen punt meer sparen.",
-		"fr": "Cette activité est terminée, vous ne pouvez plus épargner de point.",
-		"en": "This activity has ended, you can no longer save a point for it.",
+		"nl": "Deze activiteit is afgelopen.",
+		"fr": "Cette activité est terminée.",
+		"en": "This activity has ended.",
 	}
 	msgNoEvent = map[string]string{
 		"nl": "Deze activiteit is niet gekend. Meld je aan de balie.",
-		"fr": "Cette activité est inconnue. Adressez-vous à l'accueil.",
+		"fr": "Activité inconnue. Adressez-vous à l’accueil.",
 		"en": "This activity is unknown. Please go to the desk.",
 	}
 	msgInvalid = map[string]string{
-		"nl": "Deze kaart kon niet verwerkt worden. Meld je aan de balie.",
-		"fr": "Cette carte n'a pas pu être traitée. Adressez-vous à l'accueil.",
-		"en": "This card could not be processed. Please go to the desk.",
+		"nl": "Er ging iets mis. Meld je aan de balie.",
+		"fr": "Erreur inattendue. Adressez-vous à l’accueil.",
+		"en": "Something went wrong. Please go to the desk.",
 	}
 )
 
@@ -90,13 +86,13 @@ var (
 // did nothing wrong, so the kiosk sends them to the desk.
 var (
 	msgNotHere = map[string]string{
-		"nl": "Voor deze activiteit kan je hier geen punt sparen. Meld je aan de balie.",
-		"fr": "Vous ne pouvez pas épargner de point ici pour cette activité. Adressez-vous à l’accueil.",
-		"en": "You cannot collect a point for this activity here. Please go to the desk.",
+		"nl": "Hier kan je niet sparen voor deze activiteit. Meld je aan de balie.",
+		"fr": "Ici, vous ne pouvez pas épargner pour cette activité. Adressez-vous à l’accueil.",
+		"en": "You can’t collect points for this activity here. Please go to the desk.",
 	}
 	msgBadDate = map[string]string{
-		"nl": "De klok van deze zuil klopt niet, je punt kon niet gespaard worden. Meld je aan de balie.",
-		"fr": "L’horloge de cette borne n’est pas à l’heure, votre point n’a pas pu être épargné. Adressez-vous à l’accueil.",
-		"en": "This kiosk’s clock is wrong, your point could not be collected. Please go to the desk.",
+		"nl": "Je punt is niet gespaard. De klok van deze zuil loopt fout. Meld je aan de balie.",
+		"fr": "Votre point n’est pas épargné. L’horloge de cette borne n’est pas à l’heure. Adressez-vous à l’accueil.",
+		"en": "Your point was not collected. This kiosk’s clock is wrong. Please go to the desk.",
 	}
 )

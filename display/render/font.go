@@ -146,9 +146,31 @@ var loadFonts = sync.OnceValues(func() (*fontSet, error) {
 		if *x.dst, err = parseBDF(x.name, data); err != nil {
 			return nil, err
 		}
+		squareDots(*x.dst)
 	}
 	return &fs, nil
 })
+
+// squareDots redraws the full stop, colon and semicolon dots that the small
+// misc-fixed faces draw as 3×3 plus signs (5x8's full stop, 6x10's three):
+// on the panel "Totaal: 1." reads "Totaal+ 1+". Each becomes a 2×2 square
+// on the plus's upper two rows, so a full stop still sits on the baseline.
+func squareDots(f *bitmapFont) {
+	for _, r := range ".:;" {
+		g := f.glyphs[r]
+		if g == nil {
+			continue
+		}
+		for i := 0; i+2 < len(g.rows); i++ {
+			a, b, c := g.rows[i], g.rows[i+1], g.rows[i+2]
+			if a == 0 || a&(a-1) != 0 || c != a || b != a|a<<1|a>>1 {
+				continue
+			}
+			g.rows[i], g.rows[i+1], g.rows[i+2] = a|a<<1, a|a<<1, 0
+		}
+		g.ink()
+	}
+}
 
 func newFace(f *bitmapFont, prop bool, scale int) *Face {
 	return &Face{f: f, prop: prop, scale: scale}

@@ -17,18 +17,25 @@ type block struct {
 	mayCut   bool // an ellipsis is acceptable (event titles); otherwise a cut forces smaller faces first
 	tight    bool // height from the ink, not the font's line: figures carry no descenders
 	gap      int  // pixels above the block, when it is not the first
+	// pre, when set, are the block's lines already broken (a page of a
+	// message): laid as they are.
+	pre []string
+	// minLines is room kept for lines to come: the saved screen keeps a
+	// line for the total, so that nothing moves when it arrives.
+	minLines int
 }
 
 // laid is a block wrapped into lines with one face.
 type laid struct {
-	face   *Face
-	lines  []string
-	lineH  int
-	inkTop int // rows of the line box above the ink (tight blocks)
-	gap    int
+	face    *Face
+	lines   []string
+	reserve int // empty lines kept below (block.minLines)
+	lineH   int
+	inkTop  int // rows of the line box above the ink (tight blocks)
+	gap     int
 }
 
-func (l *laid) height() int { return len(l.lines) * l.lineH }
+func (l *laid) height() int { return (len(l.lines) + l.reserve) * l.lineH }
 
 // fit lays blocks out in a w×h box. It prefers the largest face for earlier
 // blocks (the headline is the glance), then for later ones; when nothing
@@ -98,11 +105,17 @@ func tryFit(blocks []block, idx []int, w, h int, force bool) ([]laid, bool) {
 	ok := true
 	for i, b := range blocks {
 		face := b.faces[idx[i]]
-		lines, cut, wide := wrap(face, b.text, w, b.maxLines)
+		lines, cut, wide := b.pre, false, false
+		if b.pre == nil {
+			lines, cut, wide = wrap(face, b.text, w, b.maxLines)
+		}
+		for _, line := range b.pre {
+			wide = wide || face.Measure(line) > w
+		}
 		if wide || (cut && !b.mayCut && !force) {
 			ok = false
 		}
-		l := laid{face: face, lines: lines, lineH: face.Height()}
+		l := laid{face: face, lines: lines, lineH: face.Height(), reserve: max(0, b.minLines-len(lines))}
 		if b.tight {
 			top, bottom := 0, 0
 			for j, line := range lines {
@@ -144,11 +157,20 @@ func draw(dst *image1bit.VerticalLSB, r image.Rectangle, ls []laid) (skipped int
 			}
 			y += l.lineH
 		}
+		y += l.reserve * l.lineH
 	}
 	return skipped
 }
 
 const ellipsis = "…"
+
+// fields splits s at ASCII white space only: strings.Fields would break at
+// a no-break space too ("23 punten", "Total : 23").
+func fields(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool {
+		return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f'
+	})
+}
 
 // wrap breaks s into lines no wider than w, at spaces where it can (a
 // no-break space holds), inside a word only when the word alone is too wide
@@ -156,7 +178,7 @@ const ellipsis = "…"
 // kept ends in an ellipsis when text remains (cut). wide reports a line that
 // cannot be made to fit at all (a single glyph wider than w).
 func wrap(f *Face, s string, w, maxLines int) (lines []string, cut, wide bool) {
-	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	s = strings.Join(fields(s), " ")
 	words := strings.Split(s, " ")
 	var cur string
 	for wi := 0; wi < len(words); wi++ {

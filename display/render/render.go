@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/boombuler/barcode/qr"
 	"periph.io/x/devices/v3/ssd1306/image1bit"
@@ -62,9 +64,15 @@ func New(o *Opts) (*Renderer, error) {
 	r.k = max(1, min(o.Width/128, o.Height/64))
 	k := r.k
 	p := func(f *bitmapFont, s int) *Face { return newFace(f, true, s*k) }
-	r.headline = []*Face{p(fs.f9x15B, 1), p(fs.f7x13B, 1), p(fs.f6x13B, 1), p(fs.f6x10, 1)}
+	// Headlines stay bold: a message that leaves no room for one is split
+	// into pages instead.
+	r.headline = []*Face{p(fs.f9x15B, 1), p(fs.f7x13B, 1), p(fs.f6x13B, 1)}
 	r.title = []*Face{p(fs.f7x13B, 1), p(fs.f6x13B, 1), p(fs.f6x10, 1)}
-	r.body = []*Face{p(fs.f6x10, 1), p(fs.f5x8, 1)}
+	// 6×10 is the least a passholder reads within a hold (capitals 7 px,
+	// about 1.2 mm on the 0.96-inch panel): text that does not fit in it is
+	// cut (event titles) or split into pages (central's messages), never
+	// set smaller. 5×8 only numbers the pages.
+	r.body = []*Face{p(fs.f6x10, 1)}
 	r.small = []*Face{p(fs.f5x8, 1)}
 	r.figure = []*Face{p(fs.f9x15B, 2), p(fs.f7x13B, 2), p(fs.f9x15B, 1)}
 	r.code = []*Face{newFace(fs.f9x15B, false, k), newFace(fs.f7x13B, false, k), p(fs.f6x10, 1)}
@@ -98,9 +106,156 @@ func (r *Renderer) draw(dst *image1bit.VerticalLSB, s display.Screen) (skipped i
 		}
 		s.Kind = display.Idle // no code to show: the idle screen says what to do
 	}
+	ic, pages := r.paginate(s)
+	p := min(max(s.Page, 0), len(pages)-1)
+	skipped = r.drawBlocks(dst, ic, pages[p])
+	if len(pages) > 1 {
+		r.drawPageMark(dst, ic, p, len(pages))
+	}
+	return skipped
+}
+
+// Pages is how many pages s takes: one, unless central's message does not
+// fit beside the headline in a legible face.
+func (r *Renderer) Pages(s display.Screen) int {
+	if s.Kind == display.Spaarcode {
+		return 1
+	}
+	_, pages := r.paginate(s)
+	return len(pages)
+}
+
+// maxPages bounds a message's pages (a hold each); what is left is cut.
+const maxPages = 4
+
+// paginate lays s out as pages of blocks. A screen without central's
+// message is one page. A message that does not fit whole in the legible
+// face is split by lines: the first page under the headline, the next ones
+// alone beside the icon, preferring to end a page where a sentence ends. On
+// the saved screen the figure and its caption stay on every page, over one
+// line of the message each.
+func (r *Renderer) paginate(s display.Screen) (*icon, [][]block) {
 	t := display.Words(s)
 	ic, blocks := r.compose(s, t)
-	return r.drawBlocks(dst, ic, blocks)
+	if s.Message == "" || s.Kind == display.Provisioning || len(t.Lines) != 1 || len(blocks) < 2 {
+		return ic, [][]block{blocks}
+	}
+	area := r.textArea(ic)
+	head, msg := blocks[:len(blocks)-1], blocks[len(blocks)-1]
+	face := r.body[len(r.body)-1]
+	lines, _, _ := wrap(face, msg.text, area.Dx(), 0)
+	page := func(bs []block, chunk []string) []block {
+		m := msg
+		m.text, m.pre, m.faces = "", chunk, []*Face{face}
+		return append(append([]block(nil), bs...), m)
+	}
+	if s.Kind == display.Saved && r.h >= 48 {
+		if len(lines) <= 1 {
+			return ic, [][]block{blocks}
+		}
+		var pages [][]block
+		for _, chunk := range splitPages(lines, 1, 1, face, area.Dx()) {
+			pages = append(pages, page(head, chunk))
+		}
+		return ic, pages
+	}
+	if _, ok := fitWhole(blocks, area); ok {
+		return ic, [][]block{blocks}
+	}
+	// The headline as large as leaves room for two lines of the message.
+	ls := fit(head, area.Dx(), area.Dy()-msg.gap-2*face.Height())
+	if len(ls) != len(head) {
+		return ic, [][]block{blocks} // no room for a headline: the layout cuts
+	}
+	// Split, each sentence starts a line of its own, so that pages can end
+	// where sentences do.
+	lines = nil
+	for _, sentence := range sentences(msg.text) {
+		ls, _, _ := wrap(face, sentence, area.Dx(), 0)
+		lines = append(lines, ls...)
+	}
+	fixed := make([]block, len(head))
+	headH := 0
+	for i, l := range ls {
+		fixed[i] = head[i]
+		fixed[i].faces = []*Face{l.face}
+		headH += l.gap + l.height()
+	}
+	first := max(1, (area.Dy()-headH-msg.gap)/face.Height())
+	rest := max(1, area.Dy()/face.Height())
+	var pages [][]block
+	for i, chunk := range splitPages(lines, first, rest, face, area.Dx()) {
+		if i == 0 {
+			pages = append(pages, page(fixed, chunk))
+			continue
+		}
+		pages = append(pages, []block{{pre: chunk, faces: []*Face{face}}})
+	}
+	return ic, pages
+}
+
+// splitPages splits lines into pages of first, then rest lines, at most
+// maxPages (the last cut with an ellipsis). A page ends after a line that
+// ends a sentence when one does in its second half.
+func splitPages(lines []string, first, rest int, f *Face, w int) [][]string {
+	var pages [][]string
+	for n := first; len(lines) > 0; n = rest {
+		if len(pages) == maxPages-1 && len(lines) > n {
+			last := append([]string(nil), lines[:n-1]...)
+			return append(pages, append(last, ellipsize(f, strings.Join(lines[n-1:], " "), w)))
+		}
+		if len(lines) <= n {
+			return append(pages, lines)
+		}
+		end := n
+		for i := n; i > n/2 && i > 1; i-- {
+			if strings.ContainsAny(lines[i-1][len(lines[i-1])-1:], ".!?") {
+				end = i
+				break
+			}
+		}
+		pages = append(pages, lines[:end])
+		lines = lines[end:]
+	}
+	return pages
+}
+
+// sentences splits s after each full stop, question or exclamation mark
+// that a space and a capital follow.
+func sentences(s string) []string {
+	var out []string
+	words := fields(s)
+	start := 0
+	for i := 0; i+1 < len(words); i++ {
+		w, next := words[i], []rune(words[i+1])
+		if strings.ContainsAny(w[len(w)-1:], ".!?") && unicode.IsUpper(next[0]) {
+			out = append(out, strings.Join(words[start:i+1], " "))
+			start = i + 1
+		}
+	}
+	return append(out, strings.Join(words[start:], " "))
+}
+
+// textArea is where the words go: beside the icon when the panel has room
+// for one.
+func (r *Renderer) textArea(ic *icon) image.Rectangle {
+	area := r.margin()
+	if ic == nil || r.h < 48 {
+		return area
+	}
+	return image.Rect(area.Min.X+ic.w*r.k+4*r.k, area.Min.Y, area.Max.X, area.Max.Y)
+}
+
+// drawPageMark numbers the page ("1/2") under the icon, so that the
+// passholder knows more follows; without an icon there is no room for it.
+func (r *Renderer) drawPageMark(dst *image1bit.VerticalLSB, ic *icon, p, n int) {
+	if ic == nil || r.h < 48 {
+		return
+	}
+	f := r.small[0]
+	mark := fmt.Sprintf("%d/%d", p+1, n)
+	area := r.margin()
+	f.Draw(dst, area.Min.X+max(0, (ic.w*r.k-f.Measure(mark))/2), area.Max.Y-f.Height(), mark)
 }
 
 // compose turns a screen's words into blocks and picks its icon.
@@ -130,11 +285,17 @@ func (r *Renderer) compose(s display.Screen, t display.Text) (*icon, []block) {
 		if r.h < 48 { // no room for a figure above its caption
 			return iconCheck, append([]block{head(t.Title)}, lines(r.body, 0, false)...)
 		}
-		bs := []block{
+		// One line is kept for the total before it comes, so that the
+		// figure does not move when it does.
+		detail := block{faces: r.body, minLines: 1, gap: g}
+		if len(t.Lines) > 0 {
+			detail.text = t.Lines[0]
+		}
+		return iconCheck, []block{
 			{text: t.Figure, faces: r.figure, maxLines: 1, tight: true},
 			{text: t.Caption, faces: r.title, maxLines: 2, gap: g + r.k},
+			detail,
 		}
-		return iconCheck, append(bs, lines(r.body, 0, false)...)
 	case display.AlreadySaved:
 		return iconAgain, append([]block{head(t.Title)}, detail()...)
 	case display.Blocked:
@@ -173,8 +334,7 @@ func (r *Renderer) margin() image.Rectangle {
 func (r *Renderer) drawBlocks(dst *image1bit.VerticalLSB, ic *icon, blocks []block) int {
 	area := r.margin()
 	if ic != nil && r.h >= 48 {
-		iconBox := ic.w*r.k + 4*r.k
-		text := image.Rect(area.Min.X+iconBox, area.Min.Y, area.Max.X, area.Max.Y)
+		text := r.textArea(ic)
 		if ls, ok := fitWhole(blocks, text); ok {
 			ic.draw(dst, area.Min.X, area.Min.Y+(area.Dy()-ic.h*r.k)/2, r.k)
 			return draw(dst, text, ls)
@@ -191,6 +351,12 @@ func fitWhole(blocks []block, area image.Rectangle) ([]laid, bool) {
 		return ls, false
 	}
 	for i, l := range ls {
+		if blocks[i].pre != nil {
+			if len(l.lines) != len(blocks[i].pre) {
+				return ls, false
+			}
+			continue
+		}
 		lines, cut, wide := wrap(l.face, blocks[i].text, area.Dx(), blocks[i].maxLines)
 		if wide || (cut && !blocks[i].mayCut) || len(lines) != len(l.lines) {
 			return ls, false
@@ -282,7 +448,3 @@ func (r *Renderer) drawSpaarcode(dst *image1bit.VerticalLSB, s display.Screen) (
 	}
 	return true, draw(dst, area, fit(blocks, area.Dx(), area.Dy()))
 }
-
-// Pages is how many pages s takes: one, unless central's message does not
-// fit at a legible size beside the headline.
-func (r *Renderer) Pages(s display.Screen) int { return 1 }

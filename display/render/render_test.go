@@ -188,7 +188,7 @@ func TestLongTitleEllipsis(t *testing.T) {
 	if len(ls) != 2 {
 		t.Fatalf("got %d blocks, want headline and title", len(ls))
 	}
-	if ls[0].lines[0] != "Tik je UiTPAS" {
+	if ls[0].lines[0] != "Houd je UiTPAS" {
 		t.Errorf("headline %q", ls[0].lines)
 	}
 	last := ls[1].lines[len(ls[1].lines)-1]
@@ -349,7 +349,7 @@ func BenchmarkRender(b *testing.B) {
 	for _, s := range []Sample{
 		{"idle", display.Screen{Kind: display.Idle, EventTitle: "Yoga in ’t park"}},
 		{"saved-total", display.Screen{Kind: display.Saved, Points: 1, HasTotal: true, Total: 23}},
-		{"not-allowed-message", display.Screen{Kind: display.NotAllowed, Lang: "fr", Message: "Cette activité est terminée, tu ne peux plus épargner de point pour cette activité."}},
+		{"not-allowed-message", display.Screen{Kind: display.NotAllowed, Lang: "fr", Message: "L’horloge de cette borne n’est pas à l’heure\u00a0: votre point n’est pas épargné. Adressez-vous à l’accueil."}},
 		{"spaarcode", display.Screen{Kind: display.Spaarcode, Code: "https://uitpas.be/spaar/3f9a1c7e-52b4-4d0a"}},
 	} {
 		b.Run(s.Name, func(b *testing.B) {

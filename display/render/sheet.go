@@ -21,18 +21,23 @@ type Sample struct {
 }
 
 // Samples returns every screen kind in every language, with realistic data
-// and the awkward cases: a long event title, central's endUserMessage, a
-// first point and a large total.
+// and the awkward cases: a long event title, central's endUserMessage (one
+// in two pages), a first point and a large total.
 func Samples() []Sample {
 	const (
 		title     = "Yoga in ’t park"
 		longTitle = "Zomerconcert van het Kinderkoor Sint-Dimpna – Geel, met après-concert in café ‘De Zwaan’"
 		code      = "https://uitpas.be/spaar/3f9a1c7e-52b4-4d0a"
 	)
-	msgs := map[string]struct{ already, notAllowed string }{
-		"nl": {"Punt al gespaard (max. 1 / week)", "Deze activiteit is afgelopen, je kan op deze activiteit geen punt meer sparen."},
-		"fr": {"Point déjà épargné (max. 1 / semaine)", "Cette activité est terminée, tu ne peux plus épargner de point pour cette activité."},
-		"en": {"Point already saved (max. 1 / week)", "This activity has ended, you can no longer save a point for it."},
+	// Central's messages as the reference ingest words them (ingest's
+	// messages.go); long is one that takes two pages.
+	msgs := map[string]struct{ already, notAllowed, long string }{
+		"nl": {"Punt al gespaard: max.\u00a01\u00a0per week", "Deze activiteit is afgelopen.",
+			"Je punt is niet gespaard. De klok van deze zuil loopt fout. Meld je aan de balie."},
+		"fr": {"Point déjà épargné\u00a0: max.\u00a01\u00a0par semaine", "Cette activité est terminée.",
+			"Votre point n’est pas épargné. L’horloge de cette borne n’est pas à l’heure. Adressez-vous à l’accueil."},
+		"en": {"Point already collected: max.\u00a01\u00a0per week", "This activity has ended.",
+			"Your point was not collected. This kiosk’s clock is wrong. Please go to the desk."},
 	}
 	var out []Sample
 	for _, lang := range display.Languages {
@@ -54,6 +59,8 @@ func Samples() []Sample {
 		add("unreadable", display.Screen{Kind: display.Unreadable})
 		add("no-event", display.Screen{Kind: display.NoEvent})
 		add("not-allowed", display.Screen{Kind: display.NotAllowed, Message: msgs[lang].notAllowed})
+		add("not-allowed-long", display.Screen{Kind: display.NotAllowed, Message: msgs[lang].long})
+		add("not-allowed-long-2", display.Screen{Kind: display.NotAllowed, Message: msgs[lang].long, Page: 1})
 		add("queue-full", display.Screen{Kind: display.QueueFull})
 		add("storage-error", display.Screen{Kind: display.StorageError})
 		add("fault", display.Screen{Kind: display.Fault})
