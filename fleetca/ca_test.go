@@ -358,3 +358,31 @@ func TestInventoryParallelWriters(t *testing.T) {
 		t.Fatalf("inventory file: %v %v", fi.Mode(), err)
 	}
 }
+
+// The signer's copy of the CA directory may lack config.key: it renews,
+// and refuses to provision or sign configs.
+func TestSignerCopyWithoutConfigKey(t *testing.T) {
+	c := newCA(t)
+	dev, csrPEM := kiosk(t, "kiosk-copy-01")
+	if _, _, err := c.Provision(provisioning.ProvisionRequest{CSR: csrPEM, Code: dev.PairingCode(), Broker: "ssl://m.example.org:8883", Days: 10}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(c.Dir, provisioning.ConfigKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := Open(c.Dir)
+	if err != nil {
+		t.Fatalf("open without config.key: %v", err)
+	}
+	csr, _ := provisioning.ParseCSR(csrPEM)
+	if rn, err := cp.Renew("kiosk-copy-01", csr, 0, 0); err != nil || !rn.Issued {
+		t.Fatalf("renew: %v", err)
+	}
+	_, other := kiosk(t, "kiosk-copy-02")
+	if _, _, err := cp.Provision(provisioning.ProvisionRequest{CSR: other, Broker: "ssl://m.example.org:8883"}, false); !errors.Is(err, provisioning.ErrNoConfigKey) {
+		t.Fatalf("provision: %v", err)
+	}
+	if _, err := cp.SignConfigJSON([]byte(`{"serial":1}`), time.Now()); !errors.Is(err, provisioning.ErrNoConfigKey) {
+		t.Fatalf("sign config: %v", err)
+	}
+}

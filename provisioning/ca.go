@@ -132,7 +132,14 @@ func InitCA(dir, name string, now time.Time, rnd io.Reader) (*CA, error) {
 	return ca, nil
 }
 
-// LoadCA reads the fleet CA from dir.
+// ErrNoConfigKey: the CA directory holds no config.key (a copy for the
+// renewal signer, which signs certificates only): it cannot sign Configs
+// nor provision.
+var ErrNoConfigKey = errors.New("provisioning: this CA directory has no " + ConfigKeyFile + " (a signer's copy?): it cannot sign configs nor provision")
+
+// LoadCA reads the fleet CA from dir. A directory without config.key (a
+// copy for the renewal signer) loads too; what needs that key then fails
+// with ErrNoConfigKey.
 func LoadCA(dir string) (*CA, error) {
 	certPEM, err := os.ReadFile(filepath.Join(dir, CACertFile))
 	if err != nil {
@@ -154,6 +161,9 @@ func LoadCA(dir string) (*CA, error) {
 		return nil, fmt.Errorf("provisioning: %s does not belong to %s", CAKeyFile, CACertFile)
 	}
 	cb, err := os.ReadFile(filepath.Join(dir, ConfigKeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return &CA{Dir: dir, Cert: cert, CertPEM: certPEM, key: key}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("provisioning: ca: %w", err)
 	}
@@ -164,8 +174,14 @@ func LoadCA(dir string) (*CA, error) {
 	return &CA{Dir: dir, Cert: cert, CertPEM: certPEM, key: key, cfgKey: cfgKey}, nil
 }
 
-// ConfigPublicKey is the key kiosks verify Configs with.
-func (ca *CA) ConfigPublicKey() ed25519.PublicKey { return ca.cfgKey.Public().(ed25519.PublicKey) }
+// ConfigPublicKey is the key kiosks verify Configs with (nil without
+// config.key).
+func (ca *CA) ConfigPublicKey() ed25519.PublicKey {
+	if ca.cfgKey == nil {
+		return nil
+	}
+	return ca.cfgKey.Public().(ed25519.PublicKey)
+}
 
 // SignConfigJSON signs a Config written by hand (the "v" and "sig" fields
 // may be left out; issuedAt defaults to now) and returns the wire form,
@@ -178,6 +194,9 @@ func (ca *CA) SignConfigJSON(raw []byte, now time.Time) ([]byte, error) {
 // "deviceId"; kept as written when device is ""). A file that already names
 // another device is refused.
 func (ca *CA) SignConfigFor(raw []byte, device string, now time.Time) ([]byte, error) {
+	if ca.cfgKey == nil {
+		return nil, ErrNoConfigKey
+	}
 	var c protocol.Config
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
@@ -228,6 +247,9 @@ type ProvisionRequest struct {
 // into a client certificate with CN = device id, and returns the bundle the
 // kiosk applies.
 func (ca *CA) Provision(r ProvisionRequest) (*Bundle, error) {
+	if ca.cfgKey == nil {
+		return nil, ErrNoConfigKey
+	}
 	if r.Rand == nil {
 		r.Rand = rand.Reader
 	}
