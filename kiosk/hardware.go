@@ -55,7 +55,9 @@ func (k *Kiosk) openHardwareReader() error {
 func (k *Kiosk) openDisplay() error {
 	d := k.cfg.Display
 	k.ind = display.None{}
-	if d.Buzzer != "" || d.LED != "" {
+	if k.o.Indicator != nil {
+		k.ind = k.o.Indicator
+	} else if d.Buzzer != "" || d.LED != "" {
 		ind := retryIndicator{newSlot[indicator]("buzzer/LED", k.o.Clock, k.log.With("part", "indicator"),
 			func() (indicator, error) {
 				ind, err := signal.OpenHardware(d.Buzzer, d.LED)

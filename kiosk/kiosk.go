@@ -48,6 +48,9 @@ type Opts struct {
 	// Display, when set, replaces the configured display output (tests
 	// drive an SSD1306 over a fake bus this way).
 	Display display.Display
+	// Indicator, when set, replaces the buzzer and LED (tests record the
+	// signals this way).
+	Indicator display.Indicator
 }
 
 // Kiosk is one assembled kiosk.
