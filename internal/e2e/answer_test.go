@@ -42,7 +42,11 @@ func (p *panel) Halt() error    { return nil }
 func (p *panel) String() string { return "recording panel" }
 
 // mark returns how much was recorded so far; since returns what came after.
-func (p *panel) mark() (int, int) { p.mu.Lock(); defer p.mu.Unlock(); return len(p.screens), len(p.signals) }
+func (p *panel) mark() (int, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.screens), len(p.signals)
+}
 func (p *panel) since(screens, signals int) ([]display.Kind, []display.Pattern) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
