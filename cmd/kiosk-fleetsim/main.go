@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata"
@@ -60,6 +63,13 @@ const summaryHelp = `The summary, one JSON line on stdout:
   drainS          seconds from the end of tapping until every queue was empty
   recoverS        with -chaos-outage-at: seconds from the broker's return until the
                   backlog was down to about a second of taps (absent otherwise)
+  processes       with -processes: the processes the kiosks ran in (counts summed;
+                  percentiles, drainS and fleetUpS the worst process's)
+  fleetUpS        seconds from the first kiosk's start until the whole fleet was up
+  rssMB           the process's resident memory with the fleet up (kiosks, broker
+                  clients, ingest; the broker and PostgreSQL are other processes)
+  kioskKB         resident memory per kiosk: what the process grew by while the fleet
+                  started, divided by the kiosks
   brokerRestarts  broker stops (restarts and the outage) that happened
   kioskKills      kiosks taken down
   ingestStops     times the ingest was stopped
@@ -90,6 +100,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.IngestDownAt, "chaos-ingest-at", 0, "stop the ingest this long into the run")
 	fs.DurationVar(&o.IngestDown, "chaos-ingest-down", 0, "for this long (0: never)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 3*time.Minute, "give up draining after this")
+	fs.IntVar(&o.StartParallel, "start-parallel", 32, "kiosks started at once")
+	fs.IntVar(&o.Processes, "processes", 1, "split the kiosks over this many processes (about 8 open files per kiosk; ulimit -n bounds one process), against this one's broker and ingest; no chaos")
+	shardFirst := fs.Int("shard-first", -1, "internal: run as a shard of -processes, kiosks numbered from this")
 	seed := fs.Uint64("seed", 1, "random seed")
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	kioskLogs := fs.Bool("kiosk-logs", false, "also log every kiosk's own messages to stderr (small fleets)")
@@ -123,6 +136,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
+	if *shardFirst >= 0 {
+		o.Shard = &fleetsim.Shard{First: *shardFirst}
+	}
+	o.Spawn = func(ctx context.Context, sh fleetsim.Opts) (fleetsim.Summary, error) {
+		return spawnShard(ctx, sh, *verbose, stderr)
+	}
 	if *kioskLogs {
 		o.KioskLogger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
@@ -140,4 +159,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitLost
 	}
 	return exitOK
+}
+
+// spawnShard runs one shard of a -processes run: this program again, with
+// the shard's kiosks, the parent's broker and ledger, and no ingest of its
+// own; its summary is its last line on stdout.
+func spawnShard(ctx context.Context, o fleetsim.Opts, verbose bool, stderr io.Writer) (fleetsim.Summary, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return fleetsim.Summary{}, fmt.Errorf("shard: %w", err)
+	}
+	args := []string{"-shard-first", fmt.Sprint(o.Shard.First), "-kiosks", fmt.Sprint(o.Kiosks),
+		"-rate", fmt.Sprint(o.Rate), "-duration", o.Duration.String(), "-broker", o.Broker, "-db", o.DB,
+		"-window", fmt.Sprint(o.Window), "-seed", fmt.Sprint(o.Seed), "-dir", o.Dir,
+		"-drain-timeout", o.DrainTimeout.String(), "-start-parallel", fmt.Sprint(o.StartParallel)}
+	if verbose {
+		args = append(args, "-v")
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	runErr := cmd.Run()
+	var sum fleetsim.Summary
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		return sum, fmt.Errorf("shard from kiosk %d: %v (summary %q: %v)", o.Shard.First, runErr, out.String(), err)
+	}
+	return sum, nil
 }

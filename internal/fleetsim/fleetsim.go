@@ -6,6 +6,7 @@
 package fleetsim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +15,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/uitpas/tap-kiosk/device"
@@ -62,11 +66,31 @@ type Opts struct {
 	IngestDownAt, IngestDown time.Duration
 	// DrainTimeout bounds the drain after tapping stops.
 	DrainTimeout time.Duration
-	Seed         uint64
-	Logger       *slog.Logger // progress; nil: discard
-	KioskLogger  *slog.Logger // the kiosks' own logs; nil: discard
+	// StartParallel is how many kiosks start at once (default 32).
+	StartParallel int
+	// Processes > 1 splits the kiosks over that many processes (Spawn runs
+	// each), since one process can hold only so many open files (about 8
+	// per kiosk: its queue's connections and its broker connection). This
+	// process then runs the broker, the ledger's setup and the ingests and
+	// merges the shards' summaries.
+	Processes int
+	// Spawn runs one shard of a Processes run (the options it gets have
+	// Shard set) in another process and returns its summary.
+	Spawn func(ctx context.Context, shard Opts) (Summary, error)
+	// Shard, in a shard's process, says it is one: its kiosks are numbered
+	// from Shard.First, the ledger is set up already (by the parent), and
+	// central (Broker, the ingests) is the parent's.
+	Shard       *Shard
+	Seed        uint64
+	Logger      *slog.Logger // progress; nil: discard
+	KioskLogger *slog.Logger // the kiosks' own logs; nil: discard
 	// Now names the run's directory; nil: time.Now.
 	Now func() time.Time
+}
+
+// Shard is one process's part of a fleet split over several.
+type Shard struct {
+	First int // the first kiosk's number (fleet-NNNN)
 }
 
 // Summary is the outcome of a run, printed as one JSON line.
@@ -86,6 +110,10 @@ type Summary struct {
 	MaxPending     int     `json:"maxPending"`
 	DrainS         float64 `json:"drainS"`
 	RecoverS       float64 `json:"recoverS,omitempty"`
+	Processes      int     `json:"processes,omitempty"`
+	FleetUpS       float64 `json:"fleetUpS"`
+	RSSMB          float64 `json:"rssMB"`
+	KioskKB        float64 `json:"kioskKB"`
 	BrokerRestarts int     `json:"brokerRestarts"`
 	KioskKills     int     `json:"kioskKills"`
 	IngestStops    int     `json:"ingestStops"`
@@ -161,6 +189,12 @@ func Run(ctx context.Context, o Opts) (Summary, error) {
 	if o.Broker != "" && (o.BrokerRestartEvery > 0 || o.BrokerOutageAt > 0) {
 		return Summary{}, setupErr(errors.New("fleetsim: broker restarts and outages need a broker of our own (no -broker)"))
 	}
+	if o.Processes > 1 && (o.Spawn == nil || o.BrokerRestartEvery > 0 || o.BrokerOutageAt > 0 || o.KillEvery > 0 || o.IngestDown > 0) {
+		return Summary{}, setupErr(errors.New("fleetsim: a fleet over several processes runs without chaos (and needs Spawn)"))
+	}
+	if o.Shard != nil && o.Broker == "" {
+		return Summary{}, setupErr(errors.New("fleetsim: a shard needs the parent's broker"))
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -172,6 +206,14 @@ func Run(ctx context.Context, o Opts) (Summary, error) {
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 3 * time.Minute
+	}
+	if o.StartParallel < 1 {
+		o.StartParallel = 32
+	}
+	if o.Processes <= 1 {
+		if err := raiseFileLimit(o.Kiosks); err != nil {
+			return Summary{}, setupErr(err)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -240,12 +282,15 @@ func (s *sim) run(ctx context.Context) error {
 		return setupErr(err)
 	}
 	defer s.ledger.Close()
-	for i := range s.o.Ingests {
+	for i := range s.central() {
 		if err := s.startIngest(i); err != nil {
 			return setupErr(err)
 		}
 	}
 	defer s.stopIngests()
+	if s.o.Processes > 1 {
+		return s.runShards(ctx)
+	}
 	s.blocked = []string{"04B10C00000001", "04B10C00000002", "04B10C00000003"} // the hot list
 	t0 := time.Now()
 	defer func() {
@@ -253,14 +298,20 @@ func (s *sim) run(ctx context.Context) error {
 			n.stop()
 		}
 	}()
+	rss0 := rssKB()
 	for i := range s.o.Kiosks {
-		n := s.newNode(i)
-		if err := n.start(s); err != nil {
-			return setupErr(err)
-		}
-		s.kiosks = append(s.kiosks, n)
+		s.kiosks = append(s.kiosks, s.newNode(s.first()+i))
 	}
-	s.log.Info("fleet up", "kiosks", len(s.kiosks), "in", time.Since(t0).Round(time.Millisecond))
+	if err := s.startAll(s.kiosks); err != nil {
+		return setupErr(err)
+	}
+	s.summary.FleetUpS = time.Since(t0).Seconds()
+	if rss := rssKB(); rss > 0 && rss0 > 0 {
+		s.summary.RSSMB = float64(rss) / 1024
+		s.summary.KioskKB = float64(rss-rss0) / float64(len(s.kiosks))
+	}
+	s.log.Info("fleet up", "kiosks", len(s.kiosks), "in", time.Since(t0).Round(time.Millisecond),
+		"rssMB", s.summary.RSSMB, "kioskKB", s.summary.KioskKB)
 
 	runCtx, stopTaps := context.WithTimeout(ctx, s.o.Duration)
 	defer stopTaps()
@@ -280,15 +331,13 @@ func (s *sim) run(ctx context.Context) error {
 	s.log.Info("tapping done; draining", "taps", s.taps.Load())
 
 	// Every kiosk up, the broker and every ingest up: drain.
-	for _, n := range s.kiosks {
-		if err := n.start(s); err != nil {
-			return err
-		}
+	if err := s.startAll(s.kiosks); err != nil {
+		return err
 	}
 	if s.broker != nil {
 		s.broker.Start()
 	}
-	for i := range s.o.Ingests {
+	for i := range s.central() {
 		if err := s.startIngest(i); err != nil {
 			return err
 		}
@@ -327,6 +376,9 @@ func (s *sim) openLedger(ctx context.Context) error {
 		return fmt.Errorf("fleetsim: ledger: %w", err)
 	}
 	s.ledger = l
+	if s.o.Shard != nil {
+		return nil // set up by the parent
+	}
 	// A ledger with entries already (a previous run's, in PostgreSQL) would
 	// make every one of them a duplicate of this run.
 	errNotEmpty := errors.New("not empty")
@@ -340,23 +392,138 @@ func (s *sim) openLedger(ctx context.Context) error {
 	ev := ingest.Event{ID: eventID, Points: 1, Period: protocol.PeriodDay, Volume: 1}
 	as := make([]ingest.Assignment, s.o.Kiosks)
 	for i := range as {
-		as[i] = ingest.Assignment{DeviceID: fmt.Sprintf("fleet-%04d", i), Serial: 1, CounterID: "balie-fleet",
+		as[i] = ingest.Assignment{DeviceID: deviceID(i), Serial: 1, CounterID: "balie-fleet",
 			Event: ev, AssignedAt: time.Now().Add(-time.Hour)}
 	}
 	if _, err := l.AssignMany(ctx, as); err != nil {
 		return fmt.Errorf("fleetsim: ledger: %w", err)
 	}
-	// The known passholders: enough fresh cards for every tap.
-	n := int(float64(s.o.Kiosks)*s.o.Rate*s.o.Duration.Seconds()*1.1) + 100
-	for i := range n {
-		if err := l.Enroll(ctx, knownCard(i)); err != nil {
-			return fmt.Errorf("fleetsim: ledger: %w", err)
+	// The known passholders: enough fresh cards for every tap (of every
+	// shard: each has its own range of cards, from its first kiosk on).
+	var cards []int
+	for _, sh := range s.shards() {
+		n := int(float64(sh.kiosks)*s.o.Rate*s.o.Duration.Seconds()*1.1) + 100
+		for i := range n {
+			cards = append(cards, cardBase(sh.first)+i)
 		}
+	}
+	// A few at once: on PostgreSQL each is a round trip.
+	const writers = 4
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < len(cards) && errs[w] == nil; i += writers {
+				errs[w] = l.Enroll(ctx, knownCard(cards[i]))
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("fleetsim: ledger: %w", err)
 	}
 	return nil
 }
 
-func knownCard(i int) string   { return fmt.Sprintf("04A0%010X", i) }
+func knownCard(i int) string { return fmt.Sprintf("04A0%010X", i) }
+func deviceID(i int) string  { return fmt.Sprintf("fleet-%04d", i) }
+
+// cardBase is where the known cards of a shard starting at kiosk first
+// begin: far enough apart that no two shards share a card.
+func cardBase(first int) int { return first * 1_000_000 }
+
+// first is this process's first kiosk.
+func (s *sim) first() int {
+	if s.o.Shard != nil {
+		return s.o.Shard.First
+	}
+	return 0
+}
+
+// central is how many ingests this process runs: none in a shard (the
+// parent's serve it).
+func (s *sim) central() int {
+	if s.o.Shard != nil {
+		return 0
+	}
+	return s.o.Ingests
+}
+
+type shardRange struct{ first, kiosks int }
+
+// shards are the kiosk ranges of the processes of a run (one: this one).
+func (s *sim) shards() []shardRange {
+	n := max(s.o.Processes, 1)
+	if s.o.Shard != nil {
+		return []shardRange{{s.o.Shard.First, s.o.Kiosks}}
+	}
+	var out []shardRange
+	for i := range n {
+		lo, hi := s.o.Kiosks*i/n, s.o.Kiosks*(i+1)/n
+		out = append(out, shardRange{lo, hi - lo})
+	}
+	return out
+}
+
+// runShards runs the kiosks in Processes other processes against this
+// process's broker and ingests, and merges their summaries: counts are
+// summed, percentiles and the drain are the worst shard's, memory per kiosk
+// the mean.
+func (s *sim) runShards(ctx context.Context) error {
+	shards := s.shards()
+	sums := make([]Summary, len(shards))
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, sh := range shards {
+		o := s.o
+		o.Kiosks, o.Broker, o.Processes, o.Spawn = sh.kiosks, s.url, 0, nil
+		o.Shard = &Shard{First: sh.first}
+		o.Seed = s.o.Seed + uint64(i)
+		o.Dir = filepath.Join(s.dir, fmt.Sprintf("shard-%d", i))
+		wg.Go(func() { sums[i], errs[i] = s.o.Spawn(ctx, o) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("fleetsim: shard: %w", err)
+	}
+	sum := &s.summary
+	sum.Processes = len(shards)
+	var kioskKB float64
+	for _, x := range sums {
+		sum.Taps += x.Taps
+		sum.Saved += x.Saved
+		sum.AlreadySaved += x.AlreadySaved
+		sum.Blocked += x.Blocked
+		sum.OtherOutcomes += x.OtherOutcomes
+		sum.Booked += x.Booked
+		sum.LedgerRows += x.LedgerRows
+		sum.Lost += x.Lost
+		sum.Duplicates += x.Duplicates
+		sum.MaxPending += x.MaxPending
+		sum.ResultP50Ms = max(sum.ResultP50Ms, x.ResultP50Ms)
+		sum.ResultP99Ms = max(sum.ResultP99Ms, x.ResultP99Ms)
+		sum.DrainS = max(sum.DrainS, x.DrainS)
+		sum.FleetUpS = max(sum.FleetUpS, x.FleetUpS)
+		sum.RSSMB += x.RSSMB
+		kioskKB += x.KioskKB * float64(x.Kiosks)
+	}
+	sum.KioskKB = kioskKB / float64(max(s.o.Kiosks, 1))
+	// Rows of no shard's kiosk would be phantoms no shard counted.
+	own := map[string]bool{}
+	for i := range s.o.Kiosks {
+		own[deviceID(i)] = true
+	}
+	err := s.ledger.Entries(ctx, func(e ingest.Entry) error {
+		if !own[e.DeviceID] {
+			sum.Duplicates++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("fleetsim: reconcile: %w", err)
+	}
+	return nil
+}
 func unknownCard(i int) string { return fmt.Sprintf("04EE%010X", i) }
 
 func (s *sim) startIngest(i int) error {
@@ -397,7 +564,7 @@ func (s *sim) stopIngests() {
 }
 
 func (s *sim) newNode(i int) *node {
-	id := fmt.Sprintf("fleet-%04d", i)
+	id := deviceID(i)
 	c := provisioning.Default()
 	c.DeviceID, c.StateDir, c.Path = id, filepath.Join(s.dir, "kiosks", id), "fleetsim"
 	c.Event.ID, c.Event.Title, c.Event.CounterID = eventID, "Fleet", "balie-fleet"
@@ -411,6 +578,36 @@ func (s *sim) newNode(i int) *node {
 	// is measured from it.
 	c.Tap.AwaitResult = 0
 	return &node{id: id, cfg: c}
+}
+
+// startAll starts the kiosks that are down, StartParallel at a time: one
+// after the other, a kiosk's queue, connection and subscription take some
+// 50 ms, four minutes for 5 000 kiosks.
+func (s *sim) startAll(ns []*node) error {
+	sem := make(chan struct{}, s.o.StartParallel)
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for _, n := range ns {
+		sem <- struct{}{}
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			<-sem
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := n.start(s); err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // start (re)starts the kiosk unless it runs.
@@ -490,13 +687,13 @@ func (s *sim) pick(n *node) string {
 	case r < 8 && len(n.used) > 0:
 		return n.used[s.intn(len(n.used))] // again here: local already-saved
 	case r < 12 && s.fresh.Load() > 0:
-		return knownCard(s.intn(int(s.fresh.Load()))) // again elsewhere: central maximum-reached
+		return knownCard(cardBase(s.first()) + s.intn(int(s.fresh.Load()))) // again elsewhere: central maximum-reached
 	case r < 17:
 		return unknownCard(s.intn(1 << 30))
 	case r < 20:
 		return s.blocked[s.intn(len(s.blocked))]
 	default:
-		return knownCard(int(s.fresh.Add(1) - 1))
+		return knownCard(cardBase(s.first()) + int(s.fresh.Add(1)-1))
 	}
 }
 
@@ -702,7 +899,17 @@ func (s *sim) reconcile(ctx context.Context) error {
 	sum.OtherOutcomes = sum.Taps - sum.Saved - sum.AlreadySaved - sum.Blocked
 	seen := map[string]int{}
 	seqs := map[string]int{}
+	var own map[string]bool // in a shard, its kiosks'
+	if s.o.Shard != nil {
+		own = map[string]bool{}
+		for _, n := range s.kiosks {
+			own[n.id] = true
+		}
+	}
 	err := s.ledger.Entries(ctx, func(e ingest.Entry) error {
+		if own != nil && !own[e.DeviceID] {
+			return nil // another shard's
+		}
 		sum.LedgerRows++
 		seen[e.ID]++
 		seqs[fmt.Sprintf("%s/%d", e.DeviceID, e.Seq)]++
@@ -740,4 +947,44 @@ func (s *sim) reconcile(ctx context.Context) error {
 		sum.ResultP99Ms = float64(l.P99.Microseconds()) / 1000
 	}
 	return nil
+}
+
+// filesPerKiosk is what one simulated kiosk holds open, measured: its
+// broker connection, its queue's database and WAL files three times (the
+// queue's connections) and its shared-memory file, with room to spare.
+const filesPerKiosk = 9
+
+// raiseFileLimit makes sure the process (and the broker it starts, which
+// inherits the limit) may open the files a fleet of kiosks needs: it raises
+// the soft limit, and the hard one where it may (root), or says what to do.
+func raiseFileLimit(kiosks int) error {
+	need := uint64(kiosks*filesPerKiosk + 256)
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return fmt.Errorf("fleetsim: open files limit: %w", err)
+	}
+	if l.Cur >= need {
+		return nil
+	}
+	want := syscall.Rlimit{Cur: need, Max: max(l.Max, need)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		return fmt.Errorf("fleetsim: %d kiosks need %d open files, the limit is %d (hard %d): raise it (ulimit -n) or split the fleet over processes (-processes): %w",
+			kiosks, need, l.Cur, l.Max, err)
+	}
+	return nil
+}
+
+// rssKB is this process's resident set size (0 where /proc has none).
+func rssKB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return 0
 }
