@@ -23,10 +23,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -46,6 +49,10 @@ type harness struct {
 	control  map[string]bool
 	lost     int // confirmed taps (outside the control) found in neither queue nor ledger
 	boots    []time.Duration
+
+	mu  sync.Mutex
+	cur *machine // the machine running, killed on SIGINT or SIGTERM
+	ntp *daemon
 }
 
 func main() {
@@ -62,7 +69,7 @@ func main() {
 	flag.StringVar(&h.newVer, "new-version", "", "version of the upgrade")
 	flag.IntVar(&cuts, "cuts", 10, "power cuts")
 	flag.Uint64Var(&seed, "seed", 0, "random seed of the cut moments (0: from the time)")
-	flag.DurationVar(&h.bootTimeout, "boot-timeout", 6*time.Minute, "longest boot")
+	flag.DurationVar(&h.bootTimeout, "boot-timeout", 10*time.Minute, "longest boot (software emulation on a loaded machine)")
 	flag.Parse()
 	if h.work == "" || h.kernel == "" || h.disk == "" || *ingest == "" || h.oldVer == "" || h.newVer == "" {
 		fmt.Fprintln(os.Stderr, "vm: -work, -kernel, -initrd, -disk, -ingest, -old-version and -new-version are needed")
@@ -80,6 +87,22 @@ func main() {
 	}
 	h.central = c
 	defer c.down()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		h.mu.Lock()
+		if h.cur != nil {
+			h.cur.kill()
+		}
+		if h.ntp != nil {
+			h.ntp.stop()
+		}
+		h.mu.Unlock()
+		c.down()
+		fmt.Printf("vm: stopped by %v\n", s)
+		os.Exit(1)
+	}()
 	start := time.Now()
 	controlLost, err := h.run(cuts)
 	if err != nil {
@@ -124,6 +147,9 @@ func (h *harness) boot(name string, bo bootOpts) (*machine, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.mu.Lock()
+	h.cur = m
+	h.mu.Unlock()
 	h.boots = append(h.boots, m.booted)
 	h.logf("%s: agent up after %s", name, m.booted.Round(100*time.Millisecond))
 	return m, nil
@@ -165,10 +191,12 @@ func (h *harness) run(cuts int) (int, error) {
 		if m, err = h.boot(fmt.Sprintf("boot-%02d", i+1), bootOpts{cache: honest, rtc: "utc"}); err != nil {
 			return 0, err
 		}
-		if err := h.central.up(); err != nil {
+		// Checked as the cut left it: after an even cut (central down)
+		// every confirmed tap of it must be in the queue itself.
+		if _, err := h.checkAfterCut(ctx, m, phase, true); err != nil {
 			return 0, err
 		}
-		if _, err := h.checkAfterCut(ctx, m, phase, true); err != nil {
+		if err := h.central.up(); err != nil {
 			return 0, err
 		}
 	}
@@ -293,9 +321,18 @@ func (h *harness) checkAfterCut(ctx context.Context, m *machine, phase string, s
 		h.failf("%s: PRAGMA integrity_check: %s", phase, integ)
 	}
 	lostHere, lostPhase := 0, 0
+	phaseQ, phaseL := 0, 0
 	for _, t := range h.all {
 		_, inQ := q[t.ID]
 		_, inL := l[t.ID]
+		if t.Phase == phase {
+			switch {
+			case inQ:
+				phaseQ++
+			case inL:
+				phaseL++
+			}
+		}
 		if inQ || inL {
 			continue
 		}
@@ -345,8 +382,8 @@ func (h *harness) checkAfterCut(ctx context.Context, m *machine, phase string, s
 		h.failf("%s: %d seq values name two checkins", phase, dup)
 	}
 	if lostHere == 0 && dup == 0 {
-		h.ok("%s: all %d confirmed taps in queue (%d) or ledger (%d); no seq reused; kioskd at seq %d",
-			phase, h.confirmedOutsideControl(), len(q), len(l), st.Seq)
+		h.ok("%s: all %d confirmed taps in the queue (%d rows) or the ledger (%d); this cut's: %d queued, %d in the ledger; no seq reused; kioskd at seq %d",
+			phase, h.confirmedOutsideControl(), len(q), len(l), phaseQ, phaseL, st.Seq)
 	}
 	return lostPhase, nil
 }

@@ -279,6 +279,9 @@ func (h *harness) clockThatLies(ctx context.Context, m *machine) error {
 	if err := ntp.start(); err != nil {
 		return err
 	}
+	h.mu.Lock()
+	h.ntp = ntp
+	h.mu.Unlock()
 	defer ntp.stop()
 	if _, err := m.sh(fmt.Sprintf(`cat > /etc/chrony/chrony.conf <<'EOF'
 # make vm-test: the host's chronyd (-x: it never sets the host's clock)

@@ -63,16 +63,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The packages: the tree's build (make package, amd64) and a newer one for
-# the upgrade (the same source, version +vm.upgrade; apt sees it as newer).
+# The packages: the tree's build, as make package makes it (the same
+# nfpm, pinned in the Makefile, and packaging/nfpm.yaml), and a newer one for
+# the upgrade (the same source, version +vm.upgrade: apt sees it as newer).
+# Built into the work directory, not dist/: a make package running at the
+# same time (CI) is not disturbed.
 version=$(packaging/version.sh)
+nfpm_version=$(sed -n 's/^NFPM_VERSION *?= *//p' Makefile)
+[ -n "$nfpm_version" ] || { echo "vm-test: no NFPM_VERSION in the Makefile" >&2; exit 1; }
+export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+deb() {
+	local v=$1 d=$work/build-$1
+	mkdir -p "$d"
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$v" -o "$d/kioskd" ./cmd/kioskd
+	ln -sf kioskd "$d/kioskctl"
+	DEB_ARCH=amd64 DEB_VERSION=$v BIN_DIR=$d go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$nfpm_version" \
+		package --config packaging/nfpm.yaml --packager deb --target "$work/" >>"$work/package.log" 2>&1 ||
+		{ cat "$work/package.log"; exit 1; }
+	[ -s "$work/kioskd_${v}_amd64.deb" ] || { echo "vm-test: nfpm made no $work/kioskd_${v}_amd64.deb" >&2; exit 1; }
+}
 echo "vm-test: packages (kioskd $version and $version+vm.upgrade, amd64)"
-make -s package DEB_ARCHS=amd64 INGEST_DEB_ARCHS= DEB_VERSION="$version+vm.upgrade" >"$work/package.log" 2>&1 ||
-	{ cat "$work/package.log"; exit 1; }
-cp dist/kioskd_"$version"+vm.upgrade_amd64.deb "$work/"
-make -s package DEB_ARCHS=amd64 INGEST_DEB_ARCHS= DEB_VERSION="$version" >>"$work/package.log" 2>&1 ||
-	{ cat "$work/package.log"; exit 1; }
-cp dist/kioskd_"$version"_amd64.deb "$work/"
+deb "$version"
+deb "$version+vm.upgrade"
 # The central side runs on the host: the reference ingest and the agent.
 CGO_ENABLED=0 go build -trimpath -o "$work/kiosk-ingest" ./cmd/kiosk-ingest
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags '-s -w' -o "$work/vm-agent" ./test/vm/agent
@@ -92,7 +104,7 @@ kernel=$(ls "$work"/rootfs/boot/vmlinuz-* | sort -V | tail -1)
 initrd=$(ls "$work"/rootfs/boot/initrd.img-* | sort -V | tail -1)
 cp "$kernel" "$work/vmlinuz"
 cp "$initrd" "$work/initrd.img"
-nice -n 19 mkfs.ext4 -q -F -L vmroot -d "$work/rootfs" "$work/disk.img" 3G
+nice -n 19 mkfs.ext4 -q -F -L vmroot -d "$work/rootfs" "$work/disk.img" 3G >/dev/null
 rm -rf "$work/rootfs"
 echo "vm-test: disk image made in $(($(date +%s) - t0)) s"
 

@@ -44,6 +44,9 @@ type bootOpts struct {
 // bootMachine starts nbdkit and qemu and waits for the agent to answer.
 func (h *harness) bootMachine(name string, bo bootOpts) (*machine, error) {
 	m := &machine{name: name, nbdDone: make(chan error, 1), qemuDone: make(chan error, 1)}
+	h.mu.Lock()
+	h.cur = m // killed on SIGINT or SIGTERM, also while it boots
+	h.mu.Unlock()
 	sock := filepath.Join(h.work, "nbd.sock")
 	os.Remove(sock)
 	tmp := filepath.Join(h.work, "nbdtmp")
@@ -87,7 +90,7 @@ func (h *harness) bootMachine(name string, bo bootOpts) (*machine, error) {
 		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
 		"-nodefaults", "-display", "none", "-no-reboot",
 		"-kernel", h.kernel, "-initrd", h.initrd,
-		"-append", "root=/dev/vda rw console=ttyS0 fsck.mode=skip panic=-1 systemd.show_status=false",
+		"-append", "root=/dev/vda rw console=ttyS0 quiet fsck.mode=skip panic=-1 systemd.show_status=false",
 		// cache=none: qemu keeps nothing itself and shows the guest a
 		// write cache, so the guest's flushes reach nbdkit.
 		"-drive", "file=nbd+unix:///?socket="+sock+",format=raw,if=virtio,cache=none",
