@@ -1,7 +1,8 @@
 // Command kiosk-bench measures the kiosk as a whole and prints a table:
 // tap latency through the control socket beside a bare durable SQLite insert,
-// the drain of a 10 000-checkin backlog to Mosquitto with Results beside raw
-// paho QoS 1 publishing, kioskd's resident memory idle and while draining,
+// the drain of a 10 000-checkin backlog to Mosquitto with Results beside a
+// raw paho request→reply through the same broker (the same window, the same
+// fake central), kioskd's resident memory idle and while draining,
 // and start to ready. It runs the real binaries from bin/ (make bench builds
 // them) against a Mosquitto it starts on a free port. Its state (queues,
 // ledger, logs) is in a temporary directory, removed at the end: by default
@@ -222,11 +223,15 @@ func (b *bench) run(nTaps, nBacklog int) error {
 	if err := b.fill(k, nBacklog); err != nil {
 		return err
 	}
-	raw, err := fwdbench.RawPublish(ctx, broker.URL(), nBacklog)
+	// The yardstick of a drain is a raw paho request→reply through the
+	// same broker, the kiosk's window unanswered at most: a drain needs an
+	// answer per checkin, which a one-way publish rate does not wait for.
+	window := provisioning.Default().MQTT.Window
+	raw, err := fwdbench.RawRequestReply(ctx, broker.URL(), nBacklog, window)
 	if err != nil {
 		return err
 	}
-	fwd, _, err := fwdbench.Drain(ctx, broker.URL(), b.TempDir(), nBacklog, provisioning.Default().MQTT.Window)
+	fwd, _, err := fwdbench.Drain(ctx, broker.URL(), b.TempDir(), nBacklog, window)
 	if err != nil {
 		return err
 	}
@@ -247,10 +252,11 @@ func (b *bench) run(nTaps, nBacklog int) error {
 	}
 	el := time.Since(t0)
 	rate := float64(nBacklog) / el.Seconds()
-	b.row("raw paho QoS 1 publish", raw.String(), "", "")
-	b.row("drain, forwarder + fake central", fwd.String(), "", verdict(fwd.PerSec()/raw.PerSec(), 0.5, "≥ 0.5× raw"))
+	b.row(fmt.Sprintf("raw paho request→reply (window %d, fake central)", window), raw.String(), "", "")
+	b.row("drain, forwarder + fake central", fwd.String(), fmt.Sprintf("%.2f× raw request→reply", fwd.PerSec()/raw.PerSec()),
+		verdict(fwd.PerSec()/raw.PerSec(), 0.8, "≥ 0.8× raw"))
 	b.row("drain, kioskd + kiosk-ingest (from exec)", fmt.Sprintf("%d in %v = %.0f/s", nBacklog, el.Round(time.Millisecond), rate),
-		fmt.Sprintf("%.2f× raw", rate/raw.PerSec()), verdict(rate, 3000, "≥ 3000/s"))
+		fmt.Sprintf("%.2f× raw request→reply", rate/raw.PerSec()), verdict(rate, 3000, "≥ 3000/s"))
 	b.row("kioskd RSS peak while draining", fmt.Sprintf("%.1f MB", float64(peak)/1024), "", verdict(float64(peak)/1024, 40, "≤ 40 MB"))
 	k.stop()
 	ing.Process.Signal(syscall.SIGTERM)

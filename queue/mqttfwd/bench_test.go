@@ -25,6 +25,22 @@ func BenchmarkRawPublish10k(b *testing.B) {
 	b.ReportMetric(rate/float64(b.N), "msgs/s")
 }
 
+// BenchmarkRawRequestReply10k is the drain's yardstick: 10 000 checkin-sized
+// requests answered by the fake central, the forwarder's window unanswered
+// at most, raw paho on both sides.
+func BenchmarkRawRequestReply10k(b *testing.B) {
+	br := testbroker.Start(b)
+	var rate float64
+	for range b.N {
+		r, err := fwdbench.RawRequestReply(context.Background(), br.URL(), 10000, benchWindow())
+		if err != nil {
+			b.Fatal(err)
+		}
+		rate += r.PerSec()
+	}
+	b.ReportMetric(rate/float64(b.N), "msgs/s")
+}
+
 // BenchmarkDrain10k drains a backlog of 10 000 checkins through a fake
 // central; a checkin counts when its Result deleted it from the outbox.
 func BenchmarkDrain10k(b *testing.B) {

@@ -1,7 +1,8 @@
-// Package fwdbench measures the forwarder against a real broker: the raw
-// paho QoS 1 publish rate as the yardstick, and the drain of an outbox
-// backlog through a fake central that answers every checkin. The project's
-// bench tool and the mqttfwd benchmarks both call it.
+// Package fwdbench measures the forwarder against a real broker: a raw paho
+// request→reply through the same broker and fake central as the yardstick
+// (and the one-way QoS 1 publish rate), and the drain of an outbox backlog
+// through a fake central that answers every checkin. The project's bench
+// tool and the mqttfwd benchmarks both call it.
 package fwdbench
 
 import (
@@ -63,6 +64,72 @@ func RawPublish(ctx context.Context, broker string, n int) (Result, error) {
 		if !t.WaitTimeout(time.Until(deadline)) || t.Error() != nil {
 			return Result{}, fmt.Errorf("fwdbench: raw publish: %v", t.Error())
 		}
+	}
+	return Result{N: n, Elapsed: time.Since(start)}, nil
+}
+
+// RawRequestReply is the yardstick of a drain: what the broker and paho
+// give for a checkin that needs an answer. One paho client publishes n
+// checkin-sized messages at QoS 1 with at most window unanswered, the same
+// fake central as Drain's answers each with a Result, and the client counts
+// the Results; it returns when all n came back. The forwarder's drain does
+// the same exchange plus its outbox (reading, marking, deleting), so the
+// ratio of the two is what the kiosk's own work costs. window 0 is the
+// forwarder's default.
+func RawRequestReply(ctx context.Context, broker string, n, window int) (Result, error) {
+	if window <= 0 {
+		window = mqttfwd.DefaultWindow
+	}
+	const device = "fwdbench-rr"
+	ce, err := StartCentral(broker, "")
+	if err != nil {
+		return Result{}, err
+	}
+	defer ce.Close()
+	c, err := connect(broker, fmt.Sprintf("fwdbench-rr-%d", time.Now().UnixNano()), true, true)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.Disconnect(100)
+	unanswered := make(chan struct{}, window)
+	all := make(chan struct{})
+	var answered atomic.Int64
+	onResult := func(mqtt.Client, mqtt.Message) {
+		switch k := answered.Add(1); {
+		case k < int64(n):
+			<-unanswered
+		case k == int64(n):
+			<-unanswered
+			close(all)
+		}
+	}
+	t := c.Subscribe(protocol.Topic(protocol.DefaultPrefix, device, protocol.KindResult), 1, onResult)
+	if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		return Result{}, fmt.Errorf("fwdbench: request-reply subscribe: %v", t.Error())
+	}
+	topic := protocol.Topic(protocol.DefaultPrefix, device, protocol.KindCheckin)
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = sampleCheckin(device, int64(i+1))
+	}
+	deadline := time.After(5 * time.Minute)
+	start := time.Now()
+	for i := range n {
+		select {
+		case unanswered <- struct{}{}:
+		case <-deadline:
+			return Result{}, fmt.Errorf("fwdbench: request-reply: %d of %d answered after 5 minutes", answered.Load(), n)
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+		c.Publish(topic, 1, false, bodies[i])
+	}
+	select {
+	case <-all:
+	case <-deadline:
+		return Result{}, fmt.Errorf("fwdbench: request-reply: %d of %d answered after 5 minutes", answered.Load(), n)
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
 	}
 	return Result{N: n, Elapsed: time.Since(start)}, nil
 }
