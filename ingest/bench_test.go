@@ -1,12 +1,17 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -364,6 +369,11 @@ func BenchmarkIngestMQTT(b *testing.B) {
 
 func benchIngestMQTT(b *testing.B, dsn string, instances int) {
 	br := testbroker.Start(b)
+	app := ""
+	if IsPostgres(dsn) { // our server processes are found by this name
+		app = fmt.Sprintf("kiosk-bench-%d", time.Now().UnixNano())
+		dsn += "&application_name=" + app
+	}
 	ls := make([]*Ledger, instances)
 	for i := range ls {
 		ls[i] = openAt(b, dsn, DefaultOpts())
@@ -408,6 +418,7 @@ func benchIngestMQTT(b *testing.B, dsn string, instances int) {
 	if tok := sub.Subscribe(prefix+"/+/result", 1, onResult); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatal(tok.Error())
 	}
+	cpu0 := benchCPU(b, ls[0], app, br.Dir())
 	b.ResetTimer()
 	for i, x := range in {
 		window <- struct{}{}
@@ -424,6 +435,75 @@ func benchIngestMQTT(b *testing.B, dsn string, instances int) {
 		c := s.Counters()
 		results, batches = results+c.Results, batches+c.Batches
 	}
+	cpu := benchCPU(b, ls[0], app, br.Dir()).sub(cpu0)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checkins/s")
 	b.ReportMetric(float64(results)/float64(max(batches, 1)), "checkins/batch")
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) * 1000 }
+	b.ReportMetric(per(cpu.self), "cpu-ms/1k-go")
+	b.ReportMetric(per(cpu.db), "cpu-ms/1k-pg")
+	b.ReportMetric(per(cpu.broker), "cpu-ms/1k-broker")
+}
+
+// cpuTimes is the processor time used so far by this process (the ingest,
+// the kiosks and the results' reader of the benchmark), by the ledger's own
+// PostgreSQL server processes and by the broker: what a checkin costs each,
+// whatever else loads the machine (the rate alone says more about the other
+// users of a shared machine than about the ingest).
+type cpuTimes struct{ self, db, broker time.Duration }
+
+func (c cpuTimes) sub(d cpuTimes) cpuTimes {
+	return cpuTimes{c.self - d.self, c.db - d.db, c.broker - d.broker}
+}
+
+func benchCPU(tb testing.TB, l *Ledger, app, brokerDir string) cpuTimes {
+	var c cpuTimes
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if app != "" {
+		rows, err := l.DB().Query(`SELECT pid FROM pg_stat_activity WHERE application_name = $1`, app)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for rows.Next() {
+			var pid int
+			if rows.Scan(&pid) == nil {
+				c.db += procCPU(pid)
+			}
+		}
+		rows.Close()
+	}
+	if brokerDir != "" {
+		ms, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, m := range ms {
+			b, err := os.ReadFile(m)
+			if err == nil && bytes.Contains(b, []byte(brokerDir)) {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(m)))
+				c.broker += procCPU(pid)
+			}
+		}
+	}
+	return c
+}
+
+// procCPU reads a process's user and system time from /proc (in clock
+// ticks of 1/100 s, as Linux reports them to user space).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields count from after its ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
