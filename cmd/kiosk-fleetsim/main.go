@@ -70,6 +70,13 @@ const summaryHelp = `The summary, one JSON line on stdout:
                   clients, ingest; the broker and PostgreSQL are other processes)
   kioskKB         resident memory per kiosk: what the process grew by while the fleet
                   started, divided by the kiosks
+  ingestBatches   ledger transactions the ingests committed (absent in a shard: its
+                  parent runs the ingests)
+  ingestBatch     checkins per transaction, mean
+  ingestLedgerS   seconds the ingests spent in the ledger (all transactions)
+  ingestReceived  checkins the ingests received, republished ones included
+  ingestReplays   of them answered from the ledger (republished while their first
+                  answer was on its way, or after a reconnect)
   brokerRestarts  broker stops (restarts and the outage) that happened
   kioskKills      kiosks taken down
   ingestStops     times the ingest was stopped

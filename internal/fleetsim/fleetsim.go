@@ -112,6 +112,11 @@ type Summary struct {
 	RecoverS       float64 `json:"recoverS,omitempty"`
 	Processes      int     `json:"processes,omitempty"`
 	FleetUpS       float64 `json:"fleetUpS"`
+	IngestBatches  int64   `json:"ingestBatches,omitempty"`
+	IngestBatch    float64 `json:"ingestBatch,omitempty"`
+	IngestLedgerS  float64 `json:"ingestLedgerS,omitempty"`
+	IngestReceived int64   `json:"ingestReceived,omitempty"`
+	IngestReplays  int64   `json:"ingestReplays,omitempty"`
 	RSSMB          float64 `json:"rssMB"`
 	KioskKB        float64 `json:"kioskKB"`
 	BrokerRestarts int     `json:"brokerRestarts"`
@@ -160,6 +165,18 @@ type sim struct {
 	ingests []*ingestProc
 	summary Summary
 	upAt    atomic.Pointer[time.Time] // when the broker came back from the outage
+	// What the ingests did: their batches and the ledger's time in them,
+	// and (added when an ingest stops) the checkins they received and how
+	// many of those were replays.
+	batches, batched, ledgerNs    atomic.Int64
+	ingestReceived, ingestReplays atomic.Int64
+}
+
+// onBatch is the ingests' OnBatch: called on their batch loops.
+func (s *sim) onBatch(size int, commit time.Duration) {
+	s.batches.Add(1)
+	s.batched.Add(int64(size))
+	s.ledgerNs.Add(int64(commit))
 }
 
 // node is one kiosk of the fleet, which may be down for a while.
@@ -251,6 +268,12 @@ func Run(ctx context.Context, o Opts) (Summary, error) {
 		s.log.Info("broker started", "url", s.url, "kind", s.broker.Kind)
 	}
 	err = st.Run(func() error { return s.run(ctx) })
+	if n := s.batches.Load(); n > 0 {
+		s.summary.IngestBatches = n
+		s.summary.IngestBatch = float64(s.batched.Load()) / float64(n)
+		s.summary.IngestLedgerS = time.Duration(s.ledgerNs.Load()).Seconds()
+	}
+	s.summary.IngestReceived, s.summary.IngestReplays = s.ingestReceived.Load(), s.ingestReplays.Load()
 	return s.summary, err
 }
 
@@ -294,9 +317,12 @@ func (s *sim) run(ctx context.Context) error {
 	s.blocked = []string{"04B10C00000001", "04B10C00000002", "04B10C00000003"} // the hot list
 	t0 := time.Now()
 	defer func() {
+		// At once: each waits for its connection's goodbye.
+		var wg sync.WaitGroup
 		for _, n := range s.kiosks {
-			n.stop()
+			wg.Go(n.stop)
 		}
+		wg.Wait()
 	}()
 	rss0 := rssKB()
 	for i := range s.o.Kiosks {
@@ -534,7 +560,7 @@ func (s *sim) startIngest(i int) error {
 		return nil
 	}
 	so := ingest.ServiceOpts{Broker: s.url, ClientID: fmt.Sprintf("fleetsim-ingest-%d", i),
-		Logger: s.log.With("part", "ingest", "n", i)}
+		Logger: s.log.With("part", "ingest", "n", i), OnBatch: s.onBatch}
 	if s.o.Ingests > 1 {
 		so.SharedGroup = "fleetsim"
 	}
@@ -544,7 +570,13 @@ func (s *sim) startIngest(i int) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &ingestProc{n: i, cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- svc.Run(ctx) }()
+	go func() {
+		err := svc.Run(ctx)
+		c := svc.Counters()
+		s.ingestReceived.Add(c.Received)
+		s.ingestReplays.Add(c.Replays)
+		p.done <- err
+	}()
 	s.ingests[i] = p
 	return nil
 }
