@@ -156,6 +156,7 @@ type harness struct {
 	broker     *testbroker.Broker
 	kioskd     *proc
 	ingest     *proc
+	signer     *proc
 	code       string
 	prelude    string
 }
@@ -194,6 +195,7 @@ ask() { echo "$*" > "$H/req"; read -r a < "$H/ack"; [ "$a" = ok ]; }
 sudo() { "$@"; }
 systemctl() { ask systemctl "$@"; }
 kiosk-ingest() { ask ingest "$@"; }
+kioskctl() { if [ "${1:-} ${2:-}" = "ca serve" ]; then ask signer "$@"; else command kioskctl "$@"; fi; }
 `
 	if _, err := exec.LookPath("mosquitto_pub"); err != nil {
 		// Without Mosquitto's clients, the test publishes with the same arguments.
@@ -312,6 +314,9 @@ func (h *harness) serve(args []string) error {
 	case "systemctl stop kioskd":
 		h.kioskd.stop(syscall.SIGTERM)
 		return nil
+	case "systemctl reload mosquitto":
+		h.broker.Reload()
+		return nil
 	}
 	switch args[0] {
 	case "ingest":
@@ -323,6 +328,15 @@ func (h *harness) serve(args []string) error {
 			}
 		}
 		h.ingest = start(h.t, "kiosk-ingest", filepath.Join(h.root, "ingest.log"), iargs...)
+		return nil
+	case "signer":
+		sargs := append([]string(nil), args[1:]...)
+		for i := 1; i < len(sargs); i++ {
+			if sargs[i-1] == "-dir" && !filepath.IsAbs(sargs[i]) {
+				sargs[i] = filepath.Join(h.work, sargs[i])
+			}
+		}
+		h.signer = start(h.t, "kioskctl", filepath.Join(h.root, "signer.log"), sargs...)
 		return nil
 	case "mosquitto_pub":
 		return h.publish(args[1:])

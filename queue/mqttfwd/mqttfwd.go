@@ -667,7 +667,11 @@ func (f *Forwarder) Publish(topic string, payload []byte) error {
 	if !t.WaitTimeout(opTimeout) {
 		return fmt.Errorf("mqttfwd: publish %s: no acknowledgement within %s", topic, opTimeout)
 	}
-	if err := t.Error(); err != nil {
+	if err := t.Error(); errors.Is(err, mqtt.ErrNotConnected) {
+		// The session flag is set and cleared on paho's goroutines: between
+		// a lost connection and its handler, paho already refuses.
+		return fmt.Errorf("%w: publish %s: %v", ErrOffline, topic, err)
+	} else if err != nil {
 		return fmt.Errorf("mqttfwd: publish %s: %w", topic, err)
 	}
 	return nil
