@@ -143,7 +143,7 @@ func (h *harness) dial(pair tls.Certificate, clientID string) bool {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(fmt.Sprintf("ssl://localhost:%d", h.broker.Port)).
-		SetClientID(clientID+"-probe").SetAutoReconnect(false).SetConnectTimeout(5*time.Second).
+		SetClientID(clientID + "-probe").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
 		SetTLSConfig(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}))
 	tok := c.Connect()
 	ok := tok.WaitTimeout(10*time.Second) && tok.Error() == nil
