@@ -50,7 +50,7 @@ type Thresholds struct {
 // DefaultThresholds: offline 10 min, oldest pending 1 h, certificate 30
 // days, one rejected config, pending but undelivered 2 min.
 func DefaultThresholds() Thresholds {
-	return Thresholds{OfflineAfter: 10 * time.Minute, PendingAfter: time.Hour, CertDays: 30, ConfigsRejected: 1,
+	return Thresholds{OfflineAfter: 10 * time.Minute, PendingAfter: time.Hour, CertDays: 21, ConfigsRejected: 1,
 		UndeliveredAfter: 2 * time.Minute}
 }
 

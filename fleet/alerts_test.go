@@ -54,9 +54,9 @@ func TestDeviceAlerts(t *testing.T) {
 			s.Pending, s.OldestPendingS = 2, 600
 		}), nil, nil},
 		{"cert aged from the Status", dev("k-a", StateOnline, t0, now.Add(-48*time.Hour), func(s *protocol.Status, _ *Extra) {
-			s.CertExpiresInDays = days(31)
+			s.CertExpiresInDays = days(22)
 		}), nil, []string{AlertCert}},
-		{"cert fine", dev("k-a", StateOnline, t0, now, func(s *protocol.Status, _ *Extra) { s.CertExpiresInDays = days(30) }), nil, nil},
+		{"cert fine", dev("k-a", StateOnline, t0, now, func(s *protocol.Status, _ *Extra) { s.CertExpiresInDays = days(21) }), nil, nil},
 		{"health", dev("k-a", StateOnline, t0, now, func(s *protocol.Status, _ *Extra) {
 			s.ClockSynced, s.Reader, s.Display, s.Indicator, s.Storage = false, "fault", "fault", "fault", "fault"
 		}), nil, []string{AlertClock, AlertReader, AlertDisplay, AlertIndicator, AlertStorage}},
