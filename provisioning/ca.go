@@ -283,7 +283,7 @@ func (ca *CA) Provision(r ProvisionRequest) (*Bundle, error) {
 		ConfigKey: base64.StdEncoding.EncodeToString(ca.ConfigPublicKey()),
 		IssuedAt:  protocol.FormatTime(r.Now)}
 	if len(r.Config) > 0 {
-		signed, err := ca.SignConfigJSON(r.Config, r.Now)
+		signed, err := ca.SignConfigFor(r.Config, dev, r.Now) // bound: no other kiosk takes it
 		if err != nil {
 			return nil, err
 		}

@@ -131,6 +131,10 @@ func TestProvisionAndApply(t *testing.T) {
 	if l.ClientCert.Subject.CommonName != "kiosk-a-01" || l.TLS.ServerName != "mqtt.example.org" || l.Prefix != "kiosk/v1" {
 		t.Fatalf("link %+v", l)
 	}
+	// The first event is bound to the device: another kiosk refuses it.
+	if c, err := protocol.VerifyConfig(b2.Config, f.ca.ConfigPublicKey()); err != nil || c.DeviceID != "kiosk-a-01" {
+		t.Fatalf("the bundle's event: deviceId %q, %v", c.DeviceID, err)
+	}
 	if d := DaysLeft(l.ClientCert, t0); d != DefaultCertDays-1 && d != DefaultCertDays {
 		t.Fatalf("days left %d", d)
 	}

@@ -185,8 +185,9 @@ func TestBundleCopiedOverThenSignedConfigsOnly(t *testing.T) {
 		t.Fatalf("hot-listed chip: %+v", r)
 	}
 
-	// A newer signed config is taken.
-	signed, err := w.ca.SignConfigJSON(eventConfig(5, "evt-5", ""), time.Now())
+	// A newer signed config is taken (bound to the kiosk, as the bundle's
+	// first event is: from then on the kiosk takes bound ones only).
+	signed, err := w.ca.SignConfigFor(eventConfig(5, "evt-5", ""), w.device, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,10 +198,10 @@ func TestBundleCopiedOverThenSignedConfigsOnly(t *testing.T) {
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	foreign, _ := protocol.SignConfig(protocol.Config{Serial: 6, EventID: "evt-foreign", Points: 1,
 		Constraint: protocol.Constraint{Period: "DAY", Volume: 1}}, otherKey)
-	good6, _ := w.ca.SignConfigJSON(eventConfig(6, "evt-6", ""), time.Now())
+	good6, _ := w.ca.SignConfigFor(eventConfig(6, "evt-6", ""), w.device, time.Now())
 	tampered := bytes.Replace(good6, []byte(`"evt-6"`), []byte(`"evt-evil"`), 1)
-	old, _ := w.ca.SignConfigJSON(eventConfig(4, "evt-4", ""), time.Now())
-	expired, _ := w.ca.SignConfigJSON(eventConfig(7, "evt-7", `,"validUntil":"2020-01-01T00:00:00Z"`), time.Now())
+	old, _ := w.ca.SignConfigFor(eventConfig(4, "evt-4", ""), w.device, time.Now())
+	expired, _ := w.ca.SignConfigFor(eventConfig(7, "evt-7", `,"validUntil":"2020-01-01T00:00:00Z"`), w.device, time.Now())
 	for i, p := range [][]byte{foreign, tampered, old, expired} {
 		w.publishConfig(p)
 		w.waitFor(fmt.Sprintf("config %d rejected", i), func() bool { return w.status().ConfigsRejected == int64(i+1) })
