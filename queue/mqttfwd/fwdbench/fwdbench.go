@@ -21,6 +21,11 @@ import (
 	"github.com/uitpas/tap-kiosk/queue/mqttfwd"
 )
 
+// Prefix is the topic prefix of the measurements' own traffic (requests,
+// drains, the fake central): not the contract's, so that an ingest serving
+// the same broker (kiosk-bench runs one) neither answers nor books it.
+const Prefix = "fwdbench/v1"
+
 // Result is one measurement.
 type Result struct {
 	N       int
@@ -81,7 +86,7 @@ func RawRequestReply(ctx context.Context, broker string, n, window int) (Result,
 		window = mqttfwd.DefaultWindow
 	}
 	const device = "fwdbench-rr"
-	ce, err := StartCentral(broker, "")
+	ce, err := StartCentral(broker, Prefix)
 	if err != nil {
 		return Result{}, err
 	}
@@ -103,11 +108,11 @@ func RawRequestReply(ctx context.Context, broker string, n, window int) (Result,
 			close(all)
 		}
 	}
-	t := c.Subscribe(protocol.Topic(protocol.DefaultPrefix, device, protocol.KindResult), 1, onResult)
+	t := c.Subscribe(protocol.Topic(Prefix, device, protocol.KindResult), 1, onResult)
 	if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 		return Result{}, fmt.Errorf("fwdbench: request-reply subscribe: %v", t.Error())
 	}
-	topic := protocol.Topic(protocol.DefaultPrefix, device, protocol.KindCheckin)
+	topic := protocol.Topic(Prefix, device, protocol.KindCheckin)
 	bodies := make([][]byte, n)
 	for i := range bodies {
 		bodies[i] = sampleCheckin(device, int64(i+1))
@@ -214,7 +219,7 @@ func Backlog(ctx context.Context, dir, device string, n int) (*queue.Outbox, err
 
 // Drain fills an outbox in dir with n checkins (not timed), then times a
 // Forwarder with the given window (0 = default) from Run until central's
-// Results have emptied the outbox.
+// Results have emptied the outbox. The traffic is under Prefix.
 func Drain(ctx context.Context, broker, dir string, n, window int) (Result, mqttfwd.Counters, error) {
 	const device = "fwdbench-kiosk"
 	if dir == "" {
@@ -230,14 +235,14 @@ func Drain(ctx context.Context, broker, dir string, n, window int) (Result, mqtt
 		return Result{}, mqttfwd.Counters{}, err
 	}
 	defer ob.Close()
-	ce, err := StartCentral(broker, "")
+	ce, err := StartCentral(broker, Prefix)
 	if err != nil {
 		return Result{}, mqttfwd.Counters{}, err
 	}
 	defer ce.Close()
 	var answered atomic.Int64
 	all := make(chan struct{})
-	f, err := mqttfwd.New(ob, mqttfwd.Opts{Broker: broker, DeviceID: device, Window: window,
+	f, err := mqttfwd.New(ob, mqttfwd.Opts{Broker: broker, Prefix: Prefix, DeviceID: device, Window: window,
 		OnResult: func(_ protocol.Result, known bool) {
 			if known && answered.Add(1) == int64(n) {
 				close(all)
