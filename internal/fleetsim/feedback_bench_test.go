@@ -137,6 +137,8 @@ func BenchmarkTapOnlineFleet(b *testing.B) {
 	case <-up:
 	case err := <-fleetDone:
 		b.Fatalf("fleet: %v", err)
+	case <-time.After(30 * time.Minute):
+		b.Fatal("the fleet simulator did not log \"fleet up\" within 30 minutes")
 	}
 	await := startProbe(b, "probe-await", broker.URL(), provisioning.Default().Tap.AwaitResult)
 	atOnce := startProbe(b, "probe-at-once", broker.URL(), 0)
