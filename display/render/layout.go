@@ -231,7 +231,8 @@ func breakWord(f *Face, word string, w int) (head, tail string) {
 		if x-f.trail() > w {
 			break
 		}
-		end := i + utf8.RuneLen(r)
+		_, size := utf8.DecodeRuneInString(word[i:]) // an invalid byte is one byte, not RuneLen's three
+		end := i + size
 		best = end
 		if r == '-' || r == '/' || r == '‐' || r == '–' {
 			soft = end
@@ -260,7 +261,8 @@ func ellipsize(f *Face, s string, w int) string {
 		if x > room+f.trail() {
 			break
 		}
-		end = i + utf8.RuneLen(r)
+		_, size := utf8.DecodeRuneInString(s[i:])
+		end = i + size
 	}
 	head := s[:end]
 	if i := strings.LastIndexByte(head, ' '); i > 0 && f.Measure(head[:i]) >= w*2/3 {

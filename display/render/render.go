@@ -191,6 +191,9 @@ func (r *Renderer) paginate(s display.Screen) (*icon, [][]block) {
 		}
 		pages = append(pages, []block{{pre: chunk, faces: []*Face{face}}})
 	}
+	if len(pages) == 0 { // a message of white space only
+		return ic, [][]block{blocks}
+	}
 	return ic, pages
 }
 
