@@ -283,7 +283,8 @@ func TestPagesShowKiosksReportsAndNoChip(t *testing.T) {
 	}
 	has(t, pages["/"], `data-state="offline"`, `data-alert="offline"`, "offline for 11m0s", "kiosk-a-01")
 	has(t, pages["/kiosk/kiosk-a-01"], "last will (connection lost)", `<th>saved</th><td class="num">2</td>`,
-		`<th>maximum-reached</th><td class="num">1</td>`, "Tue 1 Dec 2026, 10:00:00") // Brussels time
+		`<th>maximum-reached</th><td class="num">1</td>`, "Tue 1 Dec 2026, 10:00:00", // Brussels time
+		`id="assignments"`, "<td>evt-1</td><td>balie-1</td>", "1 per day", "in force")
 	has(t, pages["/reports?by=counter&quarter=2026Q4"], "balie-1", "quarter 2026Q4")
 	rows, err := csv.NewReader(strings.NewReader(pages["/reports.csv?by=device&from=2026-12-01&to=2026-12-01"])).ReadAll()
 	if err != nil || len(rows) != 2 || rows[1][0] != "kiosk-a-01" {
@@ -490,4 +491,20 @@ func BenchmarkScrapeThousandKiosks(b *testing.B) {
 	for b.Loop() {
 		scrape()
 	}
+}
+
+// TestKioskPageAssignments: the kiosk page says when central assigned the
+// kiosk nothing (its checkins are refused), and when the kiosk still runs
+// another event than its latest assignment (it has not taken the push).
+func TestKioskPageAssignments(t *testing.T) {
+	e := newEnv(t, nil)
+	e.status(healthy("kiosk-n-01")) // runs evt-1
+	_, body, _ := e.get("/kiosk/kiosk-n-01")
+	has(t, body, "No event is assigned to this kiosk")
+	if _, err := e.l.AssignEvent(context.Background(), "kiosk-n-01", "balie-n",
+		ingest.Event{ID: "evt-2", Points: 2, Period: protocol.PeriodWeek, Volume: 1}, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ = e.get("/kiosk/kiosk-n-01")
+	has(t, body, `id="assign-note"`, "The kiosk runs evt-1, but its latest assignment (serial 1) is evt-2", "1 per week")
 }

@@ -209,6 +209,12 @@ type kioskPage struct {
 	TodayErr    string
 	TodayRows   []field
 	KioskCounts []field
+	// Assignments are what central assigned the kiosk, newest first
+	// (AssignErr when they could not be read); AssignNote says when the
+	// kiosk runs another event than the latest.
+	Assignments []assignmentRow
+	AssignErr   string
+	AssignNote  string
 	StatusAt    time.Time
 	StatusRecv  time.Time
 }
@@ -300,6 +306,8 @@ func (p *pages) kiosk(w http.ResponseWriter, r *http.Request) {
 	if !d.LastCheckin.IsZero() {
 		add("Last checkin booked", p.when(d.LastCheckin)+" ("+p.ago(d.LastCheckin)+")")
 	}
+
+	p.assignments(ctx, &data, id, st.EventID, d.HasStatus())
 
 	ts, err := p.s.o.Registry.Transitions(ctx, id)
 	if err != nil {
@@ -537,4 +545,42 @@ func (p *pages) local() report.LocalSource {
 		return nil
 	}
 	return report.FleetLocal{Registry: p.s.o.Registry, Ledger: p.s.o.Ledger}
+}
+
+// assignmentRow is one of a kiosk's assignments.
+type assignmentRow struct {
+	Serial               int64
+	Event, Counter, Rule string
+	Points               int
+	Issued               time.Time
+	InForce              bool
+	Replaced             time.Time
+}
+
+// assignments fills the kiosk page's assignments (the latest few), and a
+// note when the kiosk's Status names another event than the latest one:
+// the kiosk has not taken the push yet (offline, or it refused the config).
+func (p *pages) assignments(ctx context.Context, data *kioskPage, id, running string, hasStatus bool) {
+	if p.s.o.Ledger == nil {
+		return
+	}
+	as, err := p.s.o.Ledger.Assignments(ctx, id)
+	if err != nil {
+		p.s.log.Warn("kiosk page: assignments", "device", id, "err", err)
+		data.AssignErr = "The assignments could not be read. Try again in a moment."
+		return
+	}
+	const keep = 10
+	for i, a := range as {
+		if i == keep {
+			break
+		}
+		data.Assignments = append(data.Assignments, assignmentRow{Serial: a.Serial, Event: a.Event.ID, Counter: a.CounterID,
+			Points: a.Event.Points, Rule: strconv.Itoa(a.Event.Volume) + " per " + strings.ToLower(a.Event.Period),
+			Issued: a.AssignedAt, InForce: a.ReplacedAt.IsZero(), Replaced: a.ReplacedAt})
+	}
+	if len(as) > 0 && hasStatus && running != "" && running != as[0].Event.ID {
+		data.AssignNote = "The kiosk runs " + running + ", but its latest assignment (serial " + strconv.FormatInt(as[0].Serial, 10) +
+			") is " + as[0].Event.ID + ": it has not taken that config yet (offline, or it refused it: see configs rejected)."
+	}
 }
