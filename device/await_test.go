@@ -232,3 +232,41 @@ func TestLongMessagePages(t *testing.T) {
 		t.Fatalf("pages shown %v", pages)
 	}
 }
+
+// TestAwaitCountsFromTheTap: the wait ends tap.await_result after the tap,
+// however long the queue took: a tap read 250 ms ago waits 50 ms more, one
+// read 400 ms ago not at all.
+func TestAwaitCountsFromTheTap(t *testing.T) {
+	var linked atomic.Bool
+	r := awaitRig(t, &linked, nil)
+	present := func(chip string, ago time.Duration) <-chan Decision {
+		uid, _ := reader.ParseChip(chip)
+		ch, cancel := r.core.Expect(chip)
+		t.Cleanup(cancel)
+		r.events <- reader.Event{Tap: &reader.Tap{UID: uid, At: r.clk.Now().Add(-ago)}}
+		return ch
+	}
+	ch := present("042F51B2712380", 250*time.Millisecond)
+	r.queuedID(1)
+	t0 := r.clk.Now()
+	var d Decision
+	waitfor.Cond(t, "saved after the rest of the wait", func() bool {
+		select {
+		case d = <-ch:
+			return true
+		default:
+			r.clk.Advance(10 * time.Millisecond)
+			return false
+		}
+	})
+	if waited := r.clk.Now().Sub(t0); waited >= 300*time.Millisecond || d.Screen.Kind != display.Saved {
+		t.Fatalf("waited %s more (want about 50ms): %+v", waited, d)
+	}
+	// Central answered nothing: the next tap would not wait anyway; let it
+	// answer, then a tap read too long ago does not wait.
+	r.core.OnResult(protocol.Result{V: 1, ID: d.ID, Status: protocol.StatusSaved, TotalPoints: 1})
+	waitfor.Cond(t, "the total", func() bool { return r.disp.last().HasTotal })
+	if d := recv(t, present("04A1B2C3D4E5F6", 400*time.Millisecond)); d.Screen.Kind != display.Saved || d.Result != "" {
+		t.Fatalf("late tap %+v", d)
+	}
+}

@@ -106,11 +106,11 @@ type Opts struct {
 	// kioskd sends the systemd watchdog from here, so a hung loop stops it.
 	OnTick    func()
 	TickEvery time.Duration
-	// AwaitResult: with the link up, how long a saved tap waits for
-	// central's Result before its first feedback, so that the passholder
-	// sees one answer (the total, or central's refusal) rather than "saved"
-	// and then a refusal. Without a Result by then, or offline, the tap
-	// shows saved as it would have at once. 0: never wait.
+	// AwaitResult: with the link up, how long after the tap a saved tap
+	// waits for central's Result before its first feedback, so that the
+	// passholder sees one answer (the total, or central's refusal) rather
+	// than "saved" and then a refusal. Without a Result by then, or
+	// offline, the tap shows saved as it would have at once. 0: never wait.
 	AwaitResult time.Duration
 	// Linked reports whether the uplink can deliver now (a session with the
 	// broker); nil: never, so no tap waits.
@@ -131,7 +131,7 @@ type Decision struct {
 	// feedback (within AwaitResult): Screen is then central's answer.
 	Result string
 
-	await bool // saved, its feedback waiting for central's Result
+	wait time.Duration // > 0: saved, its feedback waiting this long for central's Result
 }
 
 // Core is one kiosk's decision engine.
@@ -283,9 +283,9 @@ func (c *Core) Run(ctx context.Context, events <-chan reader.Event) error {
 					present(c.settle(nil)) // the next passholder: no more waiting
 				}
 				d := c.decide(ctx, *ev.Tap)
-				if d.await {
-					c.awaiting, c.awaitUntil = &d, c.o.Clock.Now().Add(c.o.AwaitResult)
-					wait.Reset(c.o.AwaitResult)
+				if d.wait > 0 {
+					c.awaiting, c.awaitUntil = &d, c.o.Clock.Now().Add(d.wait)
+					wait.Reset(d.wait)
 					continue
 				}
 				present(d)
@@ -342,7 +342,7 @@ func (c *Core) repeatsAwaited(tap reader.Tap) bool {
 // saved when r is nil (no Result in time).
 func (c *Core) settle(r *protocol.Result) Decision {
 	d := *c.awaiting
-	c.awaiting, d.await = nil, false
+	c.awaiting, d.wait = nil, 0
 	if r != nil {
 		d.Result, d.Screen = r.Status, c.answer(d.Screen, *r)
 	}
@@ -441,9 +441,12 @@ func (c *Core) judge(ctx context.Context, tap reader.Tap, chip string) Decision 
 	// away: wait for it (the tap loop goes on) rather than show saved and
 	// then perhaps a refusal. Offline nothing more happens before the
 	// feedback than this check.
+	// The wait ends AwaitResult after the tap, so that a slow disk does not
+	// add to it: the passholder has an answer by then, whatever happens.
 	if c.o.AwaitResult > 0 && c.answering && c.o.Linked != nil && c.o.Linked() {
-		d.await = true
-	} else {
+		d.wait = min(c.o.AwaitResult, tap.At.Add(c.o.AwaitResult).Sub(c.o.Clock.Now()))
+	}
+	if d.wait <= 0 {
 		c.feedback(d)
 	}
 	c.mu.Lock()

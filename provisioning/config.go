@@ -62,9 +62,9 @@ type TapConfig struct {
 	Debounce time.Duration `toml:"debounce"`
 	// Hold: how long a tap's screen stays before idle returns.
 	Hold time.Duration `toml:"hold"`
-	// AwaitResult: with the link up, how long a saved tap waits for
-	// central's Result before its first feedback, so that the passholder
-	// sees one answer; 0: show saved at once, as offline.
+	// AwaitResult: with the link up, how long after the tap a saved tap
+	// may wait for central's Result before its first feedback, so that the
+	// passholder sees one answer; 0: show saved at once, as offline.
 	AwaitResult time.Duration `toml:"await_result"`
 }
 
