@@ -192,9 +192,21 @@ type batch struct {
 	// pre, on the set-based path (pgbatch.go), is what was read for the
 	// whole batch before the rules ran; nil: every lookup is a statement.
 	pre *preloaded
+	// outside says a lookup ran outside the batch's transaction (see stmt).
+	outside bool
 }
 
-func (b *batch) stmt(s *sql.Stmt) *sql.Stmt { return b.tx.StmtContext(b.ctx, s) }
+// stmt is s in the batch's transaction. On the set-based path, which has no
+// database/sql transaction (tx nil), a lookup reaching here was not
+// preloaded: it is recorded (outside) and runs on the pool, and the batch
+// fails before it books anything (errOutside).
+func (b *batch) stmt(s *sql.Stmt) *sql.Stmt {
+	if b.tx == nil {
+		b.outside = true
+		return s
+	}
+	return b.tx.StmtContext(b.ctx, s)
+}
 
 // decision is what the rules say about one checkin, and the writes that go
 // with it once its ledger row is in.
