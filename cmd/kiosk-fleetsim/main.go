@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.DB, "db", "", "ledger: empty for SQLite in the run's directory, or postgres://… (an empty database)")
 	fs.IntVar(&o.Ingests, "ingests", 1, "ingest instances sharing the load (shared subscription when > 1)")
 	fs.IntVar(&o.Window, "window", 32, "checkins in flight per kiosk")
+	fs.DurationVar(&o.RetryAfter, "retry-after", 10*time.Second, "a kiosk publishes a checkin again when its Result has not come after this")
 	fs.DurationVar(&o.BrokerRestartEvery, "chaos-broker", 0, "restart the broker this often (0: never)")
 	fs.DurationVar(&o.BrokerDown, "chaos-broker-down", 2*time.Second, "how long the broker stays down")
 	fs.DurationVar(&o.BrokerOutageAt, "chaos-outage-at", 0, "one broker outage (of -chaos-broker-down) this long into the run; recoverS in the summary")
@@ -178,7 +179,7 @@ func spawnShard(ctx context.Context, o fleetsim.Opts, verbose bool, stderr io.Wr
 	}
 	args := []string{"-shard-first", fmt.Sprint(o.Shard.First), "-kiosks", fmt.Sprint(o.Kiosks),
 		"-rate", fmt.Sprint(o.Rate), "-duration", o.Duration.String(), "-broker", o.Broker, "-db", o.DB,
-		"-window", fmt.Sprint(o.Window), "-seed", fmt.Sprint(o.Seed), "-dir", o.Dir,
+		"-window", fmt.Sprint(o.Window), "-retry-after", o.RetryAfter.String(), "-seed", fmt.Sprint(o.Seed), "-dir", o.Dir,
 		"-drain-timeout", o.DrainTimeout.String(), "-start-parallel", fmt.Sprint(o.StartParallel)}
 	if verbose {
 		args = append(args, "-v")

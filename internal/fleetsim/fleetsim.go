@@ -56,6 +56,10 @@ type Opts struct {
 	Ingests int
 	// Window bounds each kiosk's checkins in flight.
 	Window int
+	// RetryAfter is how long a kiosk waits for a Result before it publishes
+	// the checkin again (default 10 s; a kiosk's own default is 30 s). A
+	// central slower than that gets every checkin again.
+	RetryAfter time.Duration
 	// Chaos.
 	BrokerRestartEvery, BrokerDown time.Duration
 	// BrokerOutageAt, when set, takes the broker down once, this long into
@@ -220,6 +224,9 @@ func Run(ctx context.Context, o Opts) (Summary, error) {
 	}
 	if o.Window < 1 {
 		o.Window = 32
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = 10 * time.Second
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 3 * time.Minute
@@ -603,7 +610,7 @@ func (s *sim) newNode(i int) *node {
 	c.Event.BlockedChips = s.blocked
 	c.Control.Socket = "" // a fleet of one process needs no sockets
 	c.MQTT.Broker, c.MQTT.AllowInsecure = s.url, true
-	c.MQTT.Window, c.MQTT.RetryAfter = s.o.Window, 10*time.Second
+	c.MQTT.Window, c.MQTT.RetryAfter = s.o.Window, s.o.RetryAfter
 	c.Display.SpaarcodeEvery = -1 // no idle ⇄ spaarcode alternation
 	c.Queue.ReserveBytes = 0      // a thousand kiosks on one disk: no 8 MiB reserve each
 	// The decision at once, as before tap.await_result: the Result latency
