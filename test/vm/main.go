@@ -69,6 +69,7 @@ func main() {
 	flag.StringVar(&h.newVer, "new-version", "", "version of the upgrade")
 	flag.IntVar(&cuts, "cuts", 10, "power cuts")
 	flag.Uint64Var(&seed, "seed", 0, "random seed of the cut moments (0: from the time)")
+	started := flag.Int64("started", 0, "unix `time` make vm-test started (for the duration it prints)")
 	flag.DurationVar(&h.bootTimeout, "boot-timeout", 10*time.Minute, "longest boot (software emulation on a loaded machine)")
 	flag.Parse()
 	if h.work == "" || h.kernel == "" || h.disk == "" || *ingest == "" || h.oldVer == "" || h.newVer == "" {
@@ -116,6 +117,9 @@ func main() {
 	}
 	h.logf("boots: %s", durations(h.boots))
 	h.logf("driver ran %s", time.Since(start).Round(time.Second))
+	if *started > 0 {
+		fmt.Printf("vm-test: took %s in all (image, packages, boots, checks)\n", time.Since(time.Unix(*started, 0)).Round(time.Second))
+	}
 	if h.failures > 0 {
 		h.logf("%d check(s) failed", h.failures)
 	}

@@ -54,14 +54,11 @@ if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
 fi
 
 work=$(mktemp -d /var/tmp/vm-test.XXXXXX)
-cleanup() {
-	if [ "${VM_KEEP:-0}" = 1 ]; then
-		echo "vm-test: work directory kept: $work"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
+if [ "${VM_KEEP:-0}" = 1 ]; then
+	echo "vm-test: work directory $work (kept: VM_KEEP=1)"
+else
+	trap 'rm -rf "$work"' EXIT
+fi
 
 # The packages: the tree's build, as make package makes it (the same
 # nfpm, pinned in the Makefile, and packaging/nfpm.yaml), and a newer one for
@@ -110,6 +107,4 @@ echo "vm-test: disk image made in $(($(date +%s) - t0)) s"
 
 nice -n 19 "$work/vmtest" -work "$work" -kernel "$work/vmlinuz" -initrd "$work/initrd.img" -disk "$work/disk.img" \
 	-ingest "$work/kiosk-ingest" -unit systemd/kioskd.service \
-	-old-version "$version" -new-version "$version+vm.upgrade" -cuts "${VM_CUTS:-10}" && rc=0 || rc=$?
-echo "vm-test: took $(($(date +%s) - start)) s"
-exit $rc
+	-old-version "$version" -new-version "$version+vm.upgrade" -cuts "${VM_CUTS:-10}" -started "$start"
