@@ -56,6 +56,10 @@ type Opts struct {
 	Ingests int
 	// Window bounds each kiosk's checkins in flight.
 	Window int
+	// IngestBatch is the ingests' most checkins per transaction (0: the
+	// ingest's default, 256). After an outage the backlog comes at once, and
+	// a batch costs about the same time whatever its size on a loaded host.
+	IngestBatch int
 	// RetryAfter is how long a kiosk waits for a Result before it publishes
 	// the checkin again (default 10 s; a kiosk's own default is 30 s). A
 	// central slower than that gets every checkin again.
@@ -567,7 +571,7 @@ func (s *sim) startIngest(i int) error {
 		return nil
 	}
 	so := ingest.ServiceOpts{Broker: s.url, ClientID: fmt.Sprintf("fleetsim-ingest-%d", i),
-		Logger: s.log.With("part", "ingest", "n", i), OnBatch: s.onBatch}
+		Logger: s.log.With("part", "ingest", "n", i), OnBatch: s.onBatch, BatchSize: s.o.IngestBatch}
 	if s.o.Ingests > 1 {
 		so.SharedGroup = "fleetsim"
 	}
