@@ -162,8 +162,14 @@ func (r *Renderer) paginate(s display.Screen) (*icon, [][]block) {
 	if _, ok := fitWhole(blocks, area); ok {
 		return ic, [][]block{blocks}
 	}
-	// The headline as large as leaves room for two lines of the message.
-	ls := fit(head, area.Dx(), area.Dy()-msg.gap-2*face.Height())
+	// The headline as large as leaves room for two lines of the message
+	// (one on a small panel).
+	var ls []laid
+	for _, n := range []int{2, 1} {
+		if ls = fit(head, area.Dx(), area.Dy()-msg.gap-n*face.Height()); len(ls) == len(head) {
+			break
+		}
+	}
 	if len(ls) != len(head) {
 		return ic, [][]block{blocks} // no room for a headline: the layout cuts
 	}
