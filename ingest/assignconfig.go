@@ -17,17 +17,7 @@ import (
 // a Config pushed while the service was away is queued in order with the
 // checkins sent after it, and recorded before they are booked.
 func (s *Service) subscribeConfigs(c mqtt.Client) {
-	topic := protocol.Topic(s.o.Prefix, "+", protocol.KindConfig)
-	t := c.Subscribe(topic, 1, s.onConfig)
-	if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
-		s.log.Error("mqtt subscribe failed", "topic", topic, "err", t.Error())
-		return
-	}
-	if st, ok := t.(*mqtt.SubscribeToken); ok && st.Result()[topic] == 0x80 {
-		s.log.Error("mqtt subscribe refused by broker: no assignments are learnt (the ingest role reads configs)", "topic", topic)
-		return
-	}
-	s.log.Info("subscribed", "topic", topic)
+	s.subscribeAll(c, protocol.KindConfig, s.onConfig, ": no assignments are learnt (the ingest role reads configs)")
 }
 
 // onConfig runs on paho's router goroutine and records the Config as an

@@ -537,14 +537,21 @@ type FleetSink interface {
 // (the registry takes a repeated one as a duplicate). A failure is logged
 // and leaves the checkins served; the next reconnect tries again.
 func (s *Service) subscribeStatus(c mqtt.Client) {
-	topic := protocol.Topic(s.o.Prefix, "+", protocol.KindStatus)
-	t := c.Subscribe(topic, 1, s.onStatus)
+	s.subscribeAll(c, protocol.KindStatus, s.onStatus, "")
+}
+
+// subscribeAll subscribes P/+/kind (QoS 1, never shared) with handler and
+// logs the outcome; refused is added to the log line when the broker
+// refuses it.
+func (s *Service) subscribeAll(c mqtt.Client, kind string, handler mqtt.MessageHandler, refused string) {
+	topic := protocol.Topic(s.o.Prefix, "+", kind)
+	t := c.Subscribe(topic, 1, handler)
 	if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
 		s.log.Error("mqtt subscribe failed", "topic", topic, "err", t.Error())
 		return
 	}
 	if st, ok := t.(*mqtt.SubscribeToken); ok && st.Result()[topic] == 0x80 {
-		s.log.Error("mqtt subscribe refused by broker", "topic", topic)
+		s.log.Error("mqtt subscribe refused by broker"+refused, "topic", topic)
 		return
 	}
 	s.log.Info("subscribed", "topic", topic)
