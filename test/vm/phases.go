@@ -394,7 +394,7 @@ func (h *harness) upgradeUnderLoad(ctx context.Context, m *machine) error {
 		h.ok("upgrade: %s → %s by apt-get with %d checkins pending and the broker down: restarted (pid %s → %s), edited conffile kept",
 			h.oldVer, h.newVer, pendingBefore, bl[1], al[1])
 	}
-	if _, err := h.checkAfterCut(ctx, m, "upgrade", true); err != nil {
+	if _, err := h.checkAfterCut(ctx, m, "upgrade"); err != nil {
 		return err
 	}
 	// Central back: everything the kiosk ever answered saved (outside the
