@@ -3,7 +3,8 @@
 # packages `make package` left in DIST:
 #   1. systemd-analyze verify on the unit; systemd-analyze security exposure ≤ 4.0;
 #      the syscalls armhf kioskd makes (qemu-arm -strace) pass its SystemCallFilter=
-#   2. armhf and arm64 kioskd/kioskctl start under qemu-user: -version, -h
+#   2. armhf and arm64 kioskd/kioskctl start under qemu-user, amd64 natively:
+#      -version, -h
 #   3. sizes, against the targets armhf kioskd ≤ 15 MB, each .deb ≤ 8 MB
 #   4. dpkg-deb: fields, file list, conffiles
 #   5. each .deb installed, reinstalled (upgrade path), removed and purged in
@@ -61,7 +62,7 @@ need qemu-aarch64-static qemu-user-static
 mb() { awk -v n="$1" 'BEGIN { printf "%.2f MB", n / 1000000 }'; }
 
 debs=()
-for a in armhf arm64; do
+for a in armhf arm64 amd64; do
 	d=$(ls -t "$DIST"/kioskd_*_"$a".deb 2>/dev/null | head -1 || true)
 	[ -n "$d" ] || die "no $DIST/kioskd_*_$a.deb: run make package"
 	[ -x "$DIST/$a/kioskd" ] && [ -x "$DIST/$a/kioskctl" ] || die "no $DIST/$a/kioskd, kioskctl: run make package"
@@ -182,19 +183,19 @@ else
 fi
 
 # ------------------------------------------------------------ 2. qemu-user
-step "binaries under qemu-user"
-for a in armhf arm64; do
-	case $a in armhf) qemu=qemu-arm-static ;; arm64) qemu=qemu-aarch64-static ;; esac
+step "binaries under qemu-user (amd64: natively)"
+for a in armhf arm64 amd64; do
+	case $a in armhf) qemu=(qemu-arm-static) ;; arm64) qemu=(qemu-aarch64-static) ;; amd64) qemu=() ;; esac
 	for c in kioskd kioskctl; do
 		bin=$DIST/$a/$c
-		file_arch=$(od -An -tx1 -j18 -N2 "$bin" | tr -d ' ')   # ELF e_machine: 2800 arm, b700 aarch64
-		case $a/$file_arch in armhf/2800 | arm64/b700) ;; *) fail "$bin: ELF machine $file_arch is not $a" ;; esac
-		if v=$("$qemu" "$bin" -version 2>&1) && [[ $v == *"$c"* ]]; then
+		file_arch=$(od -An -tx1 -j18 -N2 "$bin" | tr -d ' ')   # ELF e_machine: 2800 arm, b700 aarch64, 3e00 x86-64
+		case $a/$file_arch in armhf/2800 | arm64/b700 | amd64/3e00) ;; *) fail "$bin: ELF machine $file_arch is not $a" ;; esac
+		if v=$("${qemu[@]}" "$bin" -version 2>&1) && [[ $v == *"$c"* ]]; then
 			ok "$a $c -version: $v"
 		else
 			fail "$a $c -version: $v"
 		fi
-		if h=$("$qemu" "$bin" -h 2>&1) && [[ $h == *"usage: $c"* ]]; then
+		if h=$("${qemu[@]}" "$bin" -h 2>&1) && [[ $h == *"usage: $c"* ]]; then
 			ok "$a $c -h"
 		else
 			fail "$a $c -h: $h"
@@ -210,7 +211,7 @@ fi
 
 # ------------------------------------------------------------------ 3. sizes
 step "sizes"
-for a in armhf arm64; do
+for a in armhf arm64 amd64; do
 	for c in kioskd kioskctl; do
 		echo "$a $c: $(mb "$(stat -L -c %s "$DIST/$a/$c")") (stripped)"
 	done
@@ -322,8 +323,8 @@ for d in "${debs[@]}"; do
 	else
 		fail "$a: systemd-analyze verify --root: $out"
 	fi
-	case $a in armhf) qemu=qemu-arm-static ;; arm64) qemu=qemu-aarch64-static ;; esac
-	if v=$(chroot "$R" "$(command -v $qemu)" /usr/bin/kioskd -version 2>&1); then
+	case $a in armhf) qemu=("$(command -v qemu-arm-static)") ;; arm64) qemu=("$(command -v qemu-aarch64-static)") ;; amd64) qemu=() ;; esac
+	if v=$(chroot "$R" "${qemu[@]}" /usr/bin/kioskd -version 2>&1); then
 		ok "$a: installed kioskd runs: $v"
 	else
 		fail "$a: installed kioskd -version: $v"
