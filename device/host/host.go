@@ -28,10 +28,20 @@ func New() *Info {
 // BootID tells boots apart.
 func (i *Info) BootID() string { return i.bootID }
 
-// ClockSynced reports whether the kernel considers the clock synchronised
-// (adjtimex status without STA_UNSYNC: what timedatectl calls "NTP
-// synchronized").
+// ClockSynced reports whether the kernel considers the clock synchronised,
+// as systemd's timedatectl does ("System clock synchronized"): the
+// kernel's maximum error is under 16 s. Not STA_UNSYNC: chrony without
+// rtcsync leaves it set while it keeps the clock synchronised (to keep the
+// kernel off the RTC), which the VM test found.
 func (i *Info) ClockSynced() bool { return clockSynced() }
+
+// maxSyncErrorUs is the kernel's largest maximum error (NTP_PHASE_LIMIT,
+// 16 s in µs): it grows to this while nothing disciplines the clock.
+const maxSyncErrorUs = 16_000_000
+
+// syncedByMaxError is the decision of ClockSynced from adjtimex's maxerror
+// (µs).
+func syncedByMaxError(maxErrorUs int64) bool { return maxErrorUs >= 0 && maxErrorUs < maxSyncErrorUs }
 
 // Uptime is the time since boot, suspend included.
 func (i *Info) Uptime() time.Duration { return uptime() }

@@ -8,11 +8,10 @@ import (
 
 func clockSynced() bool {
 	var tx unix.Timex
-	state, err := unix.Adjtimex(&tx)
-	if err != nil {
+	if _, err := unix.Adjtimex(&tx); err != nil {
 		return false
 	}
-	return tx.Status&unix.STA_UNSYNC == 0 && state != unix.TIME_ERROR
+	return syncedByMaxError(int64(tx.Maxerror))
 }
 
 func uptime() time.Duration {
