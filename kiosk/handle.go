@@ -102,7 +102,7 @@ func (k *Kiosk) handleTap(ctx context.Context, chip string) any {
 	ch, stop := k.core.Expect(reader.Tap{UID: uid}.Chip())
 	defer stop()
 	if err := k.pres.Present(ctx, uid); err != nil {
-		return control.Fail("reader: %v", err)
+		return control.Fail("the card could not be put on the reader: %v", err) // err names its package
 	}
 	select {
 	case d := <-ch:
