@@ -416,7 +416,8 @@ func TestBrokerDownAndBack(t *testing.T) {
 	ce := central(t, br)
 	// Results for the checkins on the broker reach us; the rest is republished.
 	r.f.Kick()
-	waitfor.Cond(t, "drain", func() bool { return r.pending() == 0 })
+	// OnResult runs after the outbox applied the Result: wait for both.
+	waitfor.Cond(t, "drain", func() bool { return r.pending() == 0 && r.nresults() >= len(first)+len(second) })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, it := range append(first, second...) {
