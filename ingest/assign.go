@@ -170,7 +170,10 @@ func (l *Ledger) Assignments(ctx context.Context, device string) ([]Assignment, 
 	return out, nil
 }
 
-func scanAssignment(rows *sql.Rows) (Assignment, error) {
+// scanner is a row of database/sql or of pgx.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanAssignment(rows scanner) (Assignment, error) {
 	var a Assignment
 	var from, until, replaced sql.NullInt64
 	var assigned int64

@@ -462,7 +462,7 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 			b.assigns[asDev[i]+"\x00"+asEv[i]] = nil
 		}
 		query("assignments", l.pg.selAssigns, func(r pgx.Rows) error {
-			a, err := scanAssignmentRow(r)
+			a, err := scanAssignment(r)
 			if err != nil {
 				return err
 			}
@@ -509,27 +509,6 @@ func runPipeline(ctx context.Context, c *pgx.Conn, q *pgx.Batch, steps []func(pg
 		first = fmt.Errorf("ingest: pipeline: %w", err)
 	}
 	return first
-}
-
-// scanAssignmentRow is scanAssignment for a pgx row.
-func scanAssignmentRow(r pgx.Rows) (Assignment, error) {
-	var a Assignment
-	var from, until, replaced sql.NullInt64
-	var assigned int64
-	if err := r.Scan(&a.DeviceID, &a.Serial, &a.Event.ID, &a.CounterID, &a.Event.Points, &a.Event.Period,
-		&a.Event.Volume, &from, &until, &assigned, &replaced); err != nil {
-		return Assignment{}, err
-	}
-	a.AssignedAt = time.UnixMilli(assigned).UTC()
-	for _, p := range []struct {
-		n sql.NullInt64
-		t *time.Time
-	}{{from, &a.Event.ValidFrom}, {until, &a.Event.ValidUntil}, {replaced, &a.ReplacedAt}} {
-		if p.n.Valid {
-			*p.t = time.UnixMilli(p.n.Int64).UTC()
-		}
-	}
-	return a, nil
 }
 
 // loadCounts reads the counts the first pass asked for, in one statement.
