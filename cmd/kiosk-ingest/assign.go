@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -97,34 +98,46 @@ func runAssign(ctx context.Context, args []string, stdout io.Writer) error {
 	db := fs.String("db", "", "the ledger")
 	pubFile := fs.String("config-pub", "", "the fleet's config-signing public key `file` (config.pub)")
 	device := fs.String("device", "", "the device `id` (default: the Config's deviceId)")
-	if err := parse(fs, args); err != nil {
-		return err
+	// One positional argument, before or after the flags.
+	var file []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usagef("%v (see -h)", err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		file, args = append(file, fs.Arg(0)), fs.Args()[1:]
 	}
-	if *db == "" || *pubFile == "" || fs.NArg() != 1 {
+	if *db == "" || *pubFile == "" || len(file) != 1 {
 		return usagef("assign needs -db, -config-pub and one Config file (see -h)")
 	}
 	pub, err := readConfigPub(*pubFile)
 	if err != nil {
 		return usagef("-config-pub: %v", err)
 	}
-	raw, err := os.ReadFile(fs.Arg(0))
+	raw, err := os.ReadFile(file[0])
 	if err != nil {
 		return err
 	}
-	c, err := protocol.VerifyConfig([]byte(strings.TrimSpace(string(raw))), pub)
-	if err != nil {
-		return fmt.Errorf("%s: %w", fs.Arg(0), err)
-	}
+	payload := []byte(strings.TrimSpace(string(raw)))
 	d := *device
-	if d == "" {
+	if d == "" { // the Config's own deviceId; AssignmentOf checks the signature
+		c, err := protocol.DecodeConfig(payload)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file[0], err)
+		}
 		d = c.DeviceID
 	}
 	if d == "" {
 		return usagef("the Config is bound to no device: give -device")
 	}
-	a, err := ingest.AssignmentOf([]byte(strings.TrimSpace(string(raw))), d, pub, time.Now())
+	a, err := ingest.AssignmentOf(payload, d, pub, time.Now())
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", file[0], err)
 	}
 	l, err := ingest.Open(*db, ingest.DefaultOpts())
 	if err != nil {
