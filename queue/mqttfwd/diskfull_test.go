@@ -219,7 +219,9 @@ func bulkBacklog(t *testing.T, fs *loopfs.FS, path, dev string, n int, leave int
 
 // Results the outbox cannot apply (the disk full, no reserve left) are kept
 // and applied again once there is room, without waiting for a republish
-// and a second answer from central.
+// and a second answer from central. Meanwhile the window moves on: a
+// Result frees its checkin's slot before the outbox commits, so central
+// gets the rest of the backlog while the disk is full.
 func TestResultsAppliedAgainAfterDiskFull(t *testing.T) {
 	br := testbroker.Start(t)
 	ce := central(t, br)
@@ -247,6 +249,13 @@ func TestResultsAppliedAgainAfterDiskFull(t *testing.T) {
 	go func() { defer close(done); f.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	waitfor.Cond(t, "a run of Results the full disk refused", func() bool { return f.Counters().ApplyFailures > 0 })
+	waitfor.Cond(t, "checkins beyond the window published while the disk is full", func() bool {
+		c := f.Counters()
+		return c.ApplyFailures > 0 && c.Published > 4*mqttfwd.DefaultWindow
+	})
+	if st, err := ob.Stats(context.Background()); err != nil || st.Pending != n {
+		t.Fatalf("while the disk is full: pending %d (err %v), want all %d (none applied)", st.Pending, err, n)
+	}
 	if err := os.Remove(other); err != nil {
 		t.Fatal(err)
 	}

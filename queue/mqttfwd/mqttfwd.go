@@ -63,8 +63,11 @@ const (
 	opTimeout  = 10 * time.Second // subscribe, dial, final status
 	backoffMin = 500 * time.Millisecond
 	// backoffMax bounds how long after central is back a kiosk may still
-	// wait; the jitter spreads a fleet's reconnects over half of it.
-	backoffMax   = 15 * time.Second
+	// wait; the jitter spreads a fleet's reconnects over half of it. 6 s:
+	// a fleet is back within 6 s of its broker (1 000 kiosks: some 330
+	// connects a second), and a kiosk whose broker is away dials at most
+	// every 3 to 6 s (a refused TCP connect: nothing to the broker).
+	backoffMax   = 6 * time.Second
 	resultsDepth = 4096
 	// maxResultRun is the most Results applied in one outbox transaction:
 	// queue.MaxDoneBatch keeps that transaction's WAL small (a full disk
@@ -933,29 +936,29 @@ func (f *Forwarder) applier(ctx context.Context) {
 		}
 		for len(batch) > 0 {
 			run := batch[:min(len(batch), maxResultRun)]
-			ids, ok := f.applyResults(ctx, run)
-			if !ok {
+			if !f.applyResults(ctx, run) {
 				fails++
 				retry = batch
 				break
 			}
 			fails = 0
 			batch = batch[len(run):]
-			if len(ids) > 0 {
-				select {
-				case f.freed <- ids:
-				case <-ctx.Done():
-					return
-				}
-			}
 		}
 	}
 }
 
 // applyResults decodes a run of Result payloads and deletes their checkins
-// in one outbox transaction. It returns the ids of the valid Results; ok is
-// false when the outbox failed (the run is to be applied again).
-func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) (ids []string, ok bool) {
+// in one outbox transaction. It reports false when the outbox failed (the
+// run is to be applied again).
+//
+// The Results' window slots are handed back to the loop before the
+// transaction, not after it (again on a retry: freeing twice is harmless): central has booked these checkins,
+// so the loop publishes the next ones while the outbox commits (its fsync
+// overlaps the round trips instead of idling the window). A checkin freed
+// so is never republished by the loop, not even while a full disk keeps
+// its Result from being applied; after a restart before the commit it is
+// published again and central answers it with the identical Result.
+func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) (ok bool) {
 	rs := make([]protocol.Result, 0, len(payloads))
 	acks := make([]queue.Ack, 0, len(payloads))
 	for i, p := range payloads {
@@ -973,19 +976,25 @@ func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) (ids []
 		acks = append(acks, queue.Ack{ID: r.ID, KeepHistory: keep})
 	}
 	if len(acks) == 0 {
-		return nil, true
+		return true
+	}
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+	}
+	select {
+	case f.freed <- ids:
+	case <-ctx.Done():
 	}
 	known, err := f.ob.DoneBatch(context.WithoutCancel(ctx), acks)
 	if err != nil {
-		// The checkins stay queued and in the window; the applier applies
-		// these Results again after a backoff.
+		// The checkins stay queued (out of the window: central has them);
+		// the applier applies these Results again after a backoff.
 		f.applyFailures.Add(1)
 		f.subLog.Log(f.log, f.clk.Now(), slog.LevelError, "apply", "mqttfwd: apply results; retrying", "n", len(acks), "err", err)
-		return nil, errors.Is(err, queue.ErrClosed) // closed: nothing to retry
+		return errors.Is(err, queue.ErrClosed) // closed: nothing to retry
 	}
-	ids = make([]string, len(rs))
 	for i, r := range rs {
-		ids[i] = r.ID
 		f.nresults.Add(1)
 		if !known[i] {
 			f.unknown.Add(1)
@@ -994,7 +1003,7 @@ func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) (ids []
 			f.o.OnResult(r, known[i])
 		}
 	}
-	return ids, true
+	return true
 }
 
 // badPayload counts a payload that is not a Result and logs it, at most
