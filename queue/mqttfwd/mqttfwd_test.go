@@ -553,12 +553,12 @@ func TestNewValidates(t *testing.T) {
 	}
 	for n := int64(1); n < 40; n++ {
 		d := f.Backoff(n)
-		if d < 250*time.Millisecond || d > 15*time.Second {
+		if d < 250*time.Millisecond || d > 6*time.Second {
 			t.Errorf("backoff(%d) = %v", n, d)
 		}
 	}
-	if d := f.Backoff(30); d < 7500*time.Millisecond {
-		t.Errorf("backoff cap %v: the jitter is half to all of 15s", d)
+	if d := f.Backoff(30); d < 3*time.Second {
+		t.Errorf("backoff cap %v: the jitter is half to all of 6s", d)
 	}
 }
 
