@@ -1,7 +1,8 @@
 // Command vm drives make vm-test (test/vm/run.sh builds the image and the
 // packages and calls it): kioskd's Debian package on a real Debian
-// bookworm under real systemd, in qemu-system-x86_64 on a disk with a
-// volatile write cache (nbdkit's cache filter). In one run, in order:
+// bookworm under real systemd, in qemu-system-x86_64 (or -aarch64) on a
+// disk with a volatile write cache (nbdkit's cache filter). In one run, in
+// order:
 //
 //  1. systemd for real: install, start (READY), STATUS=, the exposure score
 //     equal to the offline one, the hardening in force, a wedged tap loop
@@ -37,6 +38,7 @@ const device = "vm-kiosk-01"
 
 type harness struct {
 	work, kernel, initrd, disk string
+	arch                       string // the guest's Debian architecture: amd64 or arm64
 	unit                       string
 	oldVer, newVer             string
 	bootTimeout                time.Duration
@@ -60,12 +62,13 @@ func main() {
 	var cuts int
 	var seed uint64
 	flag.StringVar(&h.work, "work", "", "work `dir`ectory")
+	flag.StringVar(&h.arch, "arch", "amd64", "the guest's architecture: amd64 (qemu-system-x86_64, q35) or arm64 (qemu-system-aarch64, virt)")
 	flag.StringVar(&h.kernel, "kernel", "", "the guest's kernel")
 	flag.StringVar(&h.initrd, "initrd", "", "the guest's initramfs")
 	flag.StringVar(&h.disk, "disk", "", "the guest's raw disk image")
 	ingest := flag.String("ingest", "", "kiosk-ingest binary (runs on the host)")
 	flag.StringVar(&h.unit, "unit", "systemd/kioskd.service", "the unit in the tree (its offline exposure score)")
-	flag.StringVar(&h.oldVer, "old-version", "", "version of /root/vm/kioskd_VERSION_amd64.deb installed first")
+	flag.StringVar(&h.oldVer, "old-version", "", "version of /root/vm/kioskd_VERSION_ARCH.deb installed first")
 	flag.StringVar(&h.newVer, "new-version", "", "version of the upgrade")
 	flag.IntVar(&cuts, "cuts", 10, "power cuts")
 	flag.Uint64Var(&seed, "seed", 0, "random seed of the cut moments (0: from the time)")
@@ -74,6 +77,10 @@ func main() {
 	flag.Parse()
 	if h.work == "" || h.kernel == "" || h.disk == "" || *ingest == "" || h.oldVer == "" || h.newVer == "" {
 		fmt.Fprintln(os.Stderr, "vm: -work, -kernel, -initrd, -disk, -ingest, -old-version and -new-version are needed")
+		os.Exit(2)
+	}
+	if _, ok := qemuFor[h.arch]; !ok {
+		fmt.Fprintf(os.Stderr, "vm: -arch %q: amd64 or arm64\n", h.arch)
 		os.Exit(2)
 	}
 	if seed == 0 {

@@ -56,7 +56,7 @@ func show(m *machine, props ...string) (map[string]string, error) {
 
 // systemdForReal is part 1 on the first boot.
 func (h *harness) systemdForReal(ctx context.Context, m *machine) error {
-	deb := fmt.Sprintf("/root/vm/kioskd_%s_amd64.deb", h.oldVer)
+	deb := fmt.Sprintf("/root/vm/kioskd_%s_%s.deb", h.oldVer, h.arch)
 	if out, err := m.sh("apt-get install -y --no-install-recommends " + deb + " 2>&1"); err != nil {
 		return fmt.Errorf("vm: install %s: %v", deb, err)
 	} else {
@@ -361,7 +361,7 @@ func (h *harness) upgradeUnderLoad(ctx context.Context, m *machine) error {
 	stop := make(chan struct{})
 	s := startStream(m, h.cards, "upgrade", stop, true)
 	time.Sleep(2 * time.Second)
-	deb := fmt.Sprintf("/root/vm/kioskd_%s_amd64.deb", h.newVer)
+	deb := fmt.Sprintf("/root/vm/kioskd_%s_%s.deb", h.newVer, h.arch)
 	out, rc, err := m.run(5*time.Minute, "apt-get install -y --no-install-recommends "+deb+" 2>&1")
 	time.Sleep(3 * time.Second)
 	close(stop)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # test/vm/run.sh — make vm-test: kioskd's package on a real Debian under
-# real systemd in a VM (qemu-system-x86_64, software emulation), with real
+# real systemd in a VM (qemu-system-x86_64 or -aarch64, software emulation), with real
 # power cuts (nbdkit's cache filter: a disk with a volatile write cache), a
 # clock that lies, and an upgrade under load. test/vm/README.md says what
 # each part proves. Needs root; tools missing here are installed from
-# Debian with apt-get. Not part of make test or CI's default run (about
-# 20 minutes on 2 cores).
+# Debian with apt-get. CI runs it for amd64 (about 20 minutes on 2 cores).
 #
+#   VM_ARCH=amd64       the guest: amd64 (q35), or arm64 (virt, -cpu max; its
+#                       image is built under qemu-user through binfmt_misc)
 #   VM_CUTS=10          power cuts (the control run makes one more)
 #   VM_CACHE=test/vm/.cache   where the built image is kept (gitignored)
 #   VM_KEEP=1           keep the work directory (serial logs, disk image)
@@ -16,9 +17,11 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 start=$(date +%s)
 cache=${VM_CACHE:-$root/test/vm/.cache}
-case ${VM_ARCH:-amd64} in
-amd64) ;;
-*) echo "vm-test: VM_ARCH=${VM_ARCH} is not built yet (amd64 only)" >&2; exit 1 ;;
+arch=${VM_ARCH:-amd64}
+case $arch in
+amd64) qemu=qemu-system-x86_64 qemu_pkg=qemu-system-x86 ;;
+arm64) qemu=qemu-system-aarch64 qemu_pkg=qemu-system-arm ;;
+*) echo "vm-test: VM_ARCH=$arch: amd64 or arm64" >&2; exit 1 ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "vm-test: needs root (mmdebstrap, mkfs of the image)" >&2; exit 1; }
 
@@ -38,13 +41,22 @@ need() {
 	command -v "$1" >/dev/null 2>&1 || { echo "vm-test: $1 still missing after installing $2" >&2; exit 1; }
 }
 need mmdebstrap mmdebstrap
-need qemu-system-x86_64 qemu-system-x86
+need "$qemu" "$qemu_pkg"
 need nbdkit nbdkit
 need mkfs.ext4 e2fsprogs
 need chronyd chrony
 need mosquitto mosquitto
 need mosquitto_sub mosquitto-clients
 need systemd-analyze systemd
+if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+	# mmdebstrap runs the foreign image's maintainer scripts under
+	# qemu-user: the kernel must hand it the guest's binaries.
+	need qemu-aarch64-static qemu-user-static
+	[ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+		cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+	fi
+fi
 nbdkit --dump-config >/dev/null && nbdkit file --filter=cache --help >/dev/null 2>&1 ||
 	{ echo "vm-test: nbdkit has no file plugin with the cache filter" >&2; exit 1; }
 # Installing chrony here must never leave a chronyd setting this host's
@@ -72,24 +84,24 @@ export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
 deb() {
 	local v=$1 d=$work/build-$1
 	mkdir -p "$d"
-	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$v" -o "$d/kioskd" ./cmd/kioskd
+	GOOS=linux GOARCH=$arch CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$v" -o "$d/kioskd" ./cmd/kioskd
 	ln -sf kioskd "$d/kioskctl"
-	DEB_ARCH=amd64 DEB_VERSION=$v BIN_DIR=$d go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$nfpm_version" \
+	DEB_ARCH=$arch DEB_VERSION=$v BIN_DIR=$d go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$nfpm_version" \
 		package --config packaging/nfpm.yaml --packager deb --target "$work/" >>"$work/package.log" 2>&1 ||
 		{ cat "$work/package.log"; exit 1; }
-	[ -s "$work/kioskd_${v}_amd64.deb" ] || { echo "vm-test: nfpm made no $work/kioskd_${v}_amd64.deb" >&2; exit 1; }
+	[ -s "$work/kioskd_${v}_$arch.deb" ] || { echo "vm-test: nfpm made no $work/kioskd_${v}_$arch.deb" >&2; exit 1; }
 }
-echo "vm-test: packages (kioskd $version and $version+vm.upgrade, amd64)"
+echo "vm-test: packages (kioskd $version and $version+vm.upgrade, $arch)"
 deb "$version"
 deb "$version+vm.upgrade"
 # The central side runs on the host: the reference ingest and the agent.
 CGO_ENABLED=0 go build -trimpath -o "$work/kiosk-ingest" ./cmd/kiosk-ingest
-CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags '-s -w' -o "$work/vm-agent" ./test/vm/agent
+CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags '-s -w' -o "$work/vm-agent" ./test/vm/agent
 go build -o "$work/vmtest" ./test/vm
 
 # The image: the cached base, plus the agent, the packages and this tree's
 # guest files, made into an ext4 file system without mounting anything.
-base=$(test/vm/image.sh "$cache")
+base=$(test/vm/image.sh "$cache" "$arch")
 t0=$(date +%s)
 mkdir "$work/rootfs"
 cp -a "$base/." "$work/rootfs/"
@@ -106,5 +118,5 @@ rm -rf "$work/rootfs"
 echo "vm-test: disk image made in $(($(date +%s) - t0)) s"
 
 nice -n 19 "$work/vmtest" -work "$work" -kernel "$work/vmlinuz" -initrd "$work/initrd.img" -disk "$work/disk.img" \
-	-ingest "$work/kiosk-ingest" -unit systemd/kioskd.service \
+	-arch "$arch" -ingest "$work/kiosk-ingest" -unit systemd/kioskd.service \
 	-old-version "$version" -new-version "$version+vm.upgrade" -cuts "${VM_CUTS:-10}" -started "$start"

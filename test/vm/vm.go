@@ -24,6 +24,22 @@ const (
 	lying  = "unsafe"    // flushes acknowledged, never done: the control
 )
 
+// qemuSystem is how one guest architecture boots: the emulator, its
+// machine and processor, and the serial console the kernel writes to.
+type qemuSystem struct {
+	bin     string
+	machine []string
+	console string
+}
+
+// qemuFor holds the architectures the suite boots. arm64 is the Pi's
+// (virt with -cpu max; pauth-impdef: the pointer authentication of the
+// emulated processor costs far less to emulate, same instructions).
+var qemuFor = map[string]qemuSystem{
+	"amd64": {bin: "qemu-system-x86_64", machine: []string{"-machine", "q35", "-cpu", "max"}, console: "ttyS0"},
+	"arm64": {bin: "qemu-system-aarch64", machine: []string{"-machine", "virt", "-cpu", "max,pauth-impdef=on"}, console: "ttyAMA0"},
+}
+
 // machine is one boot of the VM: nbdkit serving the disk and qemu on it.
 type machine struct {
 	name      string
@@ -86,11 +102,12 @@ func (h *harness) bootMachine(name string, bo bootOpts) (*machine, error) {
 		return nil, err
 	}
 	serial := filepath.Join(h.work, name+".serial.log")
-	m.qemu = exec.Command("nice", "-n", "19", "qemu-system-x86_64",
-		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
+	qs := qemuFor[h.arch]
+	args := append([]string{"-n", "19", qs.bin}, qs.machine...)
+	args = append(args, "-accel", "tcg", "-smp", "2", "-m", "1024",
 		"-nodefaults", "-display", "none", "-no-reboot",
 		"-kernel", h.kernel, "-initrd", h.initrd,
-		"-append", "root=/dev/vda rw console=ttyS0 quiet fsck.mode=skip panic=-1 systemd.show_status=false",
+		"-append", "root=/dev/vda rw console="+qs.console+" quiet fsck.mode=skip panic=-1 systemd.show_status=false",
 		// cache=none: qemu keeps nothing itself and shows the guest a
 		// write cache, so the guest's flushes reach nbdkit.
 		"-drive", "file=nbd+unix:///?socket="+sock+",format=raw,if=virtio,cache=none",
@@ -98,6 +115,7 @@ func (h *harness) bootMachine(name string, bo bootOpts) (*machine, error) {
 		"-device", "virtio-net-pci,netdev=n0",
 		"-rtc", "base="+bo.rtc,
 		"-serial", "file:"+serial)
+	m.qemu = exec.Command("nice", args...)
 	qlog, err := os.Create(filepath.Join(h.work, name+".qemu.log"))
 	if err != nil {
 		m.kill()
