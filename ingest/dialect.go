@@ -112,29 +112,18 @@ func openSQLite(path string, o Opts) (*sql.DB, error) {
 // openPostgres opens a PostgreSQL ledger. Synchronous NORMAL becomes
 // synchronous_commit=off, the same trade as SQLite's NORMAL in WAL mode: a
 // crash of the database host may lose the last commits, never corrupt.
-//
-// Every statement is planned for its parameters (plan_cache_mode
-// force_custom_plan, unless the URL sets it): pgx prepares each statement
-// once per connection, and the server would otherwise freeze a generic
-// plan after five executions, made while a new ledger's tables were empty
-// (a sequential scan is cheapest then) and kept until an ANALYZE, which
-// never comes where autovacuum is off. Measured with autovacuum off: the
-// batch's id lookup took 280 to 440 ms at 45 000 rows on its frozen
-// sequential scan; planned per execution it stays an index lookup, and the
-// planning costs some 50 µs a statement, a dozen per batch.
 func openPostgres(dsn string, o Opts) (*sql.DB, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: open %s: %w", redact(dsn), ErrInvalid)
 	}
-	q := u.Query()
-	if o.Synchronous == "NORMAL" && q.Get("synchronous_commit") == "" {
-		q.Set("synchronous_commit", "off")
+	if o.Synchronous == "NORMAL" {
+		q := u.Query()
+		if q.Get("synchronous_commit") == "" {
+			q.Set("synchronous_commit", "off")
+		}
+		u.RawQuery = q.Encode()
 	}
-	if q.Get("plan_cache_mode") == "" {
-		q.Set("plan_cache_mode", "force_custom_plan")
-	}
-	u.RawQuery = q.Encode()
 	db, err := sql.Open("pgx", u.String())
 	if err != nil {
 		return nil, fmt.Errorf("ingest: open %s: %w", redact(dsn), err)

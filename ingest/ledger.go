@@ -122,7 +122,8 @@ type Ledger struct {
 	path string
 	o    Opts
 	st   stmts
-	pg   pgStmts // the set-based path's (PostgreSQL)
+	pg   pgStmts   // the set-based path's (PostgreSQL)
+	an   *analyzer // PostgreSQL without autovacuum: ANALYZE as the tables grow
 }
 
 type stmts struct {
@@ -186,6 +187,12 @@ func Open(dsn string, o Opts) (*Ledger, error) {
 			db.Close()
 			return nil, err
 		}
+		an, err := newAnalyzer(l)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		l.an = an
 	}
 	return l, nil
 }
@@ -209,6 +216,9 @@ func (l *Ledger) exec(ctx context.Context, q string, args ...any) error {
 
 // Close closes the database.
 func (l *Ledger) Close() error {
+	if l.an != nil {
+		l.an.wait()
+	}
 	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("ingest: close: %w", err)
 	}

@@ -72,6 +72,9 @@ func (l *Ledger) ProcessBatch(ctx context.Context, in []Input) ([]Outcome, error
 	const attempts = 5
 	for n := 1; ; n++ {
 		out, err := l.processOnce(ctx, in)
+		if err == nil && l.an != nil {
+			l.an.booked(len(in))
+		}
 		if err == nil || n == attempts || !l.d.retryable(err) || ctx.Err() != nil {
 			return out, err
 		}

@@ -186,17 +186,26 @@ func spawnShard(ctx context.Context, o fleetsim.Opts, nice int, verbose bool, st
 	if verbose {
 		args = append(args, "-v")
 	}
-	cmd := exec.CommandContext(ctx, exe, args...)
+	// The simulated kiosks stand for machines of their own: on this one
+	// they yield the processors to central (broker, ingest, PostgreSQL),
+	// which would otherwise wait behind thousands of kiosks at every
+	// round trip and be measured slower than it is. Started through
+	// nice(1), so that every thread of the shard has the nice level from
+	// its start: setpriority of a running Go process reaches its main
+	// thread only, not the threads the runtime had started already.
+	name := exe
+	if nice > 0 {
+		if p, err := exec.LookPath("nice"); err == nil {
+			name, args = p, append([]string{"-n", fmt.Sprint(nice), exe}, args...)
+		}
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, stderr
 	if err := cmd.Start(); err != nil {
 		return fleetsim.Summary{}, fmt.Errorf("shard: %w", err)
 	}
-	// The simulated kiosks stand for machines of their own: on this one
-	// they yield the processors to central (broker, ingest, PostgreSQL),
-	// which would otherwise wait behind thousands of kiosks at every
-	// round trip and be measured slower than it is. Best effort.
-	if nice > 0 {
+	if nice > 0 && name == exe { // no nice(1): the main thread at least
 		syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, nice)
 	}
 	runErr := cmd.Wait()
