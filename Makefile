@@ -147,13 +147,13 @@ package:
 package-check: package
 	packaging/check.sh dist
 
-# kioskd's amd64 package on a real Debian bookworm under real systemd, in
-# qemu (software emulation: 20 to 35 minutes on a shared 2-core machine):
+# kioskd's amd64 package (VM_ARCH=arm64: arm64) on a real Debian bookworm
+# under real systemd, in qemu (software emulation: about 20 minutes on 2 cores):
 # READY, STATUS=, the exposure score, the hardening, the watchdog; VM_CUTS
 # (10) power cuts on a disk with a volatile write cache plus a control run
 # that must lose taps; a clock that lies; an upgrade under load and a
 # purge. Needs root; installs mmdebstrap, qemu, nbdkit, chrony and
 # Mosquitto from Debian when missing; the image is cached in
-# test/vm/.cache. Not part of make test nor CI (test/vm/README.md).
+# test/vm/.cache. Not part of make test; .ci/run runs it (amd64).
 vm-test:
 	test/vm/run.sh

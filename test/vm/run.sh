@@ -52,6 +52,7 @@ if [ "$arch" != "$(dpkg --print-architecture)" ]; then
 	# mmdebstrap runs the foreign image's maintainer scripts under
 	# qemu-user: the kernel must hand it the guest's binaries.
 	need qemu-aarch64-static qemu-user-static
+	need arch-test arch-test # mmdebstrap's check that the host runs the architecture
 	[ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 	if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
 		cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
