@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -117,6 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	kioskLogs := fs.Bool("kiosk-logs", false, "also log every kiosk's own messages to stderr (small fleets)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this `file` (with -processes each shard writes FILE.shard-N too)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -143,6 +145,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitSetup
 	}
 	o.Seed = *seed
+	if *cpuProfile != "" {
+		name := *cpuProfile
+		if *shardFirst >= 0 {
+			name = fmt.Sprintf("%s.shard-%d", name, *shardFirst)
+		}
+		f, err := os.Create(name)
+		if err != nil {
+			fmt.Fprintln(stderr, "kiosk-fleetsim:", err)
+			return exitSetup
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "kiosk-fleetsim:", err)
+			return exitSetup
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *verbose {
 		o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
@@ -150,7 +169,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.Shard = &fleetsim.Shard{First: *shardFirst}
 	}
 	o.Spawn = func(ctx context.Context, sh fleetsim.Opts) (fleetsim.Summary, error) {
-		return spawnShard(ctx, sh, *shardNice, *verbose, stderr)
+		return spawnShard(ctx, sh, *shardNice, *verbose, *cpuProfile, stderr)
 	}
 	if *kioskLogs {
 		o.KioskLogger = slog.New(slog.NewTextHandler(stderr, nil))
@@ -174,7 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // spawnShard runs one shard of a -processes run: this program again, with
 // the shard's kiosks, the parent's broker and ledger, and no ingest of its
 // own; its summary is its last line on stdout.
-func spawnShard(ctx context.Context, o fleetsim.Opts, nice int, verbose bool, stderr io.Writer) (fleetsim.Summary, error) {
+func spawnShard(ctx context.Context, o fleetsim.Opts, nice int, verbose bool, cpuProfile string, stderr io.Writer) (fleetsim.Summary, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return fleetsim.Summary{}, fmt.Errorf("shard: %w", err)
@@ -185,6 +204,9 @@ func spawnShard(ctx context.Context, o fleetsim.Opts, nice int, verbose bool, st
 		"-drain-timeout", o.DrainTimeout.String(), "-start-parallel", fmt.Sprint(o.StartParallel)}
 	if verbose {
 		args = append(args, "-v")
+	}
+	if cpuProfile != "" {
+		args = append(args, "-cpuprofile", cpuProfile)
 	}
 	// The simulated kiosks stand for machines of their own: on this one
 	// they yield the processors to central (broker, ingest, PostgreSQL),

@@ -49,6 +49,7 @@ func TestSetupErrorsExit2(t *testing.T) {
 		{[]string{"-broker", "tcp://127.0.0.1:1", "-chaos-broker", "1s"}, "a broker of our own"},
 		{[]string{"-dir", filepath.Join(file, "sub"), "-kiosks", "1", "-duration", "1s"}, "-dir"},
 		{[]string{"-db", "postgres://postgres@127.0.0.1:1/none?sslmode=disable", "-kiosks", "1", "-duration", "1s"}, "ledger"},
+		{[]string{"-cpuprofile", filepath.Join(file, "cpu.prof"), "-kiosks", "1", "-duration", "1s"}, "cpu.prof"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, &out, &errb)
@@ -71,7 +72,11 @@ func TestDirMadeAndRunsKeptApart(t *testing.T) {
 	var dirs []string
 	for i := range 2 {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), []string{"-dir", dir, "-kiosks", "3", "-rate", "4", "-duration", "1500ms"}, &out, &errb)
+		prof := filepath.Join(t.TempDir(), "cpu.prof")
+		code := run(context.Background(), []string{"-dir", dir, "-kiosks", "3", "-rate", "4", "-duration", "1500ms", "-cpuprofile", prof}, &out, &errb)
+		if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
+			t.Fatalf("run %d: -cpuprofile wrote no profile: %v", i+1, err)
+		}
 		if code != 0 {
 			t.Fatalf("run %d: exit %d\nstdout %s\nstderr %s", i+1, code, out.String(), errb.String())
 		}
