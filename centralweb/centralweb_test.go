@@ -507,4 +507,19 @@ func TestKioskPageAssignments(t *testing.T) {
 	}
 	_, body, _ = e.get("/kiosk/kiosk-n-01")
 	has(t, body, `id="assign-note"`, "The kiosk runs evt-1, but its latest assignment (serial 1) is evt-2", "1 per week")
+
+	// Replaced, an assignment still books taps for the ledger's handover,
+	// and the page says so, as the ledger judges it; then it is replaced.
+	if _, err := e.l.AssignEvent(context.Background(), "kiosk-n-01", "balie-n",
+		ingest.Event{ID: "evt-3", Points: 1, Period: protocol.PeriodDay, Volume: 1}, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ = e.get("/kiosk/kiosk-n-01")
+	has(t, body, "<td>evt-2</td>", "in force until the handover ends (replaced")
+	e.clk.Advance(ingest.DefaultOpts().Handover + time.Minute)
+	_, body, _ = e.get("/kiosk/kiosk-n-01")
+	if strings.Contains(body, "until the handover ends") {
+		t.Errorf("the handover is over, yet the page says it goes on")
+	}
+	has(t, body, "<td>evt-2</td>")
 }

@@ -553,8 +553,8 @@ type assignmentRow struct {
 	Event, Counter, Rule string
 	Points               int
 	Issued               time.Time
-	InForce              bool
-	Replaced             time.Time
+	InForce              bool      // the ledger books a tap of now by it (also during a handover)
+	Replaced             time.Time // zero while it is the latest
 }
 
 // assignments fills the kiosk page's assignments (the latest few), and a
@@ -571,13 +571,14 @@ func (p *pages) assignments(ctx context.Context, data *kioskPage, id, running st
 		return
 	}
 	const keep = 10
+	now := p.s.o.Clock.Now()
 	for i, a := range as {
 		if i == keep {
 			break
 		}
 		data.Assignments = append(data.Assignments, assignmentRow{Serial: a.Serial, Event: a.Event.ID, Counter: a.CounterID,
 			Points: a.Event.Points, Rule: strconv.Itoa(a.Event.Volume) + " per " + strings.ToLower(a.Event.Period),
-			Issued: a.AssignedAt, InForce: a.ReplacedAt.IsZero(), Replaced: a.ReplacedAt})
+			Issued: a.AssignedAt, InForce: p.s.o.Ledger.InForce(a, now), Replaced: a.ReplacedAt})
 	}
 	if len(as) > 0 && hasStatus && running != "" && running != as[0].Event.ID {
 		data.AssignNote = "The kiosk runs " + running + ", but its latest assignment (serial " + strconv.FormatInt(as[0].Serial, 10) +

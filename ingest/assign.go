@@ -193,6 +193,10 @@ func scanAssignment(rows scanner) (Assignment, error) {
 	return a, nil
 }
 
+// InForce reports whether the ledger books a tap of a dated t by a: from
+// AssignMargin before it was issued until Handover after it was replaced.
+func (l *Ledger) InForce(a Assignment, t time.Time) bool { return a.inForce(t, l.o) }
+
 // inForce reports whether a books a tap dated t.
 func (a Assignment) inForce(t time.Time, o Opts) bool {
 	if t.Before(a.AssignedAt.Add(-o.AssignMargin)) {
