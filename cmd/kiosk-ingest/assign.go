@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -98,19 +97,9 @@ func runAssign(ctx context.Context, args []string, stdout io.Writer) error {
 	db := fs.String("db", "", "the ledger")
 	pubFile := fs.String("config-pub", "", "the fleet's config-signing public key `file` (config.pub)")
 	device := fs.String("device", "", "the device `id` (default: the Config's deviceId)")
-	// One positional argument, before or after the flags.
-	var file []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return err
-			}
-			return usagef("%v (see -h)", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		file, args = append(file, fs.Arg(0)), fs.Args()[1:]
+	file, err := parseArgs(fs, args) // the Config file, before or after the flags
+	if err != nil {
+		return err
 	}
 	if *db == "" || *pubFile == "" || len(file) != 1 {
 		return usagef("assign needs -db, -config-pub and one Config file (see -h)")

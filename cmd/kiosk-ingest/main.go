@@ -112,16 +112,32 @@ func newFlagSet(cmd string, stdout io.Writer, usage string) *flag.FlagSet {
 
 // parse parses args, turning flag errors into usage errors.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v (see -h)", err)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q (see -h)", fs.Arg(0))
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q (see -h)", pos[0])
 	}
 	return nil
+}
+
+// parseArgs parses args with fs, flags before and after the positional
+// arguments, and returns those.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v (see -h)", err)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
