@@ -36,6 +36,10 @@ type analyzer struct {
 // (events, assignments) change by hand, a few rows at a time.
 const analyzeTables = "checkins, passholders, boots"
 
+// analyzeFirst is when the first ANALYZE runs: soon, since the first plans
+// were made on empty tables.
+const analyzeFirst = 50
+
 func newAnalyzer(l *Ledger) (*analyzer, error) {
 	a := &analyzer{l: l}
 	var av string
@@ -45,7 +49,7 @@ func newAnalyzer(l *Ledger) (*analyzer, error) {
 	a.on = av == "off"
 	if a.on {
 		l.o.Logger.Info("ingest: the server's autovacuum is off: the ledger analyzes its tables as they grow", "tables", analyzeTables)
-		a.due = 50 // the first plans, made on empty tables, go soon
+		a.due = analyzeFirst
 	}
 	return a, nil
 }

@@ -94,7 +94,7 @@ func TestAnalyzedAsItGrows(t *testing.T) {
 	l := openAt(t, pgDSN(t), DefaultOpts())
 	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
 	l.an.mu.Lock()
-	l.an.on, l.an.due = true, 50 // as on a server with autovacuum off
+	l.an.on, l.an.due = true, analyzeFirst // as on a server with autovacuum off
 	l.an.mu.Unlock()
 	at := mustTime(t, "2026-11-24T09:00:00Z")
 	const n, per = 3000, 250

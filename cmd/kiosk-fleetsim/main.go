@@ -217,20 +217,12 @@ func spawnShard(ctx context.Context, o fleetsim.Opts, nice int, verbose bool, cp
 	// thread only, not the threads the runtime had started already.
 	name := exe
 	if nice > 0 {
-		if p, err := exec.LookPath("nice"); err == nil {
-			name, args = p, append([]string{"-n", fmt.Sprint(nice), exe}, args...)
-		}
+		name, args = "nice", append([]string{"-n", fmt.Sprint(nice), exe}, args...)
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, stderr
-	if err := cmd.Start(); err != nil {
-		return fleetsim.Summary{}, fmt.Errorf("shard: %w", err)
-	}
-	if nice > 0 && name == exe { // no nice(1): the main thread at least
-		syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, nice)
-	}
-	runErr := cmd.Wait()
+	runErr := cmd.Run()
 	var sum fleetsim.Summary
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {

@@ -400,15 +400,20 @@ func (s *sim) run(ctx context.Context) error {
 	return s.reconcile(ctx)
 }
 
+// ledgerPath is the ledger's location: -db, or SQLite in the run's
+// directory.
+func (s *sim) ledgerPath() string {
+	if s.o.DB != "" {
+		return s.o.DB
+	}
+	return filepath.Join(s.dir, "ledger.db")
+}
+
 func (s *sim) openLedger(ctx context.Context) error {
 	lo := ingest.DefaultOpts()
 	lo.Synchronous = "NORMAL" // the simulator's ledger is no record; registration must be quick
 	lo.Logger = s.log.With("part", "ledger")
-	path := s.o.DB
-	if path == "" {
-		path = filepath.Join(s.dir, "ledger.db")
-	}
-	l, err := ingest.Open(path, lo)
+	l, err := ingest.Open(s.ledgerPath(), lo)
 	if err != nil {
 		return fmt.Errorf("fleetsim: ledger: %w", err)
 	}
@@ -513,7 +518,9 @@ func (s *sim) runShards(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, sh := range shards {
 		o := s.o
-		o.Kiosks, o.Broker, o.Processes, o.Spawn = sh.kiosks, s.url, 0, nil
+		// The shards reconcile against this process's ledger, SQLite too
+		// (before, a shard opened an empty one of its own: all lost).
+		o.Kiosks, o.Broker, o.DB, o.Processes, o.Spawn = sh.kiosks, s.url, s.ledgerPath(), 0, nil
 		o.Shard = &Shard{First: sh.first}
 		o.Seed = s.o.Seed + uint64(i)
 		o.Dir = filepath.Join(s.dir, fmt.Sprintf("shard-%d", i))

@@ -40,6 +40,27 @@ func TestFleetUnderChaos(t *testing.T) {
 
 // TestRunDir: each run gets a fresh directory below -dir, made when missing,
 // named after the time, numbered when a run of the same second has it.
+// TestShardsReconcileAgainstTheParentsLedger: with Processes, the kiosks
+// run in shards against this run's broker, ingest and SQLite ledger, and
+// every saved tap is found booked once (the shards run in this process
+// here, through Spawn, as the command runs them in others).
+func TestShardsReconcileAgainstTheParentsLedger(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet run in -short mode")
+	}
+	sum, err := Run(context.Background(), Opts{
+		Kiosks: 6, Processes: 2, Rate: 2, Duration: 2 * time.Second, Dir: t.TempDir(), Seed: 3,
+		DrainTimeout: time.Minute,
+		Spawn:        func(ctx context.Context, o Opts) (Summary, error) { return Run(ctx, o) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Saved == 0 || sum.Lost != 0 || sum.Duplicates != 0 || sum.LedgerRows != sum.Saved {
+		t.Fatalf("%+v", sum)
+	}
+}
+
 func TestRunDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	at := time.Date(2026, 1, 2, 15, 4, 5, 0, time.FixedZone("CET", 3600))

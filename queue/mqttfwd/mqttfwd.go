@@ -952,12 +952,13 @@ func (f *Forwarder) applier(ctx context.Context) {
 // run is to be applied again).
 //
 // The Results' window slots are handed back to the loop before the
-// transaction, not after it (again on a retry: freeing twice is harmless): central has booked these checkins,
-// so the loop publishes the next ones while the outbox commits (its fsync
-// overlaps the round trips instead of idling the window). A checkin freed
-// so is never republished by the loop, not even while a full disk keeps
-// its Result from being applied; after a restart before the commit it is
-// published again and central answers it with the identical Result.
+// transaction, not after it (again on a retry: freeing twice is harmless).
+// Central has booked these checkins, so the loop publishes the next ones
+// while the outbox commits: its fsync overlaps the round trips instead of
+// idling the window. A checkin freed so is never republished by the loop,
+// not even while a full disk keeps its Result from being applied; after a
+// restart before the commit it is published again and central answers it
+// with the identical Result.
 func (f *Forwarder) applyResults(ctx context.Context, payloads [][]byte) (ok bool) {
 	rs := make([]protocol.Result, 0, len(payloads))
 	acks := make([]queue.Ack, 0, len(payloads))
