@@ -82,8 +82,15 @@ type confirmed struct {
 	ID    string
 	Seq   int64
 	UID   string
-	Phase string // the cut (or "setup", "upgrade", "control") it was made in
+	Phase string // the cut (or "setup", "upgrade", controlPhase) it was made in
 }
+
+// controlPhase is the phase of the control run, on the disk that lies: its
+// taps may be lost, and its lost seqs given out again.
+const controlPhase = "control"
+
+// inControl reports whether t was made in the control run.
+func (t confirmed) inControl() bool { return t.Phase == controlPhase }
 
 // cards hands out chip numbers never tapped before in this run (7-byte NXP
 // UIDs), so every tap is a new passholder's first of the day: saved.

@@ -48,8 +48,7 @@ type harness struct {
 
 	failures int
 	all      []confirmed // every tap answered saved, in order
-	control  map[string]bool
-	lost     int // confirmed taps (outside the control) found in neither queue nor ledger
+	lost     int         // confirmed taps (outside the control) found in neither queue nor ledger
 	boots    []time.Duration
 
 	mu  sync.Mutex
@@ -58,7 +57,7 @@ type harness struct {
 }
 
 func main() {
-	h := &harness{control: map[string]bool{}}
+	h := &harness{}
 	var cuts int
 	var seed uint64
 	flag.StringVar(&h.work, "work", "", "work `dir`ectory")
@@ -116,12 +115,7 @@ func main() {
 	if err != nil {
 		h.failf("%v", err)
 	}
-	confirmedN := 0
-	for _, t := range h.all {
-		if !h.control[t.ID] {
-			confirmedN++
-		}
-	}
+	confirmedN := h.confirmedOutsideControl()
 	h.logf("boots: %s", durations(h.boots))
 	h.logf("driver ran %s", time.Since(start).Round(time.Second))
 	if *started > 0 {
@@ -223,13 +217,8 @@ func (h *harness) run(cuts int) (int, error) {
 	if _, err := m.waitActive(3 * time.Minute); err != nil {
 		return 0, err
 	}
-	n := h.cutDuringStream(m, "control")
+	n := h.cutDuringStream(m, controlPhase)
 	h.logf("control: %d taps answered saved before the cut (disk cache=unsafe)", n)
-	for _, t := range h.all {
-		if t.Phase == "control" {
-			h.control[t.ID] = true
-		}
-	}
 
 	// 3. The clock that lies, on the next boot: RTC at 1970, no NTP.
 	if m, err = h.boot("boot-clock", bootOpts{cache: honest, rtc: "1970-01-01"}); err != nil {
@@ -238,7 +227,7 @@ func (h *harness) run(cuts int) (int, error) {
 	if err := h.central.up(); err != nil {
 		return 0, err
 	}
-	controlLost, err := h.checkAfterCut(ctx, m, "control")
+	controlLost, err := h.checkAfterCut(ctx, m, controlPhase)
 	if err != nil {
 		return 0, err
 	}
@@ -351,7 +340,7 @@ func (h *harness) checkAfterCut(ctx context.Context, m *machine, phase string) (
 		if t.Phase == phase {
 			lostPhase++
 		}
-		if !h.control[t.ID] && t.Phase != "control" {
+		if !t.inControl() {
 			lostHere++
 		}
 	}
@@ -378,7 +367,7 @@ func (h *harness) checkAfterCut(ctx context.Context, m *machine, phase string) (
 		bySeq[seq] = id
 	}
 	for _, t := range h.all {
-		if !h.control[t.ID] && t.Phase != "control" {
+		if !t.inControl() {
 			note(t.Seq, t.ID)
 		}
 	}
@@ -401,7 +390,7 @@ func (h *harness) checkAfterCut(ctx context.Context, m *machine, phase string) (
 func (h *harness) confirmedOutsideControl() int {
 	n := 0
 	for _, t := range h.all {
-		if !h.control[t.ID] && t.Phase != "control" {
+		if !t.inControl() {
 			n++
 		}
 	}

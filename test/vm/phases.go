@@ -415,7 +415,7 @@ func (h *harness) upgradeUnderLoad(ctx context.Context, m *machine) error {
 	}
 	missing := 0
 	for _, t := range h.all {
-		if _, ok := l[t.ID]; !ok && !h.control[t.ID] && t.Phase != "control" {
+		if _, ok := l[t.ID]; !ok && !t.inControl() {
 			missing++
 		}
 	}
