@@ -30,6 +30,7 @@ import (
 
 	"github.com/uitpas/tap-kiosk/clock"
 	"github.com/uitpas/tap-kiosk/ingest"
+	"github.com/uitpas/tap-kiosk/internal/flagargs"
 	"github.com/uitpas/tap-kiosk/internal/journallog"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
@@ -125,19 +126,11 @@ func parse(fs *flag.FlagSet, args []string) error {
 // parseArgs parses args with fs, flags before and after the positional
 // arguments, and returns those.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usagef("%v (see -h)", err)
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	pos, err := flagargs.Parse(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return nil, usagef("%v (see -h)", err)
 	}
+	return pos, err
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {

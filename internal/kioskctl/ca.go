@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/uitpas/tap-kiosk/fleetca"
+	"github.com/uitpas/tap-kiosk/internal/flagargs"
 	"github.com/uitpas/tap-kiosk/provisioning"
 )
 
@@ -365,20 +366,11 @@ func caServe(e env, fs *flag.FlagSet, dir *string, args []string) error {
 
 // parseAny is parse for any number of positional arguments.
 func parseAny(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageErr{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := flagargs.Parse(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return nil, usageErr{err.Error()}
 	}
+	return pos, err
 }
 
 // pemCerts returns every PEM CERTIFICATE block in b, each as PEM.
