@@ -80,6 +80,23 @@ func recv(t *testing.T, ch <-chan Decision) Decision {
 	return d
 }
 
+// recvAdvancing waits for the decision on ch, advancing the rig's clock by
+// step each time it has not come yet (a wait that runs out on the clock).
+func (r *rig) recvAdvancing(t *testing.T, ch <-chan Decision, what string, step time.Duration) Decision {
+	t.Helper()
+	var d Decision
+	waitfor.Cond(t, what, func() bool {
+		select {
+		case d = <-ch:
+			return true
+		default:
+			r.clk.Advance(step)
+			return false
+		}
+	})
+	return d
+}
+
 func maximumReached(id string) protocol.Result {
 	return protocol.Result{V: 1, ID: id, Status: protocol.StatusMaximumReached,
 		EndUserMessage: map[string]string{"nl": "Punt al gespaard: max. 1 per activiteit"}}
@@ -129,16 +146,7 @@ func TestAwaitRunsOutShowsSaved(t *testing.T) {
 	t0 := r.clk.Now()
 	ch := r.tapAsync("042F51B2712380")
 	id := r.queuedID(1)
-	var d Decision
-	waitfor.Cond(t, "saved after the wait", func() bool {
-		select {
-		case d = <-ch:
-			return true
-		default:
-			r.clk.Advance(50 * time.Millisecond)
-			return false
-		}
-	})
+	d := r.recvAdvancing(t, ch, "saved after the wait", 50*time.Millisecond)
 	if waited := r.clk.Now().Sub(t0); waited < 300*time.Millisecond {
 		t.Fatalf("decided after %s, before the wait ran out", waited)
 	}
@@ -249,16 +257,7 @@ func TestAwaitCountsFromTheTap(t *testing.T) {
 	ch := present("042F51B2712380", 250*time.Millisecond)
 	r.queuedID(1)
 	t0 := r.clk.Now()
-	var d Decision
-	waitfor.Cond(t, "saved after the rest of the wait", func() bool {
-		select {
-		case d = <-ch:
-			return true
-		default:
-			r.clk.Advance(10 * time.Millisecond)
-			return false
-		}
-	})
+	d := r.recvAdvancing(t, ch, "saved after the rest of the wait", 10*time.Millisecond)
 	if waited := r.clk.Now().Sub(t0); waited >= 300*time.Millisecond || d.Screen.Kind != display.Saved {
 		t.Fatalf("waited %s more (want about 50ms): %+v", waited, d)
 	}
