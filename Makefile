@@ -89,6 +89,7 @@ cross:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeResult -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzResultEncode -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRenewRequest -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRenewReply -fuzztime $(FUZZTIME) ./protocol

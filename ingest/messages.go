@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/uitpas/tap-kiosk/protocol"
 )
@@ -30,10 +31,11 @@ func savedMessage(points, total int) map[string]string {
 	if total == 1 {
 		nl, fr, en = "punt", "point", "point"
 	}
+	n := strconv.Itoa(total) // one per saved checkin: no Sprintf
 	return map[string]string{
-		"nl": fmt.Sprintf("Totaal: %d\u00a0%s", total, nl),
-		"fr": fmt.Sprintf("Total\u00a0: %d\u00a0%s", total, fr),
-		"en": fmt.Sprintf("Total: %d\u00a0%s", total, en),
+		"nl": "Totaal: " + n + "\u00a0" + nl,
+		"fr": "Total\u00a0: " + n + "\u00a0" + fr,
+		"en": "Total: " + n + "\u00a0" + en,
 	}
 }
 

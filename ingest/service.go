@@ -1,10 +1,8 @@
 package ingest
 
 import (
-	"crypto/ed25519"
-	"github.com/uitpas/tap-kiosk/internal/ratelog"
-
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -18,6 +16,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/uitpas/tap-kiosk/clock"
+	"github.com/uitpas/tap-kiosk/internal/mqttconn"
+	"github.com/uitpas/tap-kiosk/internal/ratelog"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
 
@@ -274,6 +274,9 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	if s.o.TLS != nil {
 		mo.SetTLSConfig(s.o.TLS)
+	}
+	if u, err := url.Parse(s.o.Broker); err == nil && mqttconn.Handles(u.Scheme) {
+		mo.SetCustomOpenConnectionFn(mqttconn.Open) // reads buffered
 	}
 	if s.o.Username != "" {
 		mo.SetUsername(s.o.Username)

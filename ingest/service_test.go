@@ -13,6 +13,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/uitpas/tap-kiosk/internal/mqttconn"
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
 	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/protocol"
@@ -67,7 +68,8 @@ func (r *results) wait(t testing.TB, ids ...string) {
 func connectClient(t testing.TB, url, id string) mqtt.Client {
 	t.Helper()
 	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(true).
-		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
+		SetCustomOpenConnectionFn(mqttconn.Open) // reads buffered, as a kiosk's forwarder reads
 	c := mqtt.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect %s: %v", id, tok.Error())

@@ -89,9 +89,6 @@ type Result struct {
 	EndUserMessage map[string]string `json:"endUserMessage,omitempty"`
 }
 
-// Encode returns the wire form.
-func (r Result) Encode() []byte { r.V = Version; return encode(r) }
-
 // DecodeResult parses and validates a Result.
 func DecodeResult(b []byte) (Result, error) {
 	var r Result

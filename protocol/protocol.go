@@ -124,15 +124,27 @@ func ParseTopic(prefix, topic string) (device, kind string, err error) {
 }
 
 // decode checks size, JSON shape and version, then unmarshals into v.
-func decode(b []byte, v any) error {
+//
+// One pass in the common case: the payload is unmarshalled once and its
+// version read from v. Only a payload that fails or carries another
+// version is parsed again, for its version alone, so that a missing or
+// unsupported version is reported as such before anything else (a future
+// version may change a field's type), as a two-pass decode would. Checkins
+// arrive at central by the thousand a second, and the second pass was half
+// of their decoding.
+func decode(b []byte, v versioned) error {
 	if len(b) > MaxPayload {
 		return fmt.Errorf("protocol: %d bytes: %w", len(b), ErrTooLarge)
+	}
+	err := json.Unmarshal(b, v)
+	if err == nil && v.version() == Version {
+		return nil
 	}
 	var head struct {
 		V *int `json:"v"`
 	}
-	if err := json.Unmarshal(b, &head); err != nil {
-		return fmt.Errorf("protocol: %w: %v", ErrMalformed, err)
+	if herr := json.Unmarshal(b, &head); herr != nil {
+		return fmt.Errorf("protocol: %w: %v", ErrMalformed, herr)
 	}
 	if head.V == nil {
 		return fmt.Errorf("protocol: v: %w", ErrMissing)
@@ -140,11 +152,21 @@ func decode(b []byte, v any) error {
 	if *head.V != Version {
 		return fmt.Errorf("protocol: v=%d: %w", *head.V, ErrVersion)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err != nil {
 		return fmt.Errorf("protocol: %w: %v", ErrMalformed, err)
 	}
 	return nil
 }
+
+// versioned is a payload of the contract: every one carries "v".
+type versioned interface{ version() int }
+
+func (c *Checkin) version() int      { return c.V }
+func (r *Result) version() int       { return r.V }
+func (s *Status) version() int       { return s.V }
+func (c *Config) version() int       { return c.V }
+func (r *RenewRequest) version() int { return r.V }
+func (r *RenewReply) version() int   { return r.V }
 
 func missing(field string) error { return fmt.Errorf("protocol: %s: %w", field, ErrMissing) }
 

@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -60,6 +62,11 @@ func TestDecodeResultRejects(t *testing.T) {
 		{`[1,2]`, ErrMalformed},
 		{`{"id":"x","status":"saved"}`, ErrMissing},
 		{`{"v":2,"id":"x","status":"saved"}`, ErrVersion},
+		// The version is judged before the rest of the payload.
+		{`{"v":2,"id":"x","status":"saved","newPoints":"one"}`, ErrVersion},
+		{`{"id":"x","status":"saved","newPoints":"one"}`, ErrMissing},
+		{`{"v":null,"id":"x","status":"saved"}`, ErrMissing},
+		{`{"v":"1","id":"x","status":"saved"}`, ErrMalformed},
 		{`{"v":1,"status":"saved"}`, ErrMissing},
 		{`{"v":1,"id":"x","status":"booked"}`, ErrInvalid},
 		{`{"v":1,"id":"x","status":"saved","newPoints":"one"}`, ErrMalformed},
@@ -153,5 +160,48 @@ func FuzzDecodeConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		DecodeConfig(b)
 		Canonical(b)
+	})
+}
+
+// resultJSON is the Result as encoding/json writes it without HTML
+// escaping: what Result.Encode must give byte for byte.
+func resultJSON(t *testing.T, r Result) string {
+	t.Helper()
+	r.V = Version
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+func TestResultEncodeMatchesJSON(t *testing.T) {
+	for _, r := range []Result{
+		{},
+		{ID: "0193a1f4-7c1e-7d2a-9b1f-2f0c6a8e4d11", Status: StatusSaved, NewPoints: 1, TotalPoints: 23,
+			EndUserMessage: map[string]string{"nl": "Totaal: 23\u00a0punten", "fr": "Total\u00a0: 23\u00a0points", "en": "Total: 23\u00a0points"}},
+		{ID: "x", Status: StatusMaximumReached, NewPoints: -3, TotalPoints: -9223372036854775808, EndUserMessage: map[string]string{}},
+		{ID: "q\"b\\s/<>&\x00\x01\x1f\x7f\b\f\n\r\t", Status: "\u2028\u2029\ufffd é ’",
+			EndUserMessage: map[string]string{"b": "bad \xff\xfe utf-8 \xe2\x80", "a": "", "\x00k": "v"}},
+	} {
+		if got, want := string(r.Encode()), resultJSON(t, r); got != want {
+			t.Errorf("Encode:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func FuzzResultEncode(f *testing.F) {
+	f.Add("0193a1f4-7c1e-7d2a-9b1f-2f0c6a8e4d11", "saved", 1, 23, "nl", "Totaal: 23\u00a0punten")
+	f.Add("\x00\"\\", "\xff\u2028", -1, 0, "", "\x7f<&>")
+	f.Fuzz(func(t *testing.T, id, status string, np, tp int, k, v string) {
+		r := Result{ID: id, Status: status, NewPoints: np, TotalPoints: tp, EndUserMessage: map[string]string{k: v, "z" + k: v + k}}
+		if got, want := string(r.Encode()), resultJSON(t, r); got != want {
+			t.Fatalf("Encode:\n got %q\nwant %q", got, want)
+		}
+		if _, err := DecodeResult(r.Encode()); err != nil && id != "" && KnownStatus(status) {
+			t.Fatalf("decode of encoded: %v", err)
+		}
 	})
 }

@@ -14,7 +14,7 @@ import (
 const mod = "github.com/uitpas/tap-kiosk"
 
 var (
-	mqtt     = []string{"github.com/eclipse/paho.mqtt.golang", "github.com/mochi-mqtt/server", mod + "/queue/mqttfwd", mod + "/ingest"}
+	mqtt     = []string{"github.com/eclipse/paho.mqtt.golang", "github.com/mochi-mqtt/server", mod + "/queue/mqttfwd", mod + "/internal/mqttconn", mod + "/ingest"}
 	hardware = []string{"periph.io/x/host", "github.com/warthog618/go-gpiocdev", mod + "/reader/pn532", mod + "/display/oled",
 		mod + "/display/signal", mod + "/display/blockterm", mod + "/display/png"}
 
