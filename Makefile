@@ -64,6 +64,8 @@ fleet-bench: build
 # unanswered; PostgreSQL with one and two instances sharing the checkins),
 # with the processor time per 1 000 checkins of the Go side, PostgreSQL and
 # the broker: on a shared machine the rate tells of the other users too.
+# Last, a burst of packets written to the broker's socket plainly and
+# gathered (internal/mqttconn), processor time per packet.
 central-bench:
 	$(GO) test -run '^$$' -bench Flush1000 -benchtime 10x ./fleet/
 	$(GO) test -run '^$$' -bench ScrapeThousandKiosks -benchtime 50x ./centralweb/
@@ -72,6 +74,7 @@ central-bench:
 	uptime
 	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 20480x ./ingest/
 	$(GO) test -run '^$$' -bench 'IngestMQTT' -benchtime 20000x ./ingest/
+	$(GO) test -run '^$$' -bench 'Write' -benchtime 200000x ./internal/mqttconn/
 
 cross:
 	@mkdir -p dist

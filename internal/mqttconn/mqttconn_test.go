@@ -1,16 +1,20 @@
 package mqttconn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
 )
 
 // countingConn counts the reads that reach the network connection.
@@ -78,5 +82,90 @@ func TestDialPlainAndRefused(t *testing.T) {
 	var ne net.Error
 	if _, err := Dial(ctx, &url.URL{Scheme: "ws", Host: "x:1"}, nil); err == nil || errors.As(err, &ne) || Handles("ws") {
 		t.Fatalf("ws: %v (Handles %v)", err, Handles("ws"))
+	}
+}
+
+// writeCounter counts the writes that reach the network connection.
+type writeCounter struct {
+	net.Conn
+	mu     sync.Mutex
+	writes int
+}
+
+func (c *writeCounter) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.writes++
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// TestWritesGathered: what is written while the connection is busy goes
+// out together, in order, and Close writes what waits before it closes.
+func TestWritesGathered(t *testing.T) {
+	a, b := net.Pipe() // a write waits until the other end reads it
+	defer b.Close()
+	wc := &writeCounter{Conn: a}
+	c := newCoalescer(wc)
+	var want bytes.Buffer
+	for i := range 100 {
+		p := []byte{0x40, 0x02, byte(i >> 8), byte(i)} // a PUBACK
+		want.Write(p)
+		if n, err := c.Write(p); n != len(p) || err != nil {
+			t.Fatalf("write %d: %d, %v", i, n, err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	got, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("read %d bytes, not the %d written in order", len(got), want.Len())
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	// The first write went out alone while the others waited for it.
+	if wc.writes > 2 {
+		t.Fatalf("%d writes reached the connection for 100 packets, want at most 2", wc.writes)
+	}
+}
+
+// TestWriteFailsAfterPeerGone: once a write failed every later one fails
+// with its error, and Close does not wait for a peer that reads nothing.
+func TestWriteFailsAfterPeerGone(t *testing.T) {
+	a, b := net.Pipe()
+	c := newCoalescer(a)
+	c.flush = 50 * time.Millisecond
+	b.Close()
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatalf("first write (queued): %v", err)
+	}
+	var err error
+	waitfor.Cond(t, "a write failing after the peer closed", func() bool {
+		_, err = c.Write([]byte("y"))
+		return err != nil
+	})
+	if !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("write to a closed peer: %v, want %v", err, io.ErrClosedPipe)
+	}
+	c.Close()
+	if _, err := c.Write([]byte("z")); err == nil {
+		t.Fatal("write after Close succeeded")
+	}
+
+	// A peer that never reads: Close gives up after flush and closes.
+	a2, b2 := net.Pipe()
+	defer b2.Close()
+	c2 := newCoalescer(a2)
+	c2.flush = 50 * time.Millisecond
+	c2.Write([]byte("never read"))
+	done := make(chan struct{})
+	go func() { c2.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waits for a peer that reads nothing")
 	}
 }
