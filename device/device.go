@@ -255,7 +255,7 @@ func (c *Core) Run(ctx context.Context, events <-chan reader.Event) error {
 	hold.Stop()
 	wait := c.o.Clock.NewTimer(time.Hour)
 	wait.Stop()
-	tick := c.o.Clock.NewTimer(c.o.TickEvery)
+	tick := c.o.Clock.NewTimer(c.untilTick())
 	defer tick.Stop()
 	defer hold.Stop()
 	defer wait.Stop()
@@ -322,13 +322,22 @@ func (c *Core) Run(ctx context.Context, events <-chan reader.Event) error {
 		case f := <-c.calls:
 			f()
 		case <-tick.C():
-			tick.Reset(c.o.TickEvery)
+			tick.Reset(c.untilTick())
 			c.housekeep()
 			if c.o.OnTick != nil {
 				c.o.OnTick()
 			}
 		}
 	}
+}
+
+// untilTick is the time to the next tick: ticks fall on whole multiples of
+// TickEvery of the clock, so that the cores of a fleet in one process (the
+// simulator runs thousands) wake together, once, rather than each at its own
+// moment; one core still ticks every TickEvery.
+func (c *Core) untilTick() time.Duration {
+	now := c.o.Clock.Now()
+	return c.o.TickEvery - now.Sub(now.Truncate(c.o.TickEvery))
 }
 
 // repeatsAwaited reports whether tap is the awaited tap's card again within

@@ -323,3 +323,37 @@ func TestDisplayFaultReportedToCentral(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// TestTicksFallOnWholeSeconds: the loop ticks on whole multiples of
+// TickEvery of the clock, also after a late tick, so that the cores of a
+// fleet in one process wake together; one core still ticks every second.
+func TestTicksFallOnWholeSeconds(t *testing.T) {
+	ticks := make(chan time.Time, 10)
+	r := newRig(t, func(o *Opts, _ *queue.Opts) {
+		clk := o.Clock
+		o.OnTick = func() { ticks <- clk.Now() }
+	})
+	next := func(want time.Time) {
+		t.Helper()
+		select {
+		case at := <-ticks:
+			if !at.Equal(want) {
+				t.Fatalf("tick at %s, want %s", at.Format(time.StampMilli), want.Format(time.StampMilli))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no tick at %s", want.Format(time.StampMilli))
+		}
+	}
+	start := r.clk.Now() // 09:00:00.000
+	// Once the loop answers a call, its tick is armed.
+	if err := r.core.RefreshIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.clk.Advance(1500 * time.Millisecond) // a late tick
+	next(start.Add(1500 * time.Millisecond))
+	r.clk.Advance(499 * time.Millisecond)
+	r.clk.Advance(time.Millisecond) // the next whole second, not a second after the late tick
+	next(start.Add(2 * time.Second))
+	r.clk.Advance(time.Second)
+	next(start.Add(3 * time.Second))
+}

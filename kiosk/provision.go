@@ -302,7 +302,18 @@ func (k *Kiosk) runLink(ctx context.Context) error {
 	}
 	defer stopFwd()
 	startFwd()
+	// The bundle poll runs only while there is no forwarder: with one, a
+	// poll found nothing to do, and a fleet of kiosks in one process woke
+	// for it every bundlePoll each.
+	polling := true
 	for failed == nil {
+		if want := fwd == nil; want != polling {
+			if polling = want; polling {
+				poll.Reset(bundlePoll)
+			} else {
+				poll.Stop()
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -321,8 +332,8 @@ func (k *Kiosk) runLink(ctx context.Context) error {
 			}
 			rc <- r
 		case <-poll.C():
-			poll.Reset(bundlePoll)
 			if fwd == nil {
+				poll.Reset(bundlePoll)
 				if _, changed := k.reloadLink(ctx); changed {
 					startFwd()
 					k.checkCert()
@@ -432,7 +443,7 @@ func (k *Kiosk) statusPayload() protocol.Status {
 	}
 	s.Outcomes = k.ob.Outcomes()
 	s.ConfigsRejected = k.prov.rejected.Load()
-	if st, err := k.ob.Stats(context.Background()); err == nil {
+	if st, err := k.ob.Counts(); err == nil { // the forwarder adds the pending figures
 		s.SeqHigh = st.LastSeq
 	}
 	if !k.started.IsZero() {

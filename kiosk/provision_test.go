@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uitpas/tap-kiosk/clock"
 	"github.com/uitpas/tap-kiosk/display"
 	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/provisioning"
@@ -115,5 +116,55 @@ func TestUnprovisionedShowsPairingCodeUntilBundle(t *testing.T) {
 	}
 	if k.Forwarder() == k.idleFwd {
 		t.Fatal("still the idle forwarder")
+	}
+}
+
+// TestUnprovisionedPollsForBundle: without a link the kiosk looks for a
+// bundle every bundlePoll by itself (no reload op) and connects with the
+// one it finds.
+func TestUnprovisionedPollsForBundle(t *testing.T) {
+	dir := t.TempDir()
+	cfg := provisioning.Default()
+	cfg.DeviceID, cfg.StateDir, cfg.Path = "kiosk-prov-02", filepath.Join(dir, "state"), "test"
+	cfg.MQTT.AllowInsecure = true
+	cfg.Display.SpaarcodeEvery = -1
+	clk := clock.NewFake(time.Now())
+	screens := &screenLog{}
+	k, err := New(cfg, Opts{Display: screens, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	code := k.Identity().PairingCode()
+	waitUntil(t, "the provisioning screen", func() bool { return screens.last().Kind == display.Provisioning })
+	ca, err := provisioning.InitCA(filepath.Join(dir, "ca"), "", time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := k.Identity().CSR(rand.Reader)
+	b, err := ca.Provision(provisioning.ProvisionRequest{CSR: csr, Code: code, Broker: "tcp://127.0.0.1:1",
+		AllowInsecure: true, Now: time.Now(), Days: 365,
+		Config: []byte(`{"serial":3,"eventId":"evt-p","points":1,"constraint":{"period":"DAY","volume":1},"checkinCode":"QR456"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Apply(cfg.StateDir, k.Identity(), true); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the bundle found by the poll", func() bool {
+		clk.Advance(bundlePoll)
+		s := screens.last()
+		return s.Kind == display.Idle && s.Code == "QR456" && k.Forwarder() != k.idleFwd
+	})
+	if st := k.status(ctx).(StatusReply); !st.Provisioned || st.ConfigSerial != 3 {
+		t.Fatalf("status after the poll: %+v", st)
 	}
 }

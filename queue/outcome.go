@@ -28,6 +28,10 @@ type outcomes struct {
 	mu      sync.Mutex
 	disk    map[string]int64
 	pending map[string]int64
+	// armed: the outbox's flush timer runs. It is armed only while counts
+	// wait, so that an idle kiosk does not wake every outcomeFlushEvery for
+	// nothing to write.
+	armed bool
 }
 
 // CountOutcome counts one tap that ended with outcome (a refusal; saved is
@@ -36,7 +40,30 @@ type outcomes struct {
 func (ob *Outbox) CountOutcome(outcome string) {
 	ob.outc.mu.Lock()
 	ob.outc.pending[outcome]++
+	ob.armFlush()
 	ob.outc.mu.Unlock()
+}
+
+// armFlush starts the flush timer unless it runs: the counts waiting now
+// are written within outcomeFlushEvery. ob.outc.mu held.
+func (ob *Outbox) armFlush() {
+	if !ob.outc.armed {
+		ob.outc.armed = true
+		ob.outT.Reset(outcomeFlushEvery)
+	}
+}
+
+// flushDue is the maintainer's turn when the flush timer fired: it writes
+// the counts waiting, and the next count arms the timer again.
+func (ob *Outbox) flushDue(ctx context.Context) {
+	ob.outc.mu.Lock()
+	ob.outc.armed = false
+	ob.outc.mu.Unlock()
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if !ob.closed {
+		ob.flushOutcomes(ctx)
+	}
 }
 
 // Outcomes returns the counts of tap outcomes since the queue was created.
@@ -100,6 +127,9 @@ func (ob *Outbox) settleOutcomes(m map[string]int64, committed, saved bool) {
 			ob.outc.pending[k] += v
 		}
 	}
+	if len(ob.outc.pending) > 0 {
+		ob.armFlush() // not written: again within outcomeFlushEvery
+	}
 }
 
 // writeOutcomes adds m to the table, inside the caller's transaction on w.
@@ -116,7 +146,8 @@ func (ob *Outbox) writeOutcomes(ctx context.Context, m map[string]int64) error {
 }
 
 // flushOutcomes writes refusal counts waiting in memory in a transaction of
-// their own (the maintainer, every outcomeFlushEvery, and Close). ob.mu held.
+// their own (the maintainer, within outcomeFlushEvery of a count, and
+// Close). ob.mu held.
 func (ob *Outbox) flushOutcomes(ctx context.Context) {
 	m := ob.takeOutcomes(false)
 	if len(m) == 0 {

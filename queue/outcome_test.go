@@ -60,3 +60,37 @@ func waitOutcome(t *testing.T, path, name string, n int64) {
 		return got == n
 	})
 }
+
+// TestOutcomeFlushTimerOnlyWhileCountsWait: an idle outbox has no flush
+// timer running (a fleet of idle kiosks would wake every
+// outcomeFlushEvery for nothing); a refusal arms it, the flush writes the
+// count, and the timer stays off until the next refusal.
+func TestOutcomeFlushTimerOnlyWhileCountsWait(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	clk := clock.NewFake(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	ob := openTest(t, path, Opts{MinFreeBytes: -1, Clock: clk})
+	idle := clk.Timers() // the daily prune's
+	if idle != 1 {
+		t.Fatalf("%d timers armed by an idle outbox, want 1 (the prune's)", idle)
+	}
+	ob.CountOutcome("blocked")
+	ob.CountOutcome("blocked")
+	if n := clk.Timers(); n != idle+1 {
+		t.Fatalf("%d timers armed after two refusals, want %d", n, idle+1)
+	}
+	clk.Advance(outcomeFlushEvery - time.Millisecond)
+	ob.CountOutcome("no-event") // within the same flush
+	clk.Advance(time.Millisecond)
+	waitOutcome(t, path, "blocked", 2)
+	waitOutcome(t, path, "no-event", 1)
+	clk.Advance(outcomeFlushEvery)
+	if n := clk.Timers(); n != idle {
+		t.Fatalf("%d timers armed after the flush, want %d", n, idle)
+	}
+	ob.CountOutcome("blocked")
+	if n := clk.Timers(); n != idle+1 {
+		t.Fatalf("%d timers armed after the next refusal, want %d", n, idle+1)
+	}
+	clk.Advance(outcomeFlushEvery)
+	waitOutcome(t, path, "blocked", 3)
+}

@@ -45,6 +45,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -101,6 +102,10 @@ const (
 	// background connection checkpoints it.
 	checkpointEvery = 200
 	busyTimeoutMs   = 5000
+	// freshMax bounds Outbox.fresh: the forwarder reads a checkin right
+	// after its Enqueue, so a few would do; offline the oldest go (the
+	// reads after the reconnect take them from the database).
+	freshMax = 32
 )
 
 // Opts configures an Outbox. The zero value is usable.
@@ -220,6 +225,14 @@ type Outbox struct {
 	commits     int
 	unvoided    []voidRec // failed taps whose void record is not yet on disk
 	reserveGone bool      // the reserve file was given up (or could not be made)
+	// fresh is the checkins enqueued that no Pending has read past yet, in
+	// seq order, at most freshMax: every pending checkin with a seq above
+	// freshAfter is in it, and nothing else. Pending serves a read beyond
+	// freshAfter from it without a query: the forwarder reads each checkin
+	// right after its Enqueue, and that read was a query per tap.
+	fresh      []Item
+	freshAfter int64
+	freshHits  int // Pending calls served from fresh (tests)
 
 	voids atomic.Pointer[map[string]bool] // ids of failed taps: never returned by Pending
 
@@ -294,6 +307,7 @@ func Open(path string, o Opts) (*Outbox, error) {
 	// right after Open fires it.
 	ob.pruneT = ob.clk.NewTimer(pruneEvery)
 	ob.outT = ob.clk.NewTimer(outcomeFlushEvery)
+	ob.outT.Stop() // armed by the first count to write (outcome.go)
 	go ob.maintain()
 	return ob, nil
 }
@@ -364,6 +378,7 @@ func (ob *Outbox) open() error {
 		return err
 	}
 	ob.lastSeq = max(ob.metaSeq, maxSeq.Int64, voidSeq.Int64)
+	ob.freshAfter = ob.lastSeq // every pending checkin is at or below it
 	ob.pending = int(n.Int64)
 	ob.bytes = body.Int64 + n.Int64*EntryOverhead
 	if err := ob.loadOutcomes(ctx); err != nil {
@@ -620,7 +635,56 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 			kick(ob.pruneKick) // over its share: the oldest rows go, off the tap path
 		}
 	}
+	// As Pending reads it from the database: its own copy of the body, the
+	// time in milliseconds.
+	ob.addFresh(Item{ID: id, Seq: seq, Body: slices.Clone(body), QueuedAt: time.UnixMilli(ms)})
 	return Item{ID: id, Seq: seq, Body: body, QueuedAt: now}, nil
+}
+
+// addFresh appends a committed checkin, the newest, to fresh; beyond
+// freshMax the oldest goes and freshAfter moves up to it. ob.mu held.
+func (ob *Outbox) addFresh(it Item) {
+	if len(ob.fresh) >= freshMax {
+		ob.freshAfter = ob.fresh[0].Seq
+		ob.fresh[0] = Item{}
+		ob.fresh = ob.fresh[1:]
+	}
+	ob.fresh = append(ob.fresh, it)
+}
+
+// pendingFresh is Pending served from fresh, when the read is beyond
+// freshAfter (ok false: it is not, ask the database). What it returns, and
+// anything before it, is forgotten: the next read starts beyond it, and the
+// caller owns the items. ob.mu held.
+func (ob *Outbox) pendingFresh(afterSeq int64, limit int) (items []Item, ok bool) {
+	if afterSeq < ob.freshAfter {
+		return nil, false
+	}
+	ob.freshHits++
+	voids := *ob.voids.Load()
+	i := 0
+	for ; i < len(ob.fresh) && (limit < 0 || len(items) < limit); i++ { // LIMIT -1: no limit, as SQLite's
+		if it := ob.fresh[i]; it.Seq > afterSeq && !voids[it.ID] {
+			items = append(items, it)
+		}
+	}
+	if i > 0 {
+		ob.freshAfter = ob.fresh[i-1].Seq
+		clear(ob.fresh[:i])
+		ob.fresh = ob.fresh[i:]
+		if len(ob.fresh) == 0 {
+			ob.fresh = nil
+		}
+	}
+	return items, true
+}
+
+// forgetFresh drops the checkins Done deleted from fresh. ob.mu held.
+func (ob *Outbox) forgetFresh(gone func(id string) bool) {
+	if len(ob.fresh) == 0 {
+		return
+	}
+	ob.fresh = slices.DeleteFunc(ob.fresh, func(it Item) bool { return gone(it.ID) })
 }
 
 // reusableBytes is the space of the database's free pages, less what a
@@ -698,10 +762,23 @@ func (ob *Outbox) Used(ctx context.Context, chip, eventID, bucket string) (int, 
 }
 
 // Pending returns up to limit queued checkins with seq > afterSeq, in seq
-// order. A tap whose Enqueue failed is never among them.
+// order. A tap whose Enqueue failed is never among them. A read beyond the
+// last one (the forwarder's, after a kick) is answered from memory when it
+// can be (fresh), the same answer as the database's.
 func (ob *Outbox) Pending(ctx context.Context, afterSeq int64, limit int) ([]Item, error) {
-	if ob.isClosed() {
+	ob.mu.Lock()
+	if ob.closed {
+		ob.mu.Unlock()
 		return nil, fmt.Errorf("queue: pending: %w", ErrClosed)
+	}
+	if err := ctx.Err(); err != nil { // as the query would
+		ob.mu.Unlock()
+		return nil, storageErr("pending", err)
+	}
+	fresh, ok := ob.pendingFresh(afterSeq, limit)
+	ob.mu.Unlock()
+	if ok {
+		return fresh, nil
 	}
 	voids := *ob.voids.Load()
 	rows, err := ob.stmts.pending.QueryContext(ctx, afterSeq, limit)
@@ -848,24 +925,35 @@ func (ob *Outbox) DoneBatch(ctx context.Context, acks []Ack) ([]bool, error) {
 	ob.pending -= removed
 	ob.bytes -= removedBytes
 	ob.histRows -= droppedHist
+	ob.forgetFresh(func(id string) bool { i, ok := first[id]; return ok && known[i] })
 	ob.afterWrite(wctx)
 	return known, nil
 }
 
+// Counts returns the counters kept in memory: Stats without
+// OldestQueuedAt, which takes a query while checkins are pending. For
+// callers that poll (the fleet simulator's watch over thousands of queues)
+// or need only the seq.
+func (ob *Outbox) Counts() (Stats, error) {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.closed {
+		return Stats{}, fmt.Errorf("queue: counts: %w", ErrClosed)
+	}
+	return Stats{Pending: ob.pending, Bytes: ob.usedBytes(), HistoryRows: int(ob.histRows), LastSeq: ob.lastSeq}, nil
+}
+
 // Stats returns the counters kept in memory and the oldest queued time.
 func (ob *Outbox) Stats(ctx context.Context) (Stats, error) {
-	ob.mu.Lock()
-	if ob.closed {
-		ob.mu.Unlock()
+	s, err := ob.Counts()
+	if err != nil {
 		return Stats{}, fmt.Errorf("queue: stats: %w", ErrClosed)
 	}
-	s := Stats{Pending: ob.pending, Bytes: ob.usedBytes(), HistoryRows: int(ob.histRows), LastSeq: ob.lastSeq}
-	ob.mu.Unlock()
 	if s.Pending == 0 {
 		return s, nil
 	}
 	var ms int64
-	err := ob.stmts.oldest.QueryRowContext(ctx).Scan(&ms)
+	err = ob.stmts.oldest.QueryRowContext(ctx).Scan(&ms)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:

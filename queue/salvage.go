@@ -389,6 +389,10 @@ func (ob *Outbox) insertSalvaged(ctx context.Context, rows []salvageRow) (int, e
 	ob.bytes += bytes
 	ob.histRows += int64(hist)
 	ob.lastSeq = max(ob.lastSeq, maxSeq)
+	// Salvaged checkins keep their older seq, which fresh does not hold:
+	// reads at or below lastSeq go to the database.
+	clear(ob.fresh)
+	ob.fresh, ob.freshAfter = nil, ob.lastSeq
 	ob.afterWrite(ctx)
 	return n, nil
 }

@@ -226,12 +226,7 @@ func (ob *Outbox) maintain() {
 		case <-ob.pruneKick:
 			ob.prune(ctx)
 		case <-ob.outT.C():
-			ob.mu.Lock()
-			if !ob.closed {
-				ob.flushOutcomes(ctx)
-			}
-			ob.mu.Unlock()
-			ob.outT.Reset(outcomeFlushEvery)
+			ob.flushDue(ctx)
 		case <-ob.pruneT.C():
 			ob.prune(ctx)
 			ob.keepReserve()

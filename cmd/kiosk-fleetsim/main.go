@@ -100,6 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.DB, "db", "", "ledger: empty for SQLite in the run's directory, or postgres://… (an empty database)")
 	fs.IntVar(&o.Ingests, "ingests", 1, "ingest instances sharing the load (shared subscription when > 1)")
 	fs.IntVar(&o.IngestBatch, "ingest-batch", 0, "the ingests' most checkins per transaction (kiosk-ingest -batch; 0: its default)")
+	fs.DurationVar(&o.IngestBatchWait, "ingest-batch-wait", 0, "how long the ingests' batches wait for more checkins (kiosk-ingest -batch-wait; 0: its default)")
 	fs.IntVar(&o.Window, "window", 32, "checkins in flight per kiosk")
 	fs.DurationVar(&o.RetryAfter, "retry-after", 10*time.Second, "a kiosk publishes a checkin again when its Result has not come after this")
 	fs.DurationVar(&o.BrokerRestartEvery, "chaos-broker", 0, "restart the broker this often (0: never)")

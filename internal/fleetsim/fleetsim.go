@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/uitpas/tap-kiosk/device"
+	"github.com/uitpas/tap-kiosk/device/host"
 	"github.com/uitpas/tap-kiosk/ingest"
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
 	"github.com/uitpas/tap-kiosk/kiosk"
@@ -60,6 +61,10 @@ type Opts struct {
 	// ingest's default, 256). After an outage the backlog comes at once, and
 	// a batch costs about the same time whatever its size on a loaded host.
 	IngestBatch int
+	// IngestBatchWait is how long an ingest's batch waits for more checkins
+	// (kiosk-ingest -batch-wait; 0: its default, 2 ms). Longer batches cost
+	// central less processor per checkin where it is short of processors.
+	IngestBatchWait time.Duration
 	// RetryAfter is how long a kiosk waits for a Result before it publishes
 	// the checkin again (default 10 s; a kiosk's own default is 30 s). A
 	// central slower than that gets every checkin again.
@@ -159,6 +164,7 @@ type sim struct {
 	url    string
 	ledger *ingest.Ledger
 	kiosks []*node
+	host   *fleetHost // the kiosks' device.Host, one for the fleet
 	rng    *rand.Rand
 	rngMu  sync.Mutex
 
@@ -249,7 +255,7 @@ func Run(ctx context.Context, o Opts) (Summary, error) {
 	if o.KioskLogger == nil {
 		o.KioskLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &sim{o: o, log: o.Logger, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+	s := &sim{o: o, log: o.Logger, host: newFleetHost(host.New(), time.Now), rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
 		saved: map[string]string{}, tappedT: map[string]time.Time{}}
 	s.summary.Kiosks = o.Kiosks
 	var err error
@@ -578,7 +584,8 @@ func (s *sim) startIngest(i int) error {
 		return nil
 	}
 	so := ingest.ServiceOpts{Broker: s.url, ClientID: fmt.Sprintf("fleetsim-ingest-%d", i),
-		Logger: s.log.With("part", "ingest", "n", i), OnBatch: s.onBatch, BatchSize: s.o.IngestBatch}
+		Logger: s.log.With("part", "ingest", "n", i), OnBatch: s.onBatch, BatchSize: s.o.IngestBatch,
+		BatchWait: s.o.IngestBatchWait}
 	if s.o.Ingests > 1 {
 		so.SharedGroup = "fleetsim"
 	}
@@ -668,7 +675,7 @@ func (n *node) start(s *sim) error {
 		return nil
 	}
 	ready := make(chan struct{})
-	k, err := kiosk.New(n.cfg, kiosk.Opts{Version: "fleetsim", Logger: s.o.KioskLogger.With("kiosk", n.id),
+	k, err := kiosk.New(n.cfg, kiosk.Opts{Version: "fleetsim", Logger: s.o.KioskLogger.With("kiosk", n.id), Host: s.host,
 		OnReady: func() { close(ready) }, OnResult: s.onResult})
 	if err != nil {
 		return fmt.Errorf("fleetsim: %s: %w", n.id, err)
@@ -904,7 +911,7 @@ func (s *sim) pending(ctx context.Context) (int, error) {
 		if k == nil {
 			continue
 		}
-		st, err := k.Outbox().Stats(ctx)
+		st, err := k.Outbox().Counts() // no query: this runs every 250 ms over the fleet
 		if err != nil {
 			continue // stopping under us
 		}
@@ -997,6 +1004,36 @@ func (s *sim) reconcile(ctx context.Context) error {
 		sum.ResultP99Ms = float64(l.P99.Microseconds()) / 1000
 	}
 	return nil
+}
+
+// fleetHostRefresh is how long the fleet's kiosks share one reading of the
+// clock's synchronisation.
+const fleetHostRefresh = 100 * time.Millisecond
+
+// fleetHost is the kiosks' device.Host. They all run on one kernel clock,
+// and each core asks it every second (and at every tap): the fleet reads
+// adjtimex at most every fleetHostRefresh instead of once per kiosk.
+type fleetHost struct {
+	device.Host
+	now func() time.Time
+
+	mu     sync.Mutex
+	at     time.Time // of the last reading; zero: none yet
+	synced bool
+}
+
+func newFleetHost(h device.Host, now func() time.Time) *fleetHost {
+	return &fleetHost{Host: h, now: now}
+}
+
+// ClockSynced is the kernel's answer, at most fleetHostRefresh old.
+func (h *fleetHost) ClockSynced() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if now := h.now(); h.at.IsZero() || now.Sub(h.at) >= fleetHostRefresh {
+		h.synced, h.at = h.Host.ClockSynced(), now
+	}
+	return h.synced
 }
 
 // filesPerKiosk is what one simulated kiosk holds open, measured: its
