@@ -54,7 +54,7 @@ func BenchmarkWrite(b *testing.B) {
 			if n != int64(b.N*len(p)) {
 				b.Fatalf("peer read %d bytes of %d", n, b.N*len(p))
 			}
-			cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())
+			cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/packet")
 			b.ReportMetric(float64(time.Since(t0).Nanoseconds())/float64(b.N), "wall-ns/packet")
 		})

@@ -34,7 +34,8 @@ func Handles(scheme string) bool {
 }
 
 // Open is a paho OpenConnectionFunc (ClientOptions.SetCustomOpenConnectionFn):
-// Dial within the client's ConnectTimeout, with its TLS configuration.
+// Dial within the client's ConnectTimeout, with its TLS configuration, and
+// Wrap.
 func Open(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	timeout := o.ConnectTimeout
 	if timeout <= 0 {
@@ -42,12 +43,16 @@ func Open(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return Dial(ctx, u, o.TLSConfig)
+	conn, err := Dial(ctx, u, o.TLSConfig)
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(conn), nil
 }
 
 // Dial connects to the broker at u: TLS for the schemes paho reads as TLS
-// (ssl, tls, mqtts, tcps), plain TCP otherwise (tcp, mqtt). cfg nil is
-// TLS's defaults.
+// (ssl, tls, mqtts, tcps), plain TCP for tcp and mqtt. cfg nil is TLS's
+// defaults. The connection is the network's own: Wrap it for paho.
 func Dial(ctx context.Context, u *url.URL, cfg *tls.Config) (net.Conn, error) {
 	var conn net.Conn
 	var err error
@@ -67,12 +72,16 @@ func Dial(ctx context.Context, u *url.URL, cfg *tls.Config) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqttconn: dial %s: %w", u.Host, err)
 	}
-	return Buffered(newCoalescer(conn)), nil
+	return conn, nil
 }
 
-// Buffered is conn with its reads buffered. Only one goroutine may read
-// from it (paho has one).
-func Buffered(conn net.Conn) net.Conn {
+// Wrap is conn with its reads buffered and its writes gathered (write.go).
+// Only one goroutine may read from it (paho has one). Its Close writes what
+// waits first; closing conn itself cuts the connection at once.
+func Wrap(conn net.Conn) net.Conn { return buffered(newCoalescer(conn)) }
+
+// buffered is conn with its reads buffered.
+func buffered(conn net.Conn) net.Conn {
 	return &bufConn{Conn: conn, r: bufio.NewReaderSize(conn, ReadBuffer)}
 }
 

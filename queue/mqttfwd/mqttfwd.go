@@ -24,9 +24,6 @@
 package mqttfwd
 
 import (
-	"github.com/uitpas/tap-kiosk/internal/ratelog"
-
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -46,6 +43,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/uitpas/tap-kiosk/clock"
+	"github.com/uitpas/tap-kiosk/internal/mqttconn"
+	"github.com/uitpas/tap-kiosk/internal/ratelog"
 	"github.com/uitpas/tap-kiosk/protocol"
 	"github.com/uitpas/tap-kiosk/queue"
 )
@@ -81,7 +80,6 @@ const (
 	applyRetryMax = 5 * time.Second
 	keepAlive     = 30 * time.Second
 	disconnectQMs = 500
-	readBuf       = 32 << 10
 	lingerBatch   = 128
 	lingerMax     = 2 * time.Millisecond
 )
@@ -409,25 +407,12 @@ func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(f.runCtx, opTimeout)
 	defer cancel()
-	var conn net.Conn
-	var err error
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts", "tcps":
-		cfg := o.TLSConfig
-		if cfg == nil {
-			cfg = &tls.Config{}
-		}
-		d := tls.Dialer{Config: cfg}
-		conn, err = d.DialContext(ctx, "tcp", u.Host)
-	default:
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, "tcp", u.Host)
-	}
+	raw, err := mqttconn.Dial(ctx, u, o.TLSConfig)
 	if err != nil {
 		f.log.Debug("mqttfwd: dial", "broker", f.o.Broker, "err", err)
 		return nil, err
 	}
-	dc := &dropConn{Conn: conn, r: bufio.NewReaderSize(conn, readBuf)}
+	dc := &dropConn{Conn: mqttconn.Wrap(raw), raw: raw}
 	f.mu.Lock()
 	f.conn = dc
 	f.mu.Unlock()
@@ -438,22 +423,21 @@ func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 // "use of closed network connection", as if it had closed it itself.
 var errDropped = errors.New("mqttfwd: connection dropped")
 
-// dropConn is the network connection with a way to cut it that paho
-// notices, and a read buffer: paho reads each packet's header a byte at a
-// time, a system call each without one.
+// dropConn is the network connection (its reads buffered and its writes
+// gathered: internal/mqttconn) with a way to cut it that paho notices.
 type dropConn struct {
 	net.Conn
-	r       *bufio.Reader // used only by paho's one reading goroutine
+	raw     net.Conn // the network's own: closed at once, nothing flushed
 	dropped atomic.Bool
 }
 
 func (c *dropConn) drop() {
 	c.dropped.Store(true)
-	c.Conn.Close()
+	c.raw.Close()
 }
 
 func (c *dropConn) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
+	n, err := c.Conn.Read(b)
 	if err != nil && c.dropped.Load() {
 		err = errDropped
 	}
