@@ -69,6 +69,11 @@ type ServiceOpts struct {
 	// with the batch's size and how long the ledger took (Clock time; the
 	// metrics' histograms). It must not block.
 	OnBatch func(size int, commit time.Duration)
+	// OnAnswered, when set, is called from the batch loop for each checkin
+	// once its Result is handed to the broker client, with how long since
+	// the checkin was received (Clock time): central's own share of a
+	// kiosk's wait for its Result. It must not block.
+	OnAnswered func(waited time.Duration)
 	// ConfigKey, when set, also subscribes P/+/config in the persistent
 	// session and records every Config signed with this key as its
 	// device's assignment (assignconfig.go).
@@ -521,6 +526,12 @@ func (s *Service) book(client mqtt.Client, batch []item) bool {
 	// In receive order, as MQTT wants PUBACKs.
 	for _, it := range batch {
 		it.msg.Ack()
+	}
+	if s.o.OnAnswered != nil {
+		now := s.o.Clock.Now()
+		for _, it := range batch {
+			s.o.OnAnswered(now.Sub(it.in.ReceivedAt))
+		}
 	}
 	return true
 }

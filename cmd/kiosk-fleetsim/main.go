@@ -60,6 +60,8 @@ const summaryHelp = `The summary, one JSON line on stdout:
                   twice, or a row no tap of this run made: must be 0
   resultP50Ms     tap to the kiosk receiving central's Result, median, milliseconds
   resultP99Ms     the same, 99th percentile
+  centralP50Ms    central's own share: the ingest's receipt of a checkin to its Result
+  centralP99Ms    handed to the broker (queue, batch, commit), median and 99th percentile
   maxPending      most checkins waiting in all the kiosks' queues at once (every 250 ms)
   drainS          seconds from the end of tapping until every queue was empty
   recoverS        with -chaos-outage-at: seconds from the broker's return until the

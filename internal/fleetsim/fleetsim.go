@@ -108,18 +108,25 @@ type Shard struct {
 
 // Summary is the outcome of a run, printed as one JSON line.
 type Summary struct {
-	Kiosks         int     `json:"kiosks"`
-	Taps           int64   `json:"taps"`
-	Saved          int64   `json:"saved"`
-	AlreadySaved   int64   `json:"alreadySaved"`
-	Blocked        int64   `json:"blocked"`
-	OtherOutcomes  int64   `json:"otherOutcomes"`
-	Booked         int64   `json:"booked"`
-	LedgerRows     int64   `json:"ledgerRows"`
-	Lost           int64   `json:"lost"`
-	Duplicates     int64   `json:"duplicates"`
-	ResultP50Ms    float64 `json:"resultP50Ms"`
-	ResultP99Ms    float64 `json:"resultP99Ms"`
+	Kiosks        int     `json:"kiosks"`
+	Taps          int64   `json:"taps"`
+	Saved         int64   `json:"saved"`
+	AlreadySaved  int64   `json:"alreadySaved"`
+	Blocked       int64   `json:"blocked"`
+	OtherOutcomes int64   `json:"otherOutcomes"`
+	Booked        int64   `json:"booked"`
+	LedgerRows    int64   `json:"ledgerRows"`
+	Lost          int64   `json:"lost"`
+	Duplicates    int64   `json:"duplicates"`
+	ResultP50Ms   float64 `json:"resultP50Ms"`
+	ResultP99Ms   float64 `json:"resultP99Ms"`
+	// CentralP50Ms and CentralP99Ms are central's own share of the wait:
+	// from a checkin's receipt by the ingest to its Result handed to the
+	// broker (the queue, the batch, the ledger's commit). The rest of
+	// ResultP99Ms is the broker's two deliveries and the kiosk itself,
+	// which on a host that also runs the fleet waits for a processor.
+	CentralP50Ms   float64 `json:"centralP50Ms,omitempty"`
+	CentralP99Ms   float64 `json:"centralP99Ms,omitempty"`
 	MaxPending     int     `json:"maxPending"`
 	DrainS         float64 `json:"drainS"`
 	RecoverS       float64 `json:"recoverS,omitempty"`
@@ -183,7 +190,16 @@ type sim struct {
 	// and (added when an ingest stops) the checkins they received and how
 	// many of those were replays.
 	batches, batched, ledgerNs    atomic.Int64
+	answeredMu                    sync.Mutex
+	answered                      []time.Duration // receipt → Result, per checkin answered
 	ingestReceived, ingestReplays atomic.Int64
+}
+
+// onAnswered is the ingests' OnAnswered: called on their batch loops.
+func (s *sim) onAnswered(waited time.Duration) {
+	s.answeredMu.Lock()
+	s.answered = append(s.answered, waited)
+	s.answeredMu.Unlock()
 }
 
 // onBatch is the ingests' OnBatch: called on their batch loops.
@@ -291,6 +307,13 @@ func Run(ctx context.Context, o Opts) (Summary, error) {
 		s.summary.IngestLedgerS = time.Duration(s.ledgerNs.Load()).Seconds()
 	}
 	s.summary.IngestReceived, s.summary.IngestReplays = s.ingestReceived.Load(), s.ingestReplays.Load()
+	s.answeredMu.Lock()
+	if len(s.answered) > 0 {
+		l := queue.Summarise(s.answered)
+		s.summary.CentralP50Ms = float64(l.P50.Microseconds()) / 1000
+		s.summary.CentralP99Ms = float64(l.P99.Microseconds()) / 1000
+	}
+	s.answeredMu.Unlock()
 	return s.summary, err
 }
 
@@ -584,7 +607,7 @@ func (s *sim) startIngest(i int) error {
 		return nil
 	}
 	so := ingest.ServiceOpts{Broker: s.url, ClientID: fmt.Sprintf("fleetsim-ingest-%d", i),
-		Logger: s.log.With("part", "ingest", "n", i), OnBatch: s.onBatch, BatchSize: s.o.IngestBatch,
+		Logger: s.log.With("part", "ingest", "n", i), OnBatch: s.onBatch, OnAnswered: s.onAnswered, BatchSize: s.o.IngestBatch,
 		BatchWait: s.o.IngestBatchWait}
 	if s.o.Ingests > 1 {
 		so.SharedGroup = "fleetsim"
@@ -1003,6 +1026,7 @@ func (s *sim) reconcile(ctx context.Context) error {
 		sum.ResultP50Ms = float64(l.P50.Microseconds()) / 1000
 		sum.ResultP99Ms = float64(l.P99.Microseconds()) / 1000
 	}
+
 	return nil
 }
 

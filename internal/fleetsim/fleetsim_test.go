@@ -38,8 +38,6 @@ func TestFleetUnderChaos(t *testing.T) {
 	}
 }
 
-// TestRunDir: each run gets a fresh directory below -dir, made when missing,
-// named after the time, numbered when a run of the same second has it.
 // TestShardsReconcileAgainstTheParentsLedger: with Processes, the kiosks
 // run in shards against this run's broker, ingest and SQLite ledger, and
 // every saved tap is found booked once (the shards run in this process
@@ -59,8 +57,14 @@ func TestShardsReconcileAgainstTheParentsLedger(t *testing.T) {
 	if sum.Saved == 0 || sum.Lost != 0 || sum.Duplicates != 0 || sum.LedgerRows != sum.Saved {
 		t.Fatalf("%+v", sum)
 	}
+	// Central's share of the wait is measured where the ingest runs.
+	if sum.CentralP99Ms <= 0 || sum.CentralP50Ms > sum.CentralP99Ms || sum.CentralP99Ms > sum.ResultP99Ms+1 {
+		t.Fatalf("central's share p50 %v ms, p99 %v ms (the kiosks' whole wait p99 %v ms)", sum.CentralP50Ms, sum.CentralP99Ms, sum.ResultP99Ms)
+	}
 }
 
+// TestRunDir: each run gets a fresh directory below -dir, made when missing,
+// named after the time, numbered when a run of the same second has it.
 func TestRunDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	at := time.Date(2026, 1, 2, 15, 4, 5, 0, time.FixedZone("CET", 3600))
