@@ -28,6 +28,7 @@ type analyzer struct {
 	total   int64 // checkins processed since the ledger opened
 	due     int64 // total at which the next ANALYZE runs
 	running bool
+	closed  bool // the ledger is closing: no ANALYZE starts any more
 	wg      sync.WaitGroup
 	runs    int // ANALYZEs done (tests)
 }
@@ -59,7 +60,7 @@ func newAnalyzer(l *Ledger) (*analyzer, error) {
 func (a *analyzer) booked(n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.on {
+	if !a.on || a.closed {
 		return
 	}
 	a.total += int64(n)
@@ -89,5 +90,15 @@ func (a *analyzer) run() {
 	a.l.o.Logger.Debug("ingest: analyzed", "tables", analyzeTables, "took", time.Since(start))
 }
 
-// wait waits for an ANALYZE in progress (Close).
+// close stops new ANALYZEs and waits for one in progress (Ledger.Close): a
+// batch booked while the ledger closes starts none, so nothing is added to
+// the wait group while Close waits on it.
+func (a *analyzer) close() {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.wg.Wait()
+}
+
+// wait waits for an ANALYZE in progress (tests).
 func (a *analyzer) wait() { a.wg.Wait() }

@@ -217,7 +217,7 @@ func (l *Ledger) exec(ctx context.Context, q string, args ...any) error {
 // Close closes the database.
 func (l *Ledger) Close() error {
 	if l.an != nil {
-		l.an.wait()
+		l.an.close()
 	}
 	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("ingest: close: %w", err)
