@@ -25,9 +25,12 @@ const ReadBuffer = 32 << 10
 
 // Handles reports whether Dial opens connections of scheme (paho's own
 // dialer then stays for the others: ws, wss).
-func Handles(scheme string) bool {
+func Handles(scheme string) bool { return isTLS(scheme) || scheme == "tcp" || scheme == "mqtt" }
+
+// isTLS: the schemes paho reads as TLS.
+func isTLS(scheme string) bool {
 	switch scheme {
-	case "ssl", "tls", "mqtts", "tcps", "tcp", "mqtt":
+	case "ssl", "tls", "mqtts", "tcps":
 		return true
 	}
 	return false
@@ -54,20 +57,20 @@ func Open(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 // (ssl, tls, mqtts, tcps), plain TCP for tcp and mqtt. cfg nil is TLS's
 // defaults. The connection is the network's own: Wrap it for paho.
 func Dial(ctx context.Context, u *url.URL, cfg *tls.Config) (net.Conn, error) {
+	if !Handles(u.Scheme) {
+		return nil, fmt.Errorf("mqttconn: scheme %q of %s: not tcp, mqtt, ssl, tls, mqtts or tcps", u.Scheme, u.Redacted())
+	}
 	var conn net.Conn
 	var err error
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts", "tcps":
+	if isTLS(u.Scheme) {
 		if cfg == nil {
 			cfg = &tls.Config{}
 		}
 		d := tls.Dialer{Config: cfg}
 		conn, err = d.DialContext(ctx, "tcp", u.Host)
-	case "tcp", "mqtt":
+	} else {
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", u.Host)
-	default:
-		return nil, fmt.Errorf("mqttconn: scheme %q of %s: not tcp, mqtt, ssl, tls, mqtts or tcps", u.Scheme, u.Redacted())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mqttconn: dial %s: %w", u.Host, err)

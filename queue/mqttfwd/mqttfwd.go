@@ -217,9 +217,7 @@ func New(ob *queue.Outbox, o Opts) (*Forwarder, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("mqttfwd: broker %q: not a URL like tcp://host:1883 or ssl://host:8883", o.Broker)
 	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "tcps":
-	default:
+	if !mqttconn.Handles(u.Scheme) { // the connections dial opens
 		return nil, fmt.Errorf("mqttfwd: broker %q: scheme must be tcp or ssl", o.Broker)
 	}
 	if o.Prefix == "" {
