@@ -40,6 +40,27 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	waitfor.Cond(t, what, cond)
 }
 
+// runUnprovisioned starts a kiosk that has no bundle yet and stops it at
+// cleanup. It does not wait for OnReady, as runKiosk does: a kiosk without
+// a bundle is never ready.
+func runUnprovisioned(t *testing.T, cfg provisioning.Config, o Opts) *Kiosk {
+	t.Helper()
+	k, err := New(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return k
+}
+
 func TestUnprovisionedShowsPairingCodeUntilBundle(t *testing.T) {
 	dir := t.TempDir()
 	cfg := provisioning.Default()
@@ -51,19 +72,8 @@ func TestUnprovisionedShowsPairingCodeUntilBundle(t *testing.T) {
 		t.Fatal(err) // no mqtt.broker is valid: the bundle brings it
 	}
 	screens := &screenLog{}
-	k, err := New(cfg, Opts{Display: screens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	k := runUnprovisioned(t, cfg, Opts{Display: screens})
+	ctx := context.Background()
 	code := k.Identity().PairingCode()
 	waitUntil(t, "the provisioning screen", func() bool {
 		s := screens.last()
@@ -130,19 +140,8 @@ func TestUnprovisionedPollsForBundle(t *testing.T) {
 	cfg.Display.SpaarcodeEvery = -1
 	clk := clock.NewFake(time.Now())
 	screens := &screenLog{}
-	k, err := New(cfg, Opts{Display: screens, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	k := runUnprovisioned(t, cfg, Opts{Display: screens, Clock: clk})
+	ctx := context.Background()
 	code := k.Identity().PairingCode()
 	waitUntil(t, "the provisioning screen", func() bool { return screens.last().Kind == display.Provisioning })
 	ca, err := provisioning.InitCA(filepath.Join(dir, "ca"), "", time.Now(), rand.Reader)
