@@ -265,7 +265,11 @@ func TestResultsAppliedAgainAfterDiskFull(t *testing.T) {
 	})
 	c := f.Counters()
 	t.Logf("counters %+v; central received %d", c, ce.Received.Load())
-	if c.Republished != 0 || c.Results != int64(n) {
-		t.Fatalf("counters %+v: the refused Results were not applied again (republished instead?)", c)
+	// The backlog drained with none published again (RetryAfter is an hour):
+	// the refused Results were applied again. More Results than checkins
+	// can only be central's answers to copies the broker delivered twice
+	// (seen once in CI: central received 5 002 of 5 000 published).
+	if c.Republished != 0 || c.Results < int64(n) {
+		t.Fatalf("counters %+v, central received %d: the refused Results were not applied again (republished instead?)", c, ce.Received.Load())
 	}
 }
