@@ -75,6 +75,7 @@ central-bench:
 	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 20480x ./ingest/
 	$(GO) test -run '^$$' -bench 'IngestMQTT' -benchtime 20000x ./ingest/
 	$(GO) test -run '^$$' -bench 'Write' -benchtime 200000x ./internal/mqttconn/
+	$(GO) test -run '^$$' -bench 'DecodeCheckin' ./protocol/
 
 cross:
 	@mkdir -p dist
@@ -93,6 +94,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeResult -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzResultEncode -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzDecodeCheckinFast -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzValidIDs -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRenewRequest -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRenewReply -fuzztime $(FUZZTIME) ./protocol

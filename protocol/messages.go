@@ -1,9 +1,6 @@
 package protocol
 
-import (
-	"fmt"
-	"regexp"
-)
+import "fmt"
 
 // Checkin is a tap on its way to central.
 type Checkin struct {
@@ -20,20 +17,45 @@ type Checkin struct {
 	UptimeMs    int64  `json:"uptimeMs"`
 }
 
-var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
-// ValidID reports whether id looks like a lower-case UUID.
-func ValidID(id string) bool { return uuidRe.MatchString(id) }
+// ValidID reports whether id looks like a lower-case UUID (8-4-4-4-12
+// hexadecimal digits), checked by hand as ValidDeviceID is.
+func ValidID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // Encode returns the wire form.
 func (c Checkin) Encode() []byte { c.V = Version; return encode(c) }
 
 // DecodeCheckin parses and validates a Checkin.
 func DecodeCheckin(b []byte) (Checkin, error) {
-	var c Checkin
-	if err := decode(b, &c); err != nil {
-		return Checkin{}, err
+	c, ok := decodeCheckinFast(b)
+	if !ok || c.V != Version || len(b) > MaxPayload {
+		c = Checkin{}
+		if err := decode(b, &c); err != nil {
+			return Checkin{}, err
+		}
 	}
+	return validateCheckin(c)
+}
+
+// validateCheckin checks the fields of a decoded Checkin.
+func validateCheckin(c Checkin) (Checkin, error) {
 	switch {
 	case c.ID == "":
 		return c, missing("id")
