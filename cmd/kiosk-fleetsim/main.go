@@ -69,6 +69,7 @@ const summaryHelp = `The summary, one JSON line on stdout:
   processes       with -processes: the processes the kiosks ran in (counts summed;
                   percentiles, drainS and fleetUpS the worst process's)
   fleetUpS        seconds from the first kiosk's start until the whole fleet was up
+                  (with -processes: every shard; they start tapping together then)
   rssMB           the process's resident memory with the fleet up (kiosks, broker
                   clients, ingest; the broker and PostgreSQL are other processes)
   kioskKB         resident memory per kiosk: what the process grew by while the fleet
@@ -116,6 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.StartParallel, "start-parallel", 32, "kiosks started at once")
 	fs.IntVar(&o.Processes, "processes", 1, "split the kiosks over this many processes (about 8 open files per kiosk; ulimit -n bounds one process), against this one's broker and ingest; no chaos")
 	shardFirst := fs.Int("shard-first", -1, "internal: run as a shard of -processes, kiosks numbered from this")
+	shardGate := fs.String("shard-gate", "", "internal: as a shard, start tapping when this directory's gate opens")
 	shardNice := fs.Int("shard-nice", 10, "with -processes: the kiosks' processes run at this nice level, so that they yield the processors to central (0: as central)")
 	seed := fs.Uint64("seed", 1, "random seed")
 	verbose := fs.Bool("v", false, "log progress to stderr")
@@ -169,7 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	if *shardFirst >= 0 {
-		o.Shard = &fleetsim.Shard{First: *shardFirst}
+		o.Shard = &fleetsim.Shard{First: *shardFirst, Gate: *shardGate}
 	}
 	o.Spawn = func(ctx context.Context, sh fleetsim.Opts) (fleetsim.Summary, error) {
 		return spawnShard(ctx, sh, *shardNice, *verbose, *cpuProfile, stderr)
@@ -205,6 +207,9 @@ func spawnShard(ctx context.Context, o fleetsim.Opts, nice int, verbose bool, cp
 		"-rate", fmt.Sprint(o.Rate), "-duration", o.Duration.String(), "-broker", o.Broker, "-db", o.DB,
 		"-window", fmt.Sprint(o.Window), "-retry-after", o.RetryAfter.String(), "-seed", fmt.Sprint(o.Seed), "-dir", o.Dir,
 		"-drain-timeout", o.DrainTimeout.String(), "-start-parallel", fmt.Sprint(o.StartParallel)}
+	if o.Shard.Gate != "" {
+		args = append(args, "-shard-gate", o.Shard.Gate)
+	}
 	if verbose {
 		args = append(args, "-v")
 	}

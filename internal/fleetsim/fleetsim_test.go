@@ -2,6 +2,8 @@ package fleetsim
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -79,5 +81,33 @@ func TestRunDir(t *testing.T) {
 	want := []string{"run-20260102T140405Z", "run-20260102T140405Z-2", "run-20260102T140405Z-3"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("run directories %q, want %q", got, want)
+	}
+}
+
+// TestGate: the parent opens the gate only when every shard is up in it,
+// and not at all when the shards return first; a shard waits at a shut
+// gate until its context ends.
+func TestGate(t *testing.T) {
+	gate := t.TempDir()
+	ctx := context.Background()
+	returned := make(chan struct{})
+	close(returned)
+	if openGate(ctx, gate, 2, returned) {
+		t.Fatal("opened with no shard up")
+	}
+	s := &sim{o: Opts{Shard: &Shard{First: 0, Gate: gate}}}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.waitGate(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait at a shut gate: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(gate, "up-100"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !openGate(ctx, gate, 2, make(chan struct{})) {
+		t.Fatal("not opened with both shards up")
+	}
+	if err := s.waitGate(ctx); err != nil {
+		t.Fatalf("wait at an open gate: %v", err)
 	}
 }
