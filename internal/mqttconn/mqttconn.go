@@ -19,9 +19,13 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// ReadBuffer is the read buffer's size: a burst of Results or checkins is
-// read in a few calls.
-const ReadBuffer = 32 << 10
+// ReadBuffer is the read buffer's size for central (Open): a burst of
+// checkins is read in a few calls. A kiosk reads a Result a tap and wraps
+// with SmallReadBuffer: its buffer is a fleet's memory times thousands.
+const (
+	ReadBuffer      = 32 << 10
+	SmallReadBuffer = 4 << 10
+)
 
 // Handles reports whether Dial opens connections of scheme (paho's own
 // dialer then stays for the others: ws, wss).
@@ -50,7 +54,7 @@ func Open(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Wrap(conn), nil
+	return Wrap(conn, ReadBuffer), nil
 }
 
 // Dial connects to the broker at u: TLS for the schemes paho reads as TLS
@@ -81,11 +85,11 @@ func Dial(ctx context.Context, u *url.URL, cfg *tls.Config) (net.Conn, error) {
 // Wrap is conn with its reads buffered and its writes gathered (write.go).
 // Only one goroutine may read from it (paho has one). Its Close writes what
 // waits first; closing conn itself cuts the connection at once.
-func Wrap(conn net.Conn) net.Conn { return buffered(newCoalescer(conn)) }
+func Wrap(conn net.Conn, readBuffer int) net.Conn { return buffered(newCoalescer(conn), readBuffer) }
 
-// buffered is conn with its reads buffered.
-func buffered(conn net.Conn) net.Conn {
-	return &bufConn{Conn: conn, r: bufio.NewReaderSize(conn, ReadBuffer)}
+// buffered is conn with its reads buffered in readBuffer bytes.
+func buffered(conn net.Conn, readBuffer int) net.Conn {
+	return &bufConn{Conn: conn, r: bufio.NewReaderSize(conn, readBuffer)}
 }
 
 type bufConn struct {

@@ -35,7 +35,7 @@ func TestBufferedReadsAPacketInOneCall(t *testing.T) {
 	packets := strings.Repeat("\x40\x02\x00\x01", 100)
 	go func() { io.WriteString(b, packets) }()
 	cc := &countingConn{Conn: a}
-	c := buffered(cc)
+	c := buffered(cc, ReadBuffer)
 	one := make([]byte, 1)
 	for i := 0; i < len(packets); i++ {
 		if _, err := io.ReadFull(c, one); err != nil {

@@ -155,7 +155,7 @@ type Forwarder struct {
 	kick       chan struct{}
 	statusKick chan struct{}
 	rescan     chan struct{}
-	results    chan []byte
+	results    *resultQueue
 	events     chan link     // the session's state, whenever it changes
 	freed      chan []string // ids whose Result the applier handled
 	done       chan struct{}
@@ -254,7 +254,7 @@ func New(ob *queue.Outbox, o Opts) (*Forwarder, error) {
 		kick:       make(chan struct{}, 1),
 		statusKick: make(chan struct{}, 1),
 		rescan:     make(chan struct{}, 1),
-		results:    make(chan []byte, resultsDepth),
+		results:    newResultQueue(),
 		events:     make(chan link, 16),
 		freed:      make(chan []string, 64),
 		done:       make(chan struct{}),
@@ -410,7 +410,7 @@ func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 		f.log.Debug("mqttfwd: dial", "broker", f.o.Broker, "err", err)
 		return nil, err
 	}
-	dc := &dropConn{Conn: mqttconn.Wrap(raw), raw: raw}
+	dc := &dropConn{Conn: mqttconn.Wrap(raw, mqttconn.SmallReadBuffer), raw: raw}
 	f.mu.Lock()
 	f.conn = dc
 	f.mu.Unlock()
@@ -621,10 +621,7 @@ func (f *Forwarder) event(l link) {
 func (f *Forwarder) onMessage(_ mqtt.Client, m mqtt.Message) {
 	switch m.Topic() {
 	case f.tResult:
-		select {
-		case f.results <- m.Payload():
-		case <-f.done:
-		}
+		f.results.push(m.Payload(), f.done)
 	case f.tConfig:
 		if f.o.OnConfig != nil && len(m.Payload()) > 0 { // empty = retained config cleared
 			f.o.OnConfig(m.Payload())
@@ -885,19 +882,10 @@ func (f *Forwarder) applier(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case p := <-f.results:
-				batch = append(batch, p)
+			case <-f.results.ready:
 			}
 		}
-	drain:
-		for len(batch) < maxResultRun {
-			select {
-			case p := <-f.results:
-				batch = append(batch, p)
-			default:
-				break drain
-			}
-		}
+		batch = f.results.take(batch, maxResultRun-len(batch))
 		// Under load (more than one Result waiting) linger briefly for a
 		// bigger batch: a delete transaction costs far more than a row.
 		// This wait only groups work, so it uses real time, not f.clk.
@@ -906,8 +894,8 @@ func (f *Forwarder) applier(ctx context.Context) {
 		linger:
 			for len(batch) < lingerBatch {
 				select {
-				case p := <-f.results:
-					batch = append(batch, p)
+				case <-f.results.ready:
+					batch = f.results.take(batch, maxResultRun-len(batch))
 				case <-t.C:
 					break linger
 				case <-ctx.Done():
