@@ -249,8 +249,10 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input) ([]O
 	// tx stays nil: batch.stmt then records a lookup outside the batch
 	// (errOutside) rather than running it.
 	b := &batch{l: l, ctx: ctx, events: map[string]*Event{}, assigns: map[string][]Assignment{}}
-	p := &preloaded{want: map[countKey]bool{}, counts: map[countKey]int{}, holders: map[string]*holderState{},
-		boots: map[[2]string][2]int64{}, ids: map[string]stored{}, saved: map[[2]string][]int64{}}
+	n := len(in)
+	p := &preloaded{want: make(map[countKey]bool, n), counts: make(map[countKey]int, n),
+		holders: make(map[string]*holderState, n), boots: map[[2]string][2]int64{},
+		ids: make(map[string]stored, n), saved: make(map[[2]string][]int64, n)}
 	if err := b.preload(c, p, in); err != nil {
 		return nil, err
 	}
@@ -258,7 +260,7 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input) ([]O
 
 	// First pass: which counts the rules will ask for.
 	p.collecting = true
-	pending := map[string]bool{}
+	pending := make(map[string]bool, n)
 	for _, x := range in {
 		ck := x.Checkin
 		if _, ok := p.ids[ck.ID]; ok || pending[ck.ID] {
@@ -349,9 +351,16 @@ func replayOf(c protocol.Checkin, s stored) (Outcome, error) {
 // every lock is held.
 func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 	l := b.l
-	var ids, chips, bootDev, bootID, asDev, asEv, events []string
-	seen := map[string]bool{}
-	once := func(k string) bool {
+	ids, chips := make([]string, 0, len(in)), make([]string, 0, len(in))
+	var bootDev, bootID, asDev, asEv, events []string
+	// What was asked for already, per kind (one key or two).
+	type seenKey struct {
+		kind byte
+		a, b string
+	}
+	seen := make(map[seenKey]bool, 2*len(in))
+	once := func(kind byte, a, b string) bool {
+		k := seenKey{kind, a, b}
 		if seen[k] {
 			return false
 		}
@@ -360,7 +369,7 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 	}
 	for _, x := range in {
 		c := x.Checkin
-		if once("i" + c.ID) {
+		if once('i', c.ID, "") {
 			ids = append(ids, c.ID)
 		}
 		// What decide looks up: only valid chips reach the passholder,
@@ -368,19 +377,19 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		if protocol.CheckChip(c.ChipNumber) != nil {
 			continue
 		}
-		if once("c" + c.ChipNumber) {
+		if once('c', c.ChipNumber, "") {
 			chips = append(chips, c.ChipNumber)
 		}
-		if usesBoot(c) && once("b"+c.DeviceID+"\x00"+c.BootID) {
+		if usesBoot(c) && once('b', c.DeviceID, c.BootID) {
 			bootDev, bootID = append(bootDev, c.DeviceID), append(bootID, c.BootID)
 		}
 		if !cleanText(c.EventID) {
 			continue
 		}
-		if once("a" + c.DeviceID + "\x00" + c.EventID) {
+		if once('a', c.DeviceID, c.EventID) {
 			asDev, asEv = append(asDev, c.DeviceID), append(asEv, c.EventID)
 		}
-		if l.o.EnrollUnknown && once("e"+c.EventID) {
+		if l.o.EnrollUnknown && once('e', c.EventID, "") {
 			events = append(events, c.EventID)
 		}
 	}
