@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,7 +36,10 @@ type Opts struct {
 	Version string
 	Logger  *slog.Logger
 	Clock   clock.Clock
-	Host    device.Host
+	// Jitter is a number in [0, 1) that spreads a fleet's retries (the
+	// certificate renewal's); nil: math/rand/v2's.
+	Jitter func() float64
+	Host   device.Host
 	// Stdout receives the terminal display.
 	Stdout io.Writer
 	// OnReady is called once reader, queue, display and control socket are up.
@@ -87,6 +91,9 @@ func New(cfg provisioning.Config, o Opts) (*Kiosk, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Jitter == nil {
+		o.Jitter = mrand.Float64
 	}
 	if o.Host == nil {
 		o.Host = host.New()

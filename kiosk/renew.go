@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"path/filepath"
 	"sync"
 	"time"
@@ -160,7 +159,7 @@ func (k *Kiosk) runRenewal(ctx context.Context) error {
 		}
 		tries++
 		d := min(renewRetryMax, renewRetryMin<<min(tries-1, 5))
-		d = time.Duration(float64(d) * (0.75 + mrand.Float64()/2)) // spread a fleet's requests
+		d = time.Duration(float64(d) * (0.75 + k.o.Jitter()/2)) // spread a fleet's requests
 		nextAsk = now.Add(d)
 		t.Reset(d)
 	}
