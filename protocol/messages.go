@@ -44,8 +44,12 @@ func (c Checkin) Encode() []byte { c.V = Version; return encode(c) }
 
 // DecodeCheckin parses and validates a Checkin.
 func DecodeCheckin(b []byte) (Checkin, error) {
-	c, ok := decodeCheckinFast(b)
-	if !ok || c.V != Version || len(b) > MaxPayload {
+	var c Checkin
+	ok := false
+	if len(b) <= MaxPayload {
+		c, ok = decodeCheckinFast(b)
+	}
+	if !ok || c.V != Version {
 		c = Checkin{}
 		if err := decode(b, &c); err != nil {
 			return Checkin{}, err

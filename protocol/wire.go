@@ -176,6 +176,7 @@ type plainDecoder struct {
 	i int
 }
 
+// space skips JSON's whitespace.
 func (d *plainDecoder) space() {
 	for d.i < len(d.b) {
 		switch d.b[d.i] {
@@ -217,6 +218,7 @@ func (d *plainDecoder) str() ([]byte, bool) {
 	return nil, false
 }
 
+// strInto reads a string (str) into v.
 func (d *plainDecoder) strInto(v *string) bool {
 	s, ok := d.str()
 	if ok {
@@ -249,6 +251,7 @@ func (d *plainDecoder) number() (int64, bool) {
 	return n, err == nil
 }
 
+// integer64 reads a number into v.
 func (d *plainDecoder) integer64(v *int64) bool {
 	n, ok := d.number()
 	if ok {
@@ -257,6 +260,8 @@ func (d *plainDecoder) integer64(v *int64) bool {
 	return ok
 }
 
+// integer reads a number into v; one that does not fit an int (32-bit
+// hosts) is left to encoding/json, which reports it.
 func (d *plainDecoder) integer(v *int) bool {
 	n, ok := d.number()
 	if ok && int64(int(n)) == n {
@@ -266,6 +271,7 @@ func (d *plainDecoder) integer(v *int) bool {
 	return false
 }
 
+// boolean reads true or false into v.
 func (d *plainDecoder) boolean(v *bool) bool {
 	d.space()
 	switch {

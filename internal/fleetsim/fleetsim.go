@@ -143,19 +143,29 @@ func (s *sim) waitGate(ctx context.Context) error {
 	}
 }
 
-// openGate makes "go" in gate once n shards are up in it, or returns when
-// done is closed (a shard failed, or all returned) or ctx ends.
-func openGate(ctx context.Context, gate string, n int, done <-chan struct{}) (opened bool) {
+// errShardReturned: a shard ended before every shard was up (it failed).
+var errShardReturned = errors.New("fleetsim: a shard ended before the fleet was up")
+
+// openGate makes "go" in gate once n shards are up in it. It gives up when
+// returned is closed (a shard ended before tapping: it failed) or ctx
+// ends.
+func openGate(ctx context.Context, gate string, n int, returned <-chan struct{}) error {
 	for {
-		ups, _ := filepath.Glob(filepath.Join(gate, "up-*"))
+		ups, err := filepath.Glob(filepath.Join(gate, "up-*"))
+		if err != nil {
+			return fmt.Errorf("fleetsim: gate: %w", err)
+		}
 		if len(ups) >= n {
-			return os.WriteFile(filepath.Join(gate, "go"), nil, 0o644) == nil
+			if err := os.WriteFile(filepath.Join(gate, "go"), nil, 0o644); err != nil {
+				return fmt.Errorf("fleetsim: gate: %w", err)
+			}
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return false
-		case <-done:
-			return false
+			return ctx.Err()
+		case <-returned:
+			return errShardReturned
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -439,7 +449,7 @@ func (s *sim) run(ctx context.Context) error {
 		// its own, for a heap of some 100 KiB): collect less often once the
 		// memory per kiosk is measured, as the shard runs niced for the
 		// same reason. 131 MB live then grows to about 650 MB.
-		debug.SetGCPercent(shardGCPercent)
+		defer debug.SetGCPercent(debug.SetGCPercent(shardGCPercent)) // shards of a test run in its process
 	}
 	if s.o.Shard != nil && s.o.Shard.Gate != "" {
 		if err := s.waitGate(ctx); err != nil {
@@ -617,6 +627,12 @@ func (s *sim) runShards(ctx context.Context) error {
 		return setupErr(fmt.Errorf("fleetsim: gate: %w", err))
 	}
 	t0 := time.Now()
+	// A shard that fails before the gate opens stops the others, which
+	// would wait for it at the gate.
+	sctx, stopShards := context.WithCancel(ctx)
+	defer stopShards()
+	returned := make(chan struct{}) // closed when the first shard ends
+	var once sync.Once
 	var wg sync.WaitGroup
 	for i, sh := range shards {
 		o := s.o
@@ -626,15 +642,19 @@ func (s *sim) runShards(ctx context.Context) error {
 		o.Shard = &Shard{First: sh.first, Gate: gate}
 		o.Seed = s.o.Seed + uint64(i)
 		o.Dir = filepath.Join(s.dir, fmt.Sprintf("shard-%d", i))
-		wg.Go(func() { sums[i], errs[i] = s.o.Spawn(ctx, o) })
+		wg.Go(func() {
+			sums[i], errs[i] = s.o.Spawn(sctx, o)
+			once.Do(func() { close(returned) })
+		})
 	}
-	returned := make(chan struct{})
-	go func() { wg.Wait(); close(returned) }()
-	if openGate(ctx, gate, len(shards), returned) {
+	if err := openGate(ctx, gate, len(shards), returned); err != nil {
+		s.log.Warn("fleetsim: the shards do not all start; stopping them", "err", err)
+		stopShards()
+	} else {
 		s.summary.FleetUpS = time.Since(t0).Seconds()
 		s.log.Info("fleet up in every shard; tapping", "shards", len(shards), "in", time.Since(t0).Round(time.Millisecond))
 	}
-	<-returned
+	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("fleetsim: shard: %w", err)
 	}

@@ -92,8 +92,8 @@ func TestGate(t *testing.T) {
 	ctx := context.Background()
 	returned := make(chan struct{})
 	close(returned)
-	if openGate(ctx, gate, 2, returned) {
-		t.Fatal("opened with no shard up")
+	if err := openGate(ctx, gate, 2, returned); !errors.Is(err, errShardReturned) {
+		t.Fatalf("with a shard ended and none up: %v", err)
 	}
 	s := &sim{o: Opts{Shard: &Shard{First: 0, Gate: gate}}}
 	cctx, cancel := context.WithCancel(ctx)
@@ -104,10 +104,31 @@ func TestGate(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(gate, "up-100"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if !openGate(ctx, gate, 2, make(chan struct{})) {
-		t.Fatal("not opened with both shards up")
+	if err := openGate(ctx, gate, 2, make(chan struct{})); err != nil {
+		t.Fatalf("with both shards up: %v", err)
 	}
 	if err := s.waitGate(ctx); err != nil {
 		t.Fatalf("wait at an open gate: %v", err)
+	}
+}
+
+// TestShardFailureStopsTheOthers: a shard that fails before the gate opens
+// ends the run with its error; the others stop waiting at the gate.
+func TestShardFailureStopsTheOthers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet run in -short mode")
+	}
+	broke := errors.New("shard broke")
+	_, err := Run(context.Background(), Opts{
+		Kiosks: 4, Processes: 2, Rate: 1, Duration: time.Second, Dir: t.TempDir(), DrainTimeout: time.Minute,
+		Spawn: func(ctx context.Context, o Opts) (Summary, error) {
+			if o.Shard.First != 0 {
+				return Summary{}, broke
+			}
+			return Run(ctx, o)
+		},
+	})
+	if !errors.Is(err, broke) {
+		t.Fatalf("run with a broken shard: %v", err)
 	}
 }

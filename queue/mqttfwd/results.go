@@ -3,7 +3,7 @@ package mqttfwd
 import "sync"
 
 // resultQueue holds the Results received and not yet applied to the outbox,
-// between paho's message callback and the applier. It is bounded as a
+// between paho's message handlers and the applier. It is bounded as a
 // channel of resultsDepth would be (push waits while it is full, which
 // holds back paho's acknowledgements and so the broker), but its memory
 // follows what waits: a slice that grows with a burst and is let go when
@@ -16,6 +16,8 @@ type resultQueue struct {
 	items [][]byte
 	ready chan struct{} // a token while items may be non-empty
 	room  chan struct{} // a token when take made room
+	// waiting counts the pushes waiting for room (the tests wait on it).
+	waiting int
 }
 
 func newResultQueue() *resultQueue {
@@ -23,20 +25,34 @@ func newResultQueue() *resultQueue {
 }
 
 // push adds p, waiting while resultsDepth wait already; false when done
-// closed first.
+// closed first. Pushes come from many goroutines (paho runs each message's
+// handler on its own when order does not matter), so a push let in passes
+// the room on: take leaves one token however many it freed.
 func (q *resultQueue) push(p []byte, done <-chan struct{}) bool {
 	for {
 		q.mu.Lock()
 		if len(q.items) < resultsDepth {
 			q.items = append(q.items, p)
+			more := len(q.items) < resultsDepth
 			q.mu.Unlock()
 			signal(q.ready)
+			if more {
+				signal(q.room)
+			}
 			return true
 		}
+		q.waiting++
 		q.mu.Unlock()
+		var ok bool
 		select {
 		case <-q.room:
+			ok = true
 		case <-done:
+		}
+		q.mu.Lock()
+		q.waiting--
+		q.mu.Unlock()
+		if !ok {
 			return false
 		}
 	}

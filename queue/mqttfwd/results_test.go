@@ -2,6 +2,8 @@ package mqttfwd
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -48,5 +50,38 @@ func TestResultQueue(t *testing.T) {
 	close(done)
 	if <-pushed {
 		t.Fatal("push into a full queue went through after done")
+	}
+}
+
+// TestResultQueueLetsEveryWaitingPushIn: pushes waiting on a full queue
+// (paho's handlers, one goroutine each) all get in once a take makes room
+// for them, not one per take.
+func TestResultQueueLetsEveryWaitingPushIn(t *testing.T) {
+	q := newResultQueue()
+	done := make(chan struct{})
+	defer close(done)
+	for range resultsDepth {
+		q.push(nil, done)
+	}
+	const waiting = 8
+	var wg sync.WaitGroup
+	for range waiting {
+		wg.Go(func() { q.push([]byte("w"), done) })
+	}
+	for { // until every push waits
+		q.mu.Lock()
+		n := q.waiting
+		q.mu.Unlock()
+		if n == waiting {
+			break
+		}
+		runtime.Gosched()
+	}
+	if got := q.take(nil, resultsDepth); len(got) != resultsDepth {
+		t.Fatalf("took %d of %d", len(got), resultsDepth)
+	}
+	wg.Wait() // hangs (the test times out) if a waiting push is not let in
+	if got := q.take(nil, resultsDepth); len(got) != waiting {
+		t.Fatalf("%d of %d waiting pushes got in", len(got), waiting)
 	}
 }
