@@ -46,6 +46,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./reader/pn532/
 	$(GO) test -run '^$$' -bench . ./display/render/ ./display/oled/
 	$(GO) test -run '^$$' -bench Tap -benchtime 1000x ./kiosk/
+	$(GO) test -run '^$$' -bench DecodeResult ./protocol/
 	$(GO) test -run '^$$' -bench TapOnlineFleet -benchtime 1000x -timeout 40m ./internal/fleetsim/
 
 # The fleet at scale (minutes): 1000 kiosks × 1 tap every 2 s for 60 s, then
@@ -92,9 +93,10 @@ cross:
 # Fuzz every decoder of outside bytes for a while (FUZZTIME each).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeResult -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeResult$$' -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzResultEncode -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCheckinFast -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzDecodeResultFast -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzValidIDs -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRenewRequest -fuzztime $(FUZZTIME) ./protocol

@@ -118,9 +118,21 @@ type Result struct {
 // DecodeResult parses and validates a Result.
 func DecodeResult(b []byte) (Result, error) {
 	var r Result
-	if err := decode(b, &r); err != nil {
-		return Result{}, err
+	ok := false
+	if len(b) <= MaxPayload {
+		r, ok = decodeResultFast(b)
 	}
+	if !ok || r.V != Version {
+		r = Result{}
+		if err := decode(b, &r); err != nil {
+			return Result{}, err
+		}
+	}
+	return validateResult(r)
+}
+
+// validateResult checks the fields of a decoded Result.
+func validateResult(r Result) (Result, error) {
 	switch {
 	case r.ID == "":
 		return r, missing("id")

@@ -101,15 +101,16 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// The Checkin's decoder, written out for the shape kiosks send: one flat
-// object, each field once and spelled as the contract spells it, strings of
-// printable ASCII without escapes, integers without fraction or exponent.
-// Anything else (an escape, a null, another key, a duplicate, a nested
-// value, a byte that is not ASCII) is left to encoding/json, which is the
-// reference: where decodeCheckinFast answers, it answers as json.Unmarshal
-// would (FuzzDecodeCheckinFast), and where it does not, json.Unmarshal is
-// what answers. Central decodes one per tap; encoding/json's reflection
-// was a twelfth of the ingest's processor time.
+// The Checkin's and the Result's decoders, written out for the shape our
+// programs send: one object, each field once and spelled as the contract
+// spells it, strings of valid UTF-8 without escapes, integers without
+// fraction or exponent. Anything else (an escape, a null, another key, a
+// duplicate, a nested value where none belongs, invalid UTF-8) is left to
+// encoding/json, which is the reference: where decodeCheckinFast answers, it answers as json.Unmarshal
+// would (FuzzDecodeCheckinFast, FuzzDecodeResultFast), and where it does
+// not, json.Unmarshal is what answers. Central decodes a checkin per tap
+// (encoding/json's reflection was a twelfth of the ingest's processor
+// time), a kiosk a Result.
 
 // decodeCheckinFast is the Checkin of b, or ok false where b is not in the
 // plain shape (malformed or not).
@@ -198,21 +199,25 @@ func (d *plainDecoder) skip(c byte) bool {
 	return false
 }
 
-// str reads a string of printable ASCII without escapes; it aliases b.
+// str reads a string of valid UTF-8 without escapes or control
+// characters (encoding/json takes those bytes as they are); it aliases b.
 func (d *plainDecoder) str() ([]byte, bool) {
 	if !d.skip('"') {
 		return nil, false
 	}
-	start := d.i
+	start, ascii := d.i, true
 	for ; d.i < len(d.b); d.i++ {
 		c := d.b[d.i]
 		if c == '"' {
 			s := d.b[start:d.i]
 			d.i++
-			return s, true
+			return s, ascii || utf8.Valid(s) // invalid: json writes U+FFFD
 		}
-		if c < 0x20 || c >= utf8.RuneSelf || c == '\\' {
+		if c < 0x20 || c == '\\' {
 			return nil, false
+		}
+		if c >= utf8.RuneSelf {
+			ascii = false
 		}
 	}
 	return nil, false
@@ -283,4 +288,79 @@ func (d *plainDecoder) boolean(v *bool) bool {
 		return false
 	}
 	return true
+}
+
+// decodeResultFast is the Result of b, or ok false where b is not in the
+// plain shape (malformed or not). Its endUserMessage is an object of
+// strings; a key repeated in it keeps the last value, as in encoding/json.
+func decodeResultFast(b []byte) (r Result, ok bool) {
+	d := plainDecoder{b: b}
+	if !d.skip('{') {
+		return Result{}, false
+	}
+	var seen uint8
+	for first := true; ; first = false {
+		if d.skip('}') {
+			break
+		}
+		if !first && !d.skip(',') {
+			return Result{}, false
+		}
+		key, ok := d.str()
+		if !ok || !d.skip(':') {
+			return Result{}, false
+		}
+		var bit uint8
+		switch string(key) {
+		case "v":
+			bit, ok = 1<<0, d.integer(&r.V)
+		case "id":
+			bit, ok = 1<<1, d.strInto(&r.ID)
+		case "status":
+			bit, ok = 1<<2, d.strInto(&r.Status)
+		case "newPoints":
+			bit, ok = 1<<3, d.integer(&r.NewPoints)
+		case "totalPoints":
+			bit, ok = 1<<4, d.integer(&r.TotalPoints)
+		case "endUserMessage":
+			bit, ok = 1<<5, d.stringMap(&r.EndUserMessage)
+		default:
+			return Result{}, false
+		}
+		if !ok || seen&bit != 0 {
+			return Result{}, false
+		}
+		seen |= bit
+	}
+	d.space()
+	if d.i != len(d.b) {
+		return Result{}, false
+	}
+	return r, true
+}
+
+// stringMap reads an object of strings into a new map at v.
+func (d *plainDecoder) stringMap(v *map[string]string) bool {
+	if !d.skip('{') {
+		return false
+	}
+	m := map[string]string{}
+	for first := true; ; first = false {
+		if d.skip('}') {
+			*v = m
+			return true
+		}
+		if !first && !d.skip(',') {
+			return false
+		}
+		k, ok := d.str()
+		if !ok || !d.skip(':') {
+			return false
+		}
+		val, ok := d.str()
+		if !ok {
+			return false
+		}
+		m[string(k)] = string(val)
+	}
 }

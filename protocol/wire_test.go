@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,6 +38,7 @@ func TestDecodeCheckinFast(t *testing.T) {
 		`{}`,
 		` { "v" : 1 , "seq" : -0 , "uptimeMs" : -9223372036854775808 , "clockSynced" : false } ` + "\n\t\r",
 		`{"id":"","counterId":"a b~!#$%&'()*+,-./:;<=>?@[]^_{|}` + "\x7f" + `"}`,
+		`{"id":"é ’   🙂","eventId":"Bib Geel – leesclub"}`,
 	} {
 		if !checkFastAgainstJSON(t, []byte(b)) {
 			t.Errorf("plain shape left to encoding/json: %s", b)
@@ -50,7 +52,7 @@ func TestDecodeCheckinFast(t *testing.T) {
 		`{"id":null}`,
 		`{"id":"a\"b"}`,
 		`{"id":"\u0061"}`,
-		`{"id":"é"}`,
+		"{\"id\":\"\xff\"}", "{\"id\":\"\xed\xa0\x80\"}", "{\"id\":\"\xe2\x80\"}", // not UTF-8
 		"{\"id\":\"a\x01\"}",
 		`{"seq":1.0}`, `{"seq":1e3}`, `{"seq":01}`, `{"seq":-}`, `{"seq":+1}`, `{"seq":9223372036854775808}`,
 		`{"seq":"1"}`, `{"clockSynced":1}`, `{"clockSynced":tru}`, `{"clockSynced":truex}`,
@@ -150,6 +152,97 @@ func BenchmarkDecodeCheckin(b *testing.B) {
 	}{{"fast", DecodeCheckin}, {"json", decodeCheckinJSON}} {
 		b.Run(bc.name, func(b *testing.B) {
 			in := []byte(plainCheckin)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.decode(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// resultJSONPayload is a Result as central encodes one.
+var resultJSONPayload = string(Result{ID: "0193a1f4-7c1e-7d2a-9b1f-2f0c6a8e4d11", Status: StatusSaved, NewPoints: 1, TotalPoints: 23,
+	EndUserMessage: map[string]string{"nl": "Totaal: 23\u00a0punten", "fr": "Total\u00a0: 23\u00a0points", "en": "Total: 23\u00a0points"}}.Encode())
+
+// checkResultFastAgainstJSON is checkFastAgainstJSON for Results.
+func checkResultFastAgainstJSON(t *testing.T, b []byte) bool {
+	t.Helper()
+	got, ok := decodeResultFast(b)
+	if !ok {
+		return false
+	}
+	var want Result
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatalf("fast path took %q, encoding/json refuses it: %v", b, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("fast path of %q:\n got %#v\nwant %#v", b, got, want)
+	}
+	return true
+}
+
+// decodeResultJSON is DecodeResult with encoding/json alone.
+func decodeResultJSON(b []byte) (Result, error) {
+	var r Result
+	if err := decode(b, &r); err != nil {
+		return Result{}, err
+	}
+	return validateResult(r)
+}
+
+func sameResultAnswer(t *testing.T, b []byte) {
+	t.Helper()
+	got, gerr := DecodeResult(b)
+	want, werr := decodeResultJSON(b)
+	if !reflect.DeepEqual(got, want) || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+		t.Fatalf("%q:\n got %#v, %v\nwant %#v, %v", b, got, gerr, want, werr)
+	}
+}
+
+func TestDecodeResultFast(t *testing.T) {
+	for _, b := range []string{
+		resultJSONPayload,
+		`{"v":1,"id":"x","status":"saved","newPoints":-1,"totalPoints":0}`,
+		`{"endUserMessage":{}}`,
+		` { "endUserMessage" : { "a" : "x" , "a" : "y" , "" : "" } } `,
+	} {
+		if !checkResultFastAgainstJSON(t, []byte(b)) {
+			t.Errorf("plain shape left to encoding/json: %s", b)
+		}
+		sameResultAnswer(t, []byte(b))
+	}
+	for _, b := range []string{
+		`{"endUserMessage":null}`, `{"endUserMessage":{"a":1}}`, `{"endUserMessage":{"a":"x",}}`, `{"endUserMessage":{"a"}}`,
+		`{"endUserMessage":[]}`, `{"endUserMessage":{"a":"x"},"endUserMessage":{}}`, `{"Status":"saved"}`,
+		`{"newPoints":1.5}`, `{"id":"a\u0062"}`, "{\"id\":\"\xff\"}", `{"v":1}x`, ``,
+	} {
+		if checkResultFastAgainstJSON(t, []byte(b)) {
+			t.Errorf("fast path took %s", b)
+		}
+		sameResultAnswer(t, []byte(b))
+	}
+}
+
+func FuzzDecodeResultFast(f *testing.F) {
+	f.Add([]byte(resultJSONPayload))
+	f.Add([]byte(`{"v":1,"id":"x","status":"saved","endUserMessage":{"a":"x","a":"y"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkResultFastAgainstJSON(t, b)
+		sameResultAnswer(t, b)
+	})
+}
+
+// BenchmarkDecodeResult: central's Result decoded and checked, by the fast
+// path and by encoding/json alone (a kiosk decodes one per tap).
+func BenchmarkDecodeResult(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte) (Result, error)
+	}{{"fast", DecodeResult}, {"json", decodeResultJSON}} {
+		b.Run(bc.name, func(b *testing.B) {
+			in := []byte(resultJSONPayload)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := bc.decode(in); err != nil {
