@@ -116,22 +116,10 @@ func appendString(b []byte, s string) []byte {
 // plain shape (malformed or not).
 func decodeCheckinFast(b []byte) (c Checkin, ok bool) {
 	d := plainDecoder{b: b}
-	if !d.skip('{') {
-		return Checkin{}, false
-	}
 	var seen uint16
-	for first := true; ; first = false {
-		if d.skip('}') {
-			break
-		}
-		if !first && !d.skip(',') {
-			return Checkin{}, false
-		}
-		key, ok := d.str()
-		if !ok || !d.skip(':') {
-			return Checkin{}, false
-		}
+	if !d.object(func(key []byte) bool {
 		var bit uint16
+		var ok bool
 		switch string(key) {
 		case "v":
 			bit, ok = 1<<0, d.integer(&c.V)
@@ -156,15 +144,14 @@ func decodeCheckinFast(b []byte) (c Checkin, ok bool) {
 		case "uptimeMs":
 			bit, ok = 1<<10, d.integer64(&c.UptimeMs)
 		default:
-			return Checkin{}, false // json matches keys without regard to case
+			return false // json matches keys without regard to case
 		}
 		if !ok || seen&bit != 0 {
-			return Checkin{}, false
+			return false
 		}
 		seen |= bit
-	}
-	d.space()
-	if d.i != len(d.b) {
+		return true
+	}) || !d.end() {
 		return Checkin{}, false
 	}
 	return c, true
@@ -295,22 +282,10 @@ func (d *plainDecoder) boolean(v *bool) bool {
 // strings; a key repeated in it keeps the last value, as in encoding/json.
 func decodeResultFast(b []byte) (r Result, ok bool) {
 	d := plainDecoder{b: b}
-	if !d.skip('{') {
-		return Result{}, false
-	}
 	var seen uint8
-	for first := true; ; first = false {
-		if d.skip('}') {
-			break
-		}
-		if !first && !d.skip(',') {
-			return Result{}, false
-		}
-		key, ok := d.str()
-		if !ok || !d.skip(':') {
-			return Result{}, false
-		}
+	if !d.object(func(key []byte) bool {
 		var bit uint8
+		var ok bool
 		switch string(key) {
 		case "v":
 			bit, ok = 1<<0, d.integer(&r.V)
@@ -325,15 +300,14 @@ func decodeResultFast(b []byte) (r Result, ok bool) {
 		case "endUserMessage":
 			bit, ok = 1<<5, d.stringMap(&r.EndUserMessage)
 		default:
-			return Result{}, false
+			return false
 		}
 		if !ok || seen&bit != 0 {
-			return Result{}, false
+			return false
 		}
 		seen |= bit
-	}
-	d.space()
-	if d.i != len(d.b) {
+		return true
+	}) || !d.end() {
 		return Result{}, false
 	}
 	return r, true
@@ -341,26 +315,41 @@ func decodeResultFast(b []byte) (r Result, ok bool) {
 
 // stringMap reads an object of strings into a new map at v.
 func (d *plainDecoder) stringMap(v *map[string]string) bool {
+	m := map[string]string{}
+	if !d.object(func(key []byte) bool {
+		val, ok := d.str()
+		m[string(key)] = string(val)
+		return ok
+	}) {
+		return false
+	}
+	*v = m
+	return true
+}
+
+// object reads an object, calling field with each key once the decoder
+// stands at its value; false where the input leaves the plain shape or
+// field says so.
+func (d *plainDecoder) object(field func(key []byte) bool) bool {
 	if !d.skip('{') {
 		return false
 	}
-	m := map[string]string{}
 	for first := true; ; first = false {
 		if d.skip('}') {
-			*v = m
 			return true
 		}
 		if !first && !d.skip(',') {
 			return false
 		}
-		k, ok := d.str()
-		if !ok || !d.skip(':') {
+		key, ok := d.str()
+		if !ok || !d.skip(':') || !field(key) {
 			return false
 		}
-		val, ok := d.str()
-		if !ok {
-			return false
-		}
-		m[string(k)] = string(val)
 	}
+}
+
+// end reports whether only space is left.
+func (d *plainDecoder) end() bool {
+	d.space()
+	return d.i == len(d.b)
 }
