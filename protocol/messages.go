@@ -44,16 +44,9 @@ func (c Checkin) Encode() []byte { c.V = Version; return encode(c) }
 
 // DecodeCheckin parses and validates a Checkin.
 func DecodeCheckin(b []byte) (Checkin, error) {
-	var c Checkin
-	ok := false
-	if len(b) <= MaxPayload {
-		c, ok = decodeCheckinFast(b)
-	}
-	if !ok || c.V != Version {
-		c = Checkin{}
-		if err := decode(b, &c); err != nil {
-			return Checkin{}, err
-		}
+	c, err := decodePlain(b, decodeCheckinFast)
+	if err != nil {
+		return Checkin{}, err
 	}
 	return validateCheckin(c)
 }
@@ -117,16 +110,9 @@ type Result struct {
 
 // DecodeResult parses and validates a Result.
 func DecodeResult(b []byte) (Result, error) {
-	var r Result
-	ok := false
-	if len(b) <= MaxPayload {
-		r, ok = decodeResultFast(b)
-	}
-	if !ok || r.V != Version {
-		r = Result{}
-		if err := decode(b, &r); err != nil {
-			return Result{}, err
-		}
+	r, err := decodePlain(b, decodeResultFast)
+	if err != nil {
+		return Result{}, err
 	}
 	return validateResult(r)
 }

@@ -11,22 +11,71 @@ import (
 // plainCheckin is a Checkin as kioskd encodes one.
 const plainCheckin = `{"v":1,"id":"0193a1f4-7c1e-7d2a-9b1f-2f0c6a8e4d11","deviceId":"kiosk-bib-geel-01","seq":4711,"chipNumber":"042F51B2712380","eventId":"evt-7781","counterId":"balie-geel","tappedAt":"2026-11-24T09:12:33.481Z","clockSynced":true,"bootId":"b","uptimeMs":5}`
 
-// checkFastAgainstJSON fails t where decodeCheckinFast answers b otherwise
-// than json.Unmarshal, and reports whether the fast path answered.
-func checkFastAgainstJSON(t *testing.T, b []byte) bool {
+// fastAgreesWithJSON fails t where fast answers b otherwise than
+// json.Unmarshal into a T, and reports whether fast answered.
+func fastAgreesWithJSON[T any](t *testing.T, fast func([]byte) (T, bool), b []byte) bool {
 	t.Helper()
-	got, ok := decodeCheckinFast(b)
+	got, ok := fast(b)
 	if !ok {
 		return false
 	}
-	var want Checkin
+	var want T
 	if err := json.Unmarshal(b, &want); err != nil {
 		t.Fatalf("fast path took %q, encoding/json refuses it: %v", b, err)
 	}
-	if got != want {
-		t.Fatalf("fast path of %q:\n got %+v\nwant %+v", b, got, want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("fast path of %q:\n got %#v\nwant %#v", b, got, want)
 	}
 	return true
+}
+
+// sameAnswer fails t where decode answers b otherwise than decodeJSON (the
+// same decoder with encoding/json alone), error text included.
+func sameAnswer[T any](t *testing.T, decode, decodeJSON func([]byte) (T, error), b []byte) {
+	t.Helper()
+	got, gerr := decode(b)
+	want, werr := decodeJSON(b)
+	if !reflect.DeepEqual(got, want) || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+		t.Errorf("%q:\n got %#v, %v\nwant %#v, %v", b, got, gerr, want, werr)
+	}
+}
+
+// jsonOnly is decode with encoding/json alone, then validate: a Decode
+// function without its fast path.
+func jsonOnly[T any, P interface {
+	*T
+	versioned
+}](validate func(T) (T, error)) func([]byte) (T, error) {
+	return func(b []byte) (T, error) {
+		var v T
+		if err := decode(b, P(&v)); err != nil {
+			var zero T
+			return zero, err
+		}
+		return validate(v)
+	}
+}
+
+var (
+	decodeCheckinJSON = jsonOnly[Checkin](validateCheckin)
+	decodeResultJSON  = jsonOnly[Result](validateResult)
+)
+
+// benchDecode measures decode and decodeJSON on in.
+func benchDecode[T any](b *testing.B, in []byte, decode, decodeJSON func([]byte) (T, error)) {
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte) (T, error)
+	}{{"fast", decode}, {"json", decodeJSON}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.decode(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 func TestDecodeCheckinFast(t *testing.T) {
@@ -40,7 +89,7 @@ func TestDecodeCheckinFast(t *testing.T) {
 		`{"id":"","counterId":"a b~!#$%&'()*+,-./:;<=>?@[]^_{|}` + "\x7f" + `"}`,
 		`{"id":"é ’   🙂","eventId":"Bib Geel – leesclub"}`,
 	} {
-		if !checkFastAgainstJSON(t, []byte(b)) {
+		if !fastAgreesWithJSON(t, decodeCheckinFast, []byte(b)) {
 			t.Errorf("plain shape left to encoding/json: %s", b)
 		}
 	}
@@ -59,7 +108,7 @@ func TestDecodeCheckinFast(t *testing.T) {
 		`{"x":1}`, `{"id":{}}`, `{"id":[]}`,
 		`{"v":1,}`, `{,"v":1}`, `{"v":1}x`, `{"v":1}{}`, `{"v" 1}`, `{"v":1`, `{"v`, `{`, ``, `[]`, `null`,
 	} {
-		if checkFastAgainstJSON(t, []byte(b)) {
+		if fastAgreesWithJSON(t, decodeCheckinFast, []byte(b)) {
 			t.Errorf("fast path took %s", b)
 		}
 	}
@@ -79,21 +128,8 @@ func TestDecodeCheckinAnswersAsBefore(t *testing.T) {
 		`{"v":1,"id":"x"}`,
 		`garbage`,
 	} {
-		got, gerr := DecodeCheckin([]byte(b))
-		want, werr := decodeCheckinJSON([]byte(b))
-		if got != want || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
-			t.Errorf("%s:\n got %+v, %v\nwant %+v, %v", b, got, gerr, want, werr)
-		}
+		sameAnswer(t, DecodeCheckin, decodeCheckinJSON, []byte(b))
 	}
-}
-
-// decodeCheckinJSON is DecodeCheckin with encoding/json alone.
-func decodeCheckinJSON(b []byte) (Checkin, error) {
-	var c Checkin
-	if err := decode(b, &c); err != nil {
-		return Checkin{}, err
-	}
-	return validateCheckin(c)
 }
 
 func FuzzDecodeCheckinFast(f *testing.F) {
@@ -101,12 +137,8 @@ func FuzzDecodeCheckinFast(f *testing.F) {
 	f.Add([]byte(`{"v":1,"seq":-0,"clockSynced":false,"id":"x"}`))
 	f.Add([]byte(`{"ID":"x","seq":1.0,"id":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		checkFastAgainstJSON(t, b)
-		got, gerr := DecodeCheckin(b)
-		want, werr := decodeCheckinJSON(b)
-		if got != want || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
-			t.Fatalf("%q:\n got %+v, %v\nwant %+v, %v", b, got, gerr, want, werr)
-		}
+		fastAgreesWithJSON(t, decodeCheckinFast, b)
+		sameAnswer(t, DecodeCheckin, decodeCheckinJSON, b)
 	})
 }
 
@@ -146,60 +178,12 @@ func FuzzValidIDs(f *testing.F) {
 // BenchmarkDecodeCheckin: a kiosk's checkin decoded and checked, by the
 // fast path and by encoding/json alone.
 func BenchmarkDecodeCheckin(b *testing.B) {
-	for _, bc := range []struct {
-		name   string
-		decode func([]byte) (Checkin, error)
-	}{{"fast", DecodeCheckin}, {"json", decodeCheckinJSON}} {
-		b.Run(bc.name, func(b *testing.B) {
-			in := []byte(plainCheckin)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := bc.decode(in); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchDecode(b, []byte(plainCheckin), DecodeCheckin, decodeCheckinJSON)
 }
 
 // resultJSONPayload is a Result as central encodes one.
 var resultJSONPayload = string(Result{ID: "0193a1f4-7c1e-7d2a-9b1f-2f0c6a8e4d11", Status: StatusSaved, NewPoints: 1, TotalPoints: 23,
 	EndUserMessage: map[string]string{"nl": "Totaal: 23\u00a0punten", "fr": "Total\u00a0: 23\u00a0points", "en": "Total: 23\u00a0points"}}.Encode())
-
-// checkResultFastAgainstJSON is checkFastAgainstJSON for Results.
-func checkResultFastAgainstJSON(t *testing.T, b []byte) bool {
-	t.Helper()
-	got, ok := decodeResultFast(b)
-	if !ok {
-		return false
-	}
-	var want Result
-	if err := json.Unmarshal(b, &want); err != nil {
-		t.Fatalf("fast path took %q, encoding/json refuses it: %v", b, err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("fast path of %q:\n got %#v\nwant %#v", b, got, want)
-	}
-	return true
-}
-
-// decodeResultJSON is DecodeResult with encoding/json alone.
-func decodeResultJSON(b []byte) (Result, error) {
-	var r Result
-	if err := decode(b, &r); err != nil {
-		return Result{}, err
-	}
-	return validateResult(r)
-}
-
-func sameResultAnswer(t *testing.T, b []byte) {
-	t.Helper()
-	got, gerr := DecodeResult(b)
-	want, werr := decodeResultJSON(b)
-	if !reflect.DeepEqual(got, want) || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
-		t.Fatalf("%q:\n got %#v, %v\nwant %#v, %v", b, got, gerr, want, werr)
-	}
-}
 
 func TestDecodeResultFast(t *testing.T) {
 	for _, b := range []string{
@@ -208,20 +192,20 @@ func TestDecodeResultFast(t *testing.T) {
 		`{"endUserMessage":{}}`,
 		` { "endUserMessage" : { "a" : "x" , "a" : "y" , "" : "" } } `,
 	} {
-		if !checkResultFastAgainstJSON(t, []byte(b)) {
+		if !fastAgreesWithJSON(t, decodeResultFast, []byte(b)) {
 			t.Errorf("plain shape left to encoding/json: %s", b)
 		}
-		sameResultAnswer(t, []byte(b))
+		sameAnswer(t, DecodeResult, decodeResultJSON, []byte(b))
 	}
 	for _, b := range []string{
 		`{"endUserMessage":null}`, `{"endUserMessage":{"a":1}}`, `{"endUserMessage":{"a":"x",}}`, `{"endUserMessage":{"a"}}`,
 		`{"endUserMessage":[]}`, `{"endUserMessage":{"a":"x"},"endUserMessage":{}}`, `{"Status":"saved"}`,
 		`{"newPoints":1.5}`, `{"id":"a\u0062"}`, "{\"id\":\"\xff\"}", `{"v":1}x`, ``,
 	} {
-		if checkResultFastAgainstJSON(t, []byte(b)) {
+		if fastAgreesWithJSON(t, decodeResultFast, []byte(b)) {
 			t.Errorf("fast path took %s", b)
 		}
-		sameResultAnswer(t, []byte(b))
+		sameAnswer(t, DecodeResult, decodeResultJSON, []byte(b))
 	}
 }
 
@@ -229,26 +213,13 @@ func FuzzDecodeResultFast(f *testing.F) {
 	f.Add([]byte(resultJSONPayload))
 	f.Add([]byte(`{"v":1,"id":"x","status":"saved","endUserMessage":{"a":"x","a":"y"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		checkResultFastAgainstJSON(t, b)
-		sameResultAnswer(t, b)
+		fastAgreesWithJSON(t, decodeResultFast, b)
+		sameAnswer(t, DecodeResult, decodeResultJSON, b)
 	})
 }
 
 // BenchmarkDecodeResult: central's Result decoded and checked, by the fast
 // path and by encoding/json alone (a kiosk decodes one per tap).
 func BenchmarkDecodeResult(b *testing.B) {
-	for _, bc := range []struct {
-		name   string
-		decode func([]byte) (Result, error)
-	}{{"fast", DecodeResult}, {"json", decodeResultJSON}} {
-		b.Run(bc.name, func(b *testing.B) {
-			in := []byte(resultJSONPayload)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := bc.decode(in); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchDecode(b, []byte(resultJSONPayload), DecodeResult, decodeResultJSON)
 }
