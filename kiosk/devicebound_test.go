@@ -33,19 +33,8 @@ func provisionedKiosk(t *testing.T, device string) (*Kiosk, *provisioning.CA, *s
 	cfg.MQTT.AllowInsecure = true
 	cfg.Display.SpaarcodeEvery = -1
 	logs := &syncBuf{}
-	k, err := New(cfg, Opts{Display: &screenLog{}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	k := runUnprovisioned(t, cfg, Opts{Display: &screenLog{}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	ctx := context.Background()
 	ca, err := provisioning.InitCA(filepath.Join(dir, "ca"), "", time.Now(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

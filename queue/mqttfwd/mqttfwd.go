@@ -272,18 +272,12 @@ func (f *Forwarder) String() string { return "mqttfwd(" + f.o.DeviceID + "@" + f
 
 // Kick tells the forwarder a checkin was enqueued; it never blocks.
 func (f *Forwarder) Kick() {
-	select {
-	case f.kick <- struct{}{}:
-	default:
-	}
+	signal(f.kick)
 }
 
 // StatusChanged asks for a Status publication now; it never blocks.
 func (f *Forwarder) StatusChanged() {
-	select {
-	case f.statusKick <- struct{}{}:
-	default:
-	}
+	signal(f.statusKick)
 }
 
 // Rescan makes the forwarder read the outbox from its first seq again at
@@ -291,10 +285,7 @@ func (f *Forwarder) StatusChanged() {
 // queue.Salvage into the outbox it forwards (salvaged checkins keep their
 // older seq); it never blocks.
 func (f *Forwarder) Rescan() {
-	select {
-	case f.rescan <- struct{}{}:
-	default:
-	}
+	signal(f.rescan)
 }
 
 // Connected reports whether the forwarder can forward: a session with the

@@ -77,7 +77,7 @@ func (q *resultQueue) take(batch [][]byte, n int) [][]byte {
 	return batch
 }
 
-// signal leaves a token in c unless one is there.
+// signal leaves a token in c unless one is there: it never blocks.
 func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
