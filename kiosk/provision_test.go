@@ -49,6 +49,12 @@ func runUnprovisioned(t *testing.T, cfg provisioning.Config, o Opts) *Kiosk {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runUntilCleanup(t, k)
+	return k
+}
+
+// runUntilCleanup runs k until t's cleanup, which checks Run's error.
+func runUntilCleanup(t *testing.T, k *Kiosk) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- k.Run(ctx) }()
@@ -58,7 +64,6 @@ func runUnprovisioned(t *testing.T, cfg provisioning.Config, o Opts) *Kiosk {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return k
 }
 
 func TestUnprovisionedShowsPairingCodeUntilBundle(t *testing.T) {

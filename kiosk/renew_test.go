@@ -32,16 +32,9 @@ func renewKiosk(t *testing.T, f *fleetcatest.Fleet, device string, days int, clk
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.renew.offline = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	k.renew.offline = 50 * time.Millisecond // before Run reads it
+	runUntilCleanup(t, k)
+	ctx := context.Background()
 	// As `kioskctl provision apply` does.
 	if _, err := f.Provision(k.Identity(), days).Apply(cfg.StateDir, k.Identity(), false); err != nil {
 		t.Fatal(err)
