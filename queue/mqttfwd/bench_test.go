@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/uitpas/tap-kiosk/internal/testbroker"
+	"github.com/uitpas/tap-kiosk/provisioning"
 	"github.com/uitpas/tap-kiosk/queue/mqttfwd/fwdbench"
 )
 
@@ -57,8 +58,12 @@ func BenchmarkDrain10k(b *testing.B) {
 	b.ReportMetric(rate/float64(b.N), "msgs/s")
 }
 
-// benchWindow lets MQTTFWD_BENCH_WINDOW try other windows.
+// benchWindow is a kiosk's window, provisioning's default mqtt.window (256,
+// not Opts' fallback): the drain is measured as kiosks run it.
+// MQTTFWD_BENCH_WINDOW tries others.
 func benchWindow() int {
-	n, _ := strconv.Atoi(os.Getenv("MQTTFWD_BENCH_WINDOW"))
-	return n
+	if n, err := strconv.Atoi(os.Getenv("MQTTFWD_BENCH_WINDOW")); err == nil && n > 0 {
+		return n
+	}
+	return provisioning.Default().MQTT.Window
 }
