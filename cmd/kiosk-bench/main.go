@@ -72,10 +72,10 @@ func main() {
 // bench runs the measurements; its Standalone starts the broker.
 type bench struct {
 	testbroker.Standalone
-	bin   string
-	mu    sync.Mutex // dir, between the run and an interrupt
-	dir   string
-	rows  [][4]string
+	bin  string
+	mu   sync.Mutex // dir, between the run and an interrupt
+	dir  string
+	rows [][4]string
 }
 
 func (b *bench) cleanup() {
