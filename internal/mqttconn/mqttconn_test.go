@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -130,6 +131,37 @@ func TestWritesGathered(t *testing.T) {
 	if wc.writes > 2 {
 		t.Fatalf("%d writes reached the connection for 100 packets, want at most 2", wc.writes)
 	}
+}
+
+// TestWritesGatheredWhileAWriterRuns: packets written one by one by a
+// goroutine that yields between them, as paho's writer does between the
+// packets it encodes, go out a few at a time rather than each alone: the
+// writer lets it run before it takes the buffer. One processor, so that the
+// two take turns as on a busy host.
+func TestWritesGatheredWhileAWriterRuns(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	a, b := net.Pipe()
+	defer b.Close()
+	go io.Copy(io.Discard, b)
+	wc := &writeCounter{Conn: a}
+	c := newCoalescer(wc)
+	const n = 200
+	for i := range n {
+		if _, err := c.Write([]byte{0x40, 0x02, byte(i >> 8), byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		runtime.Gosched()
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wc.mu.Lock()
+	defer wc.mu.Unlock()
+	// Each alone would be n writes; gathered, about n/gatherRounds.
+	if wc.writes > n/2 {
+		t.Fatalf("%d writes reached the connection for %d packets, want at most %d", wc.writes, n, n/2)
+	}
+	t.Logf("%d writes for %d packets", wc.writes, n)
 }
 
 // TestWriteFailsAfterPeerGone: once a write failed every later one fails
