@@ -1,9 +1,10 @@
 // Command kiosk-bench measures the kiosk as a whole and prints a table:
-// tap latency through the control socket beside a bare durable SQLite insert,
-// the drain of a 10 000-checkin backlog to Mosquitto with Results beside a
-// raw paho request→reply through the same broker (the same window, the same
-// fake central), kioskd's resident memory idle and while draining,
-// and start to ready. It runs the real binaries from bin/ (make bench builds
+// tap → durable → feedback through the control socket with no central
+// answering, beside a bare durable SQLite insert; tap → central's answer
+// with kiosk-ingest answering; the drain of a 10 000-checkin backlog to
+// Mosquitto with Results beside a raw paho request→reply through the same
+// broker (the same window, the same fake central, interleaved rounds);
+// kioskd's resident memory idle and while draining; and start to ready. It runs the real binaries from bin/ (make bench builds
 // them) against a Mosquitto it starts on a free port. Its state (queues,
 // ledger, logs) is in a temporary directory, removed at the end: by default
 // below $TMPDIR or else /var/tmp, which is on disk, as a kiosk's queue is;
