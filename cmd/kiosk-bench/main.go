@@ -4,8 +4,9 @@
 // with kiosk-ingest answering; the drain of a 10 000-checkin backlog to
 // Mosquitto with Results beside a raw paho request→reply through the same
 // broker (the same window, the same fake central, interleaved rounds);
-// kioskd's resident memory idle and while draining; and start to ready. It runs the real binaries from bin/ (make bench builds
-// them) against a Mosquitto it starts on a free port. Its state (queues,
+// kioskd's resident memory idle and while draining; and start to ready.
+// It runs the real binaries from bin/ (make bench builds them) against a
+// Mosquitto it starts on a free port. Its state (queues,
 // ledger, logs) is in a temporary directory, removed at the end: by default
 // below $TMPDIR or else /var/tmp, which is on disk, as a kiosk's queue is;
 // -tmp names another.
@@ -40,7 +41,7 @@ import (
 )
 
 func main() {
-	taps := flag.Int("taps", 1000, "taps through the control socket (and bare inserts)")
+	taps := flag.Int("taps", 1000, "taps through the control socket in each of the two tap measures (and bare inserts)")
 	backlog := flag.Int("backlog", 10000, "checkins in the drain backlog")
 	bin := flag.String("bin", "bin", "directory with kioskd and kiosk-ingest")
 	tmp := flag.String("tmp", "", "make the state directory below this `directory` (removed at the end); default $TMPDIR, else /var/tmp")
@@ -157,20 +158,11 @@ func (b *bench) run(nTaps, nBacklog int) error {
 		return b.start("kiosk-ingest", "-broker", broker.URL(), "-db", filepath.Join(b.dir, "ledger.db"), "-enroll-unknown",
 			"-synchronous", "NORMAL")
 	}
-	k.start()
-	// One connection for all taps, as a front end driving the socket would
-	// hold it: the figure is the tap, not connection set-up.
-	conn, err := net.Dial("unix", k.sock)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	rd := bufio.NewReader(conn)
 	// First with no central answering: the tap is durable, then its
-	// feedback, which is what the bare insert is the yardstick of. (The
-	// first of these taps waits tap.await_result for an answer; the kiosk
-	// then knows central is not answering and the others do not wait.)
-	tp, bare, _, err := b.taps(ctx, conn, rd, bi, "04BE", nTaps)
+	// feedback, which is what the bare insert is the yardstick of.
+	k.start()
+	k.waitLink(10 * time.Second)
+	tp, bare, _, err := b.tapSeries(ctx, k, bi, "04BE", nTaps)
 	if err != nil {
 		return err
 	}
@@ -181,17 +173,25 @@ func (b *bench) run(nTaps, nBacklog int) error {
 		verdict(float64(tp.P99)/float64(bare.P99), 2, "≤ 2× bare"))
 	// Then online, central answering: the passholder's answer is central's
 	// Result, which the tap waits for (tap.await_result), so this is the
-	// tap's whole round trip through the broker and the ingest.
+	// tap's whole round trip through the broker and the ingest. The broker
+	// dropped the checkins published while nothing subscribed; a running
+	// kiosk would publish them again after mqtt.retry_after (30 s), a
+	// restarted one does at once. Their Results tell it central answers.
 	ing := startIngest()
-	// The backlog's Results tell the kiosk that central answers again.
+	k.stop()
+	k.start()
+	k.waitLink(10 * time.Second)
 	k.waitPending(0, 60*time.Second)
-	online, _, answered, err := b.taps(ctx, conn, rd, nil, "04BD", nTaps)
+	online, _, answered, err := b.tapSeries(ctx, k, nil, "04BD", nTaps)
 	if err != nil {
 		return err
 	}
 	b.row("tap → central's answer, online, p50", online.P50.String(), fmt.Sprintf("%d of %d answered by central", answered, nTaps), "")
-	b.row("tap → central's answer, online, p99", online.P99.String(), "",
-		verdict(float64(online.P99)/float64(time.Millisecond), 100, "≤ 100 ms"))
+	v := verdict(float64(online.P99)/float64(time.Millisecond), 100, "≤ 100 ms")
+	if answered < nTaps { // the others did not wait: not this figure
+		v = fmt.Sprintf("≤ 100 ms (MISSED: %d of %d taps without central's answer)", nTaps-answered, nTaps)
+	}
+	b.row("tap → central's answer, online, p99", online.P99.String(), "", v)
 	k.waitPending(0, 60*time.Second)
 
 	// (c) resident memory idle.
@@ -209,7 +209,7 @@ func (b *bench) run(nTaps, nBacklog int) error {
 	b.row("start to ready (median of 5)", starts[2].Round(100*time.Microsecond).String(),
 		"max "+starts[4].Round(100*time.Microsecond).String(), verdict(float64(starts[2].Milliseconds()), 200, "≤ 200 ms"))
 
-	// (b) drain a backlog with Results, beside raw QoS 1 publishing.
+	// (b) drain a backlog with Results, beside raw request→reply.
 	k.stop()
 	if err := b.fill(k, nBacklog); err != nil {
 		return err
@@ -221,14 +221,18 @@ func (b *bench) run(nTaps, nBacklog int) error {
 	// interleaved rounds and compared round by round.
 	window := provisioning.Default().MQTT.Window
 	var raws, drains, ratios []float64
-	for range drainRounds {
-		raw, err := fwdbench.RawRequestReply(ctx, broker.URL(), nBacklog, window)
-		if err != nil {
-			return err
-		}
-		fwd, _, err := fwdbench.Drain(ctx, broker.URL(), b.TempDir(), nBacklog, window)
-		if err != nil {
-			return err
+	for r := range drainRounds {
+		var raw, fwd fwdbench.Result
+		var err error
+		for i := range 2 { // the order alternates between rounds
+			if (r+i)%2 == 0 {
+				raw, err = fwdbench.RawRequestReply(ctx, broker.URL(), nBacklog, window)
+			} else {
+				fwd, _, err = fwdbench.Drain(ctx, broker.URL(), b.TempDir(), nBacklog, window)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		raws, drains = append(raws, raw.PerSec()), append(drains, fwd.PerSec())
 		ratios = append(ratios, fwd.PerSec()/raw.PerSec())
@@ -286,6 +290,24 @@ func median(v []float64) float64 {
 // spread prints v's smallest and largest values in format f.
 func spread(v []float64, f string) string {
 	return fmt.Sprintf(f+" – "+f, slices.Min(v), slices.Max(v))
+}
+
+// tapSeries times n taps through one connection to k's control socket, as
+// a front end driving the socket would hold it (the figure is the tap, not
+// connection set-up), after one tap that is not timed: with no central
+// answering, that one waits tap.await_result and the kiosk then knows
+// central is not answering.
+func (b *bench) tapSeries(ctx context.Context, k *kioskProc, bi *queue.BareInsert, prefix string, n int) (tap, bare queue.Latency, answered int, err error) {
+	conn, err := net.Dial("unix", k.sock)
+	if err != nil {
+		return tap, bare, 0, err
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	if _, _, _, err := b.taps(ctx, conn, rd, nil, prefix+"F", 1); err != nil {
+		return tap, bare, 0, err
+	}
+	return b.taps(ctx, conn, rd, bi, prefix, n)
 }
 
 // taps sends n taps of new cards (chip numbers prefix and a counter) through
@@ -403,17 +425,40 @@ func (k *kioskProc) stop() {
 }
 
 func (k *kioskProc) pending() (int, error) {
+	st, err := k.status()
+	return st.Pending, err
+}
+
+type kioskStatus struct {
+	Pending int    `json:"pending"`
+	MQTT    string `json:"mqtt"`
+}
+
+func (k *kioskProc) status() (kioskStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	var s kioskStatus
 	line, err := control.Call(ctx, k.sock, control.Request{Op: "status"})
 	if err != nil {
-		return 0, err
-	}
-	var s struct {
-		Pending int `json:"pending"`
+		return s, err
 	}
 	err = json.Unmarshal(line, &s)
-	return s.Pending, err
+	return s, err
+}
+
+// waitLink waits until kioskd's link to the broker is up: before that a
+// tap is offline and does not wait for central.
+func (k *kioskProc) waitLink(timeout time.Duration) {
+	t0 := time.Now()
+	for {
+		if st, err := k.status(); err == nil && st.MQTT == "connected" {
+			return
+		}
+		if time.Since(t0) > timeout {
+			k.b.Fatal("kioskd's link to the broker did not come up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (k *kioskProc) waitPending(n int, timeout time.Duration) {

@@ -157,7 +157,7 @@ func TestWritesGatheredWhileAWriterRuns(t *testing.T) {
 	}
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
-	// Each alone would be n writes; gathered, about n/gatherRounds.
+	// Each alone would be n writes; gathered, about n/(gatherRounds+1).
 	if wc.writes > n/2 {
 		t.Fatalf("%d writes reached the connection for %d packets, want at most %d", wc.writes, n, n/2)
 	}
