@@ -16,7 +16,7 @@ func BenchmarkWrite(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		wrap func(net.Conn) net.Conn
-	}{{"plain", func(c net.Conn) net.Conn { return c }}, {"gathered", func(c net.Conn) net.Conn { return newCoalescer(c) }}} {
+	}{{"plain", func(c net.Conn) net.Conn { return c }}, {"gathered", func(c net.Conn) net.Conn { return newCoalescer(c, Central.gatherRounds()) }}} {
 		b.Run(tc.name, func(b *testing.B) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {

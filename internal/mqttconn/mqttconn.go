@@ -19,13 +19,37 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// ReadBuffer is the read buffer's size for central (Open): a burst of
-// checkins is read in a few calls. A kiosk reads a Result a tap and wraps
-// with SmallReadBuffer: its buffer is a fleet's memory times thousands.
+// Role says whose connection it is, which sets how it reads and writes.
+type Role int
+
 const (
-	ReadBuffer      = 32 << 10
-	SmallReadBuffer = 4 << 10
+	// Central (Open) reads through 32 KiB, so that a burst of checkins is
+	// read in a few calls, and its writer gathers a batch's Results and
+	// PUBACKs (coalescer.gather).
+	Central Role = iota
+	// Kiosk reads through 4 KiB (its buffer is a fleet's memory times
+	// thousands) and writes at once: a kiosk sends a packet at a time, so
+	// there is nothing to gather, and its write does not wait a turn of the
+	// scheduler (in a fleet simulator's shard, thousands of kiosks).
+	Kiosk
 )
+
+// readBuffer is r's read buffer size.
+func (r Role) readBuffer() int {
+	if r == Kiosk {
+		return 4 << 10
+	}
+	return 32 << 10
+}
+
+// gatherRounds is how many scheduler rounds r's writer may yield to let
+// more packets in before it writes.
+func (r Role) gatherRounds() int {
+	if r == Kiosk {
+		return 0
+	}
+	return 4
+}
 
 // Handles reports whether Dial opens connections of scheme (paho's own
 // dialer then stays for the others: ws, wss).
@@ -54,7 +78,7 @@ func Open(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Wrap(conn, ReadBuffer), nil
+	return Wrap(conn, Central), nil
 }
 
 // Dial connects to the broker at u: TLS for the schemes paho reads as TLS
@@ -82,10 +106,13 @@ func Dial(ctx context.Context, u *url.URL, cfg *tls.Config) (net.Conn, error) {
 	return conn, nil
 }
 
-// Wrap is conn with its reads buffered and its writes gathered (write.go).
-// Only one goroutine may read from it (paho has one). Its Close writes what
-// waits first; closing conn itself cuts the connection at once.
-func Wrap(conn net.Conn, readBuffer int) net.Conn { return buffered(newCoalescer(conn), readBuffer) }
+// Wrap is conn with its reads buffered and its writes gathered (write.go),
+// as r needs them. Only one goroutine may read from it (paho has one). Its
+// Close writes what waits first; closing conn itself cuts the connection at
+// once.
+func Wrap(conn net.Conn, r Role) net.Conn {
+	return buffered(newCoalescer(conn, r.gatherRounds()), r.readBuffer())
+}
 
 // buffered is conn with its reads buffered in readBuffer bytes.
 func buffered(conn net.Conn, readBuffer int) net.Conn {

@@ -36,7 +36,7 @@ func TestBufferedReadsAPacketInOneCall(t *testing.T) {
 	packets := strings.Repeat("\x40\x02\x00\x01", 100)
 	go func() { io.WriteString(b, packets) }()
 	cc := &countingConn{Conn: a}
-	c := buffered(cc, ReadBuffer)
+	c := buffered(cc, Central.readBuffer())
 	one := make([]byte, 1)
 	for i := 0; i < len(packets); i++ {
 		if _, err := io.ReadFull(c, one); err != nil {
@@ -106,7 +106,7 @@ func TestWritesGathered(t *testing.T) {
 	a, b := net.Pipe() // a write waits until the other end reads it
 	defer b.Close()
 	wc := &writeCounter{Conn: a}
-	c := newCoalescer(wc)
+	c := newCoalescer(wc, Central.gatherRounds())
 	var want bytes.Buffer
 	for i := range 100 {
 		p := []byte{0x40, 0x02, byte(i >> 8), byte(i)} // a PUBACK
@@ -135,40 +135,50 @@ func TestWritesGathered(t *testing.T) {
 
 // TestWritesGatheredWhileAWriterRuns: packets written one by one by a
 // goroutine that yields between them, as paho's writer does between the
-// packets it encodes, go out a few at a time rather than each alone: the
-// writer lets it run before it takes the buffer. One processor, so that the
-// two take turns as on a busy host.
+// packets it encodes, go out a few at a time on central's connection rather
+// than each alone: the writer lets it run before it takes the buffer. A
+// kiosk's connection writes at once. One processor, so that the two take
+// turns as on a busy host.
 func TestWritesGatheredWhileAWriterRuns(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	a, b := net.Pipe()
-	defer b.Close()
-	go io.Copy(io.Discard, b)
-	wc := &writeCounter{Conn: a}
-	c := newCoalescer(wc)
 	const n = 200
-	for i := range n {
-		if _, err := c.Write([]byte{0x40, 0x02, byte(i >> 8), byte(i)}); err != nil {
+	writes := func(r Role) int {
+		a, b := net.Pipe()
+		defer b.Close()
+		go io.Copy(io.Discard, b)
+		wc := &writeCounter{Conn: a}
+		c := newCoalescer(wc, r.gatherRounds())
+		for i := range n {
+			if _, err := c.Write([]byte{0x40, 0x02, byte(i >> 8), byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+			runtime.Gosched()
+		}
+		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
-		runtime.Gosched()
+		wc.mu.Lock()
+		defer wc.mu.Unlock()
+		return wc.writes
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
+	// Each alone would be n writes; gathered, about n/(rounds+1).
+	if w := writes(Central); w > n/2 {
+		t.Errorf("central: %d writes reached the connection for %d packets, want at most %d", w, n, n/2)
+	} else {
+		t.Logf("central: %d writes for %d packets", w, n)
 	}
-	wc.mu.Lock()
-	defer wc.mu.Unlock()
-	// Each alone would be n writes; gathered, about n/(gatherRounds+1).
-	if wc.writes > n/2 {
-		t.Fatalf("%d writes reached the connection for %d packets, want at most %d", wc.writes, n, n/2)
+	if w := writes(Kiosk); w < n/2 {
+		t.Errorf("kiosk: %d writes for %d packets: its writer waited for more, want each written at once", w, n)
+	} else {
+		t.Logf("kiosk: %d writes for %d packets", w, n)
 	}
-	t.Logf("%d writes for %d packets", wc.writes, n)
 }
 
 // TestWriteFailsAfterPeerGone: once a write failed every later one fails
 // with its error, and Close does not wait for a peer that reads nothing.
 func TestWriteFailsAfterPeerGone(t *testing.T) {
 	a, b := net.Pipe()
-	c := newCoalescer(a)
+	c := newCoalescer(a, Central.gatherRounds())
 	c.flush = 50 * time.Millisecond
 	b.Close()
 	if _, err := c.Write([]byte("x")); err != nil {
@@ -190,7 +200,7 @@ func TestWriteFailsAfterPeerGone(t *testing.T) {
 	// A peer that never reads: Close gives up after flush and closes.
 	a2, b2 := net.Pipe()
 	defer b2.Close()
-	c2 := newCoalescer(a2)
+	c2 := newCoalescer(a2, Central.gatherRounds())
 	c2.flush = 50 * time.Millisecond
 	c2.Write([]byte("never read"))
 	done := make(chan struct{})

@@ -24,24 +24,23 @@ type coalescer struct {
 	closing bool
 	done    chan struct{} // the writer goroutine has ended
 	flush   time.Duration // closeFlush (tests shorten it)
+	rounds  int           // gather's bound on its scheduler rounds
 }
 
 // maxPending bounds what waits: past it Write waits for the writer, so a
 // stalled connection holds paho back (and its write timeout) as before.
 const maxPending = 256 << 10
 
-// gather's bounds: the writer yields at most gatherRounds times, and not
-// once gatherBytes wait.
-const (
-	gatherRounds = 4
-	gatherBytes  = 16 << 10
-)
+// gatherBytes: the writer does not yield once this much waits.
+const gatherBytes = 16 << 10
 
 // closeFlush bounds how long Close waits for what waits to go out.
 const closeFlush = 2 * time.Second
 
-func newCoalescer(conn net.Conn) *coalescer {
-	c := &coalescer{Conn: conn, done: make(chan struct{}), flush: closeFlush}
+// newCoalescer starts conn's writer; it yields at most rounds times before
+// it writes (gather), 0 for never.
+func newCoalescer(conn net.Conn, rounds int) *coalescer {
+	c := &coalescer{Conn: conn, done: make(chan struct{}), flush: closeFlush, rounds: rounds}
 	c.cond.L = &c.mu
 	go c.writer()
 	return c
@@ -94,14 +93,14 @@ func (c *coalescer) writer() {
 
 // gather lets the goroutines that are writing run before the writer takes
 // the buffer: a scheduler round, again while the buffer grows, at most
-// gatherRounds and up to gatherBytes. On a busy host the writer is woken by
+// c.rounds and up to gatherBytes. On a busy host the writer is woken by
 // paho's first packet of a batch and would otherwise send it alone while the
 // others are still being encoded. The cost is a write's wait behind what
-// else is runnable, up to gatherRounds times: nothing on an idle process,
-// one turn of the run queue in a busy one (a fleet simulator's shard of
-// thousands of kiosks). Called with c.mu held.
+// else is runnable, up to c.rounds times: nothing on an idle process, a
+// turn of the run queue in a busy one. That is why a kiosk's connection
+// does not gather (Kiosk). Called with c.mu held.
 func (c *coalescer) gather() {
-	for i, n := 0, -1; i < gatherRounds && n < len(c.buf) && len(c.buf) < gatherBytes && !c.closing; i++ {
+	for i, n := 0, -1; i < c.rounds && n < len(c.buf) && len(c.buf) < gatherBytes && !c.closing; i++ {
 		n = len(c.buf)
 		c.mu.Unlock()
 		runtime.Gosched()

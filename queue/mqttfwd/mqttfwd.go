@@ -401,7 +401,7 @@ func (f *Forwarder) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 		f.log.Debug("mqttfwd: dial", "broker", f.o.Broker, "err", err)
 		return nil, err
 	}
-	dc := &dropConn{Conn: mqttconn.Wrap(raw, mqttconn.SmallReadBuffer), raw: raw}
+	dc := &dropConn{Conn: mqttconn.Wrap(raw, mqttconn.Kiosk), raw: raw}
 	f.mu.Lock()
 	f.conn = dc
 	f.mu.Unlock()
