@@ -304,7 +304,7 @@ func (b *bench) tapSeries(ctx context.Context, k *kioskProc, bi *queue.BareInser
 	}
 	defer conn.Close()
 	rd := bufio.NewReader(conn)
-	if _, _, _, err := b.taps(ctx, conn, rd, nil, prefix+"F", 1); err != nil {
+	if _, _, _, err := b.taps(ctx, conn, rd, nil, prefix[:2]+"F"+prefix[3:], 1); err != nil { // another card
 		return tap, bare, 0, err
 	}
 	return b.taps(ctx, conn, rd, bi, prefix, n)
