@@ -108,7 +108,9 @@ func TestDrainOnFullDisk(t *testing.T) {
 					maxWAL = max(maxWAL, st.Size())
 				}
 				st, err := ob.Stats(context.Background())
-				return err == nil && st.Pending == 0
+				// The outbox empties when the last deletes commit, a moment
+				// before their Results are counted (OnResult, after the commit).
+				return err == nil && st.Pending == 0 && results.Load() >= int64(n)
 			})
 			c := f.Counters()
 			t.Logf("drained %d in %v; WAL peaked at %.1f MiB, free space went down to %.1f MiB; counters %+v",
@@ -261,7 +263,7 @@ func TestResultsAppliedAgainAfterDiskFull(t *testing.T) {
 	}
 	waitfor.Cond(t, "the backlog drained", func() bool {
 		st, err := ob.Stats(context.Background())
-		return err == nil && st.Pending == 0
+		return err == nil && st.Pending == 0 && f.Counters().Results >= int64(n) // counted after the commit
 	})
 	c := f.Counters()
 	t.Logf("counters %+v; central received %d", c, ce.Received.Load())
