@@ -121,7 +121,7 @@ func TestPendingFromFreshMatchesTheDatabase(t *testing.T) {
 			cursor = 0
 		default:
 			if step%5 == 0 { // a restart
-				hits += ob.freshHits
+				hits += freshHits(ob)
 				if err := ob.Close(); err != nil {
 					t.Fatal(err)
 				}
@@ -130,9 +130,15 @@ func TestPendingFromFreshMatchesTheDatabase(t *testing.T) {
 			}
 		}
 	}
-	hits += ob.freshHits
+	hits += freshHits(ob)
 	t.Logf("%d reads, %d of them without a query", calls, hits)
 	if hits < calls/4 {
 		t.Fatalf("only %d of %d reads were served from fresh", hits, calls)
 	}
+}
+
+func freshHits(ob *Outbox) int {
+	ob.freshMu.Lock()
+	defer ob.freshMu.Unlock()
+	return ob.freshHits
 }

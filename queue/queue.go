@@ -225,6 +225,12 @@ type Outbox struct {
 	commits     int
 	unvoided    []voidRec // failed taps whose void record is not yet on disk
 	reserveGone bool      // the reserve file was given up (or could not be made)
+	// freshMu guards fresh, freshAfter, freshHits and shut, so that Pending
+	// never waits for mu: a write holds mu through its commit, and the
+	// forwarder's loop, which reads the next checkins while the deletes of
+	// the Results it had commit, would wait for every one. Taken after mu,
+	// never before, and never held across I/O.
+	freshMu sync.Mutex
 	// fresh is the checkins enqueued that no Pending has read past yet, in
 	// seq order, at most freshMax: every pending checkin with a seq above
 	// freshAfter is in it, and nothing else. Pending serves a read beyond
@@ -232,7 +238,8 @@ type Outbox struct {
 	// right after its Enqueue, and that read was a query per tap.
 	fresh      []Item
 	freshAfter int64
-	freshHits  int // Pending calls served from fresh (tests)
+	freshHits  int  // Pending calls served from fresh (tests)
+	shut       bool // closed, as Pending sees it
 
 	voids atomic.Pointer[map[string]bool] // ids of failed taps: never returned by Pending
 
@@ -475,6 +482,9 @@ func (ob *Outbox) Close() error {
 		return nil
 	}
 	ob.closed = true
+	ob.freshMu.Lock()
+	ob.shut = true
+	ob.freshMu.Unlock()
 	close(ob.quit)
 	ob.mu.Unlock()
 	<-ob.maintDone
@@ -644,6 +654,8 @@ func (ob *Outbox) Enqueue(ctx context.Context, e Entry) (Item, error) {
 // addFresh appends a committed checkin, the newest, to fresh; beyond
 // freshMax the oldest goes and freshAfter moves up to it. ob.mu held.
 func (ob *Outbox) addFresh(it Item) {
+	ob.freshMu.Lock()
+	defer ob.freshMu.Unlock()
 	if len(ob.fresh) >= freshMax {
 		ob.freshAfter = ob.fresh[0].Seq
 		ob.fresh[0] = Item{}
@@ -655,7 +667,7 @@ func (ob *Outbox) addFresh(it Item) {
 // pendingFresh is Pending served from fresh, when the read is beyond
 // freshAfter (ok false: it is not, ask the database). What it returns, and
 // anything before it, is forgotten: the next read starts beyond it, and the
-// caller owns the items. ob.mu held.
+// caller owns the items. ob.freshMu held.
 func (ob *Outbox) pendingFresh(afterSeq int64, limit int) (items []Item, ok bool) {
 	if afterSeq < ob.freshAfter {
 		return nil, false
@@ -681,6 +693,8 @@ func (ob *Outbox) pendingFresh(afterSeq int64, limit int) (items []Item, ok bool
 
 // forgetFresh drops the checkins Done deleted from fresh. ob.mu held.
 func (ob *Outbox) forgetFresh(gone func(id string) bool) {
+	ob.freshMu.Lock()
+	defer ob.freshMu.Unlock()
 	if len(ob.fresh) == 0 {
 		return
 	}
@@ -766,17 +780,17 @@ func (ob *Outbox) Used(ctx context.Context, chip, eventID, bucket string) (int, 
 // last one (the forwarder's, after a kick) is answered from memory when it
 // can be (fresh), the same answer as the database's.
 func (ob *Outbox) Pending(ctx context.Context, afterSeq int64, limit int) ([]Item, error) {
-	ob.mu.Lock()
-	if ob.closed {
-		ob.mu.Unlock()
+	ob.freshMu.Lock()
+	if ob.shut {
+		ob.freshMu.Unlock()
 		return nil, fmt.Errorf("queue: pending: %w", ErrClosed)
 	}
 	if err := ctx.Err(); err != nil { // as the query would
-		ob.mu.Unlock()
+		ob.freshMu.Unlock()
 		return nil, storageErr("pending", err)
 	}
 	fresh, ok := ob.pendingFresh(afterSeq, limit)
-	ob.mu.Unlock()
+	ob.freshMu.Unlock()
 	if ok {
 		return fresh, nil
 	}

@@ -391,8 +391,10 @@ func (ob *Outbox) insertSalvaged(ctx context.Context, rows []salvageRow) (int, e
 	ob.lastSeq = max(ob.lastSeq, maxSeq)
 	// Salvaged checkins keep their older seq, which fresh does not hold:
 	// reads at or below lastSeq go to the database.
+	ob.freshMu.Lock()
 	clear(ob.fresh)
 	ob.fresh, ob.freshAfter = nil, ob.lastSeq
+	ob.freshMu.Unlock()
 	ob.afterWrite(ctx)
 	return n, nil
 }
