@@ -225,7 +225,7 @@ type Outbox struct {
 	commits     int
 	unvoided    []voidRec // failed taps whose void record is not yet on disk
 	reserveGone bool      // the reserve file was given up (or could not be made)
-	// freshMu guards fresh, freshAfter, freshHits and shut, so that Pending
+	// freshMu guards fresh, freshAfter and freshHits, so that Pending
 	// never waits for mu: a write holds mu through its commit, and the
 	// forwarder's loop, which reads the next checkins while the deletes of
 	// the Results it had commit, would wait for every one. Taken after mu,
@@ -238,8 +238,7 @@ type Outbox struct {
 	// right after its Enqueue, and that read was a query per tap.
 	fresh      []Item
 	freshAfter int64
-	freshHits  int  // Pending calls served from fresh (tests)
-	shut       bool // closed, as Pending sees it
+	freshHits  int // Pending calls served from fresh (tests)
 
 	voids atomic.Pointer[map[string]bool] // ids of failed taps: never returned by Pending
 
@@ -482,10 +481,7 @@ func (ob *Outbox) Close() error {
 		return nil
 	}
 	ob.closed = true
-	ob.freshMu.Lock()
-	ob.shut = true
-	ob.freshMu.Unlock()
-	close(ob.quit)
+	close(ob.quit) // Pending's sign of closed (it does not take mu)
 	ob.mu.Unlock()
 	<-ob.maintDone
 	ob.pruneT.Stop()
@@ -780,15 +776,15 @@ func (ob *Outbox) Used(ctx context.Context, chip, eventID, bucket string) (int, 
 // last one (the forwarder's, after a kick) is answered from memory when it
 // can be (fresh), the same answer as the database's.
 func (ob *Outbox) Pending(ctx context.Context, afterSeq int64, limit int) ([]Item, error) {
-	ob.freshMu.Lock()
-	if ob.shut {
-		ob.freshMu.Unlock()
+	select {
+	case <-ob.quit:
 		return nil, fmt.Errorf("queue: pending: %w", ErrClosed)
+	default:
 	}
 	if err := ctx.Err(); err != nil { // as the query would
-		ob.freshMu.Unlock()
 		return nil, storageErr("pending", err)
 	}
+	ob.freshMu.Lock()
 	fresh, ok := ob.pendingFresh(afterSeq, limit)
 	ob.freshMu.Unlock()
 	if ok {

@@ -133,6 +133,11 @@ func TestSeqSurvivesReopenAndDeletes(t *testing.T) {
 	if _, err := ob.Enqueue(ctx, entry("042F51B2712380", "B")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after close: %v", err)
 	}
+	for _, after := range []int64{0, 5} { // from the database, from fresh
+		if _, err := ob.Pending(ctx, after, 10); !errors.Is(err, ErrClosed) {
+			t.Fatalf("pending after %d after close: %v", after, err)
+		}
+	}
 	ob = openTest(t, path, Opts{})
 	if it := mustEnqueue(t, ob, entry("042F51B2712380", "B")); it.Seq != 6 {
 		t.Fatalf("seq after reopen = %d, want 6", it.Seq)
