@@ -304,20 +304,20 @@ func (b *bench) tapSeries(ctx context.Context, k *kioskProc, bi *queue.BareInser
 	}
 	defer conn.Close()
 	rd := bufio.NewReader(conn)
-	if _, _, _, err := b.taps(ctx, conn, rd, nil, prefix[:2]+"F"+prefix[3:], 1); err != nil { // another card
+	if _, _, _, err := b.taps(ctx, conn, rd, nil, prefix, n, 1); err != nil { // the card after the series'
 		return tap, bare, 0, err
 	}
-	return b.taps(ctx, conn, rd, bi, prefix, n)
+	return b.taps(ctx, conn, rd, bi, prefix, 0, n)
 }
 
-// taps sends n taps of new cards (chip numbers prefix and a counter) through
-// the control socket and times each from request to reply; with bi, a bare
-// durable insert before each, timed too. answered counts the replies that
-// carry central's Result.
-func (b *bench) taps(ctx context.Context, conn net.Conn, rd *bufio.Reader, bi *queue.BareInsert, prefix string, n int) (tap, bare queue.Latency, answered int, err error) {
+// taps sends n taps of new cards (chip numbers prefix and a counter from
+// first) through the control socket and times each from request to reply;
+// with bi, a bare durable insert before each, timed too. answered counts the
+// replies that carry central's Result.
+func (b *bench) taps(ctx context.Context, conn net.Conn, rd *bufio.Reader, bi *queue.BareInsert, prefix string, first, n int) (tap, bare queue.Latency, answered int, err error) {
 	lat := make([]time.Duration, 0, n)
 	var bareLat []time.Duration
-	for i := range n {
+	for i := first; i < first+n; i++ {
 		if bi != nil {
 			d, err := bi.Insert(ctx)
 			if err != nil {
@@ -449,28 +449,25 @@ func (k *kioskProc) status() (kioskStatus, error) {
 // waitLink waits until kioskd's link to the broker is up: before that a
 // tap is offline and does not wait for central.
 func (k *kioskProc) waitLink(timeout time.Duration) {
-	t0 := time.Now()
-	for {
-		if st, err := k.status(); err == nil && st.MQTT == "connected" {
-			return
-		}
-		if time.Since(t0) > timeout {
-			k.b.Fatal("kioskd's link to the broker did not come up")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	k.waitStatus("kioskd's link to the broker to come up", timeout, func(s kioskStatus) bool { return s.MQTT == "connected" })
 }
 
 func (k *kioskProc) waitPending(n int, timeout time.Duration) {
+	k.waitStatus(fmt.Sprintf("pending to reach %d", n), timeout, func(s kioskStatus) bool { return s.Pending == n })
+}
+
+// waitStatus polls kioskd's status until ok, or fails the bench after
+// timeout.
+func (k *kioskProc) waitStatus(what string, timeout time.Duration, ok func(kioskStatus) bool) {
 	t0 := time.Now()
 	for {
-		if p, err := k.pending(); err == nil && p == n {
+		if st, err := k.status(); err == nil && ok(st) {
 			return
 		}
 		if time.Since(t0) > timeout {
-			k.b.Fatalf("pending did not reach %d", n)
+			k.b.Fatalf("waited %v for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
