@@ -128,11 +128,12 @@ func openPostgres(dsn string, o Opts) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest: open %s: %w", redact(dsn), err)
 	}
-	// The Service writes from one goroutine; a few more connections serve
-	// the admin calls and a Ledger shared by several writers. Idle ones are
+	// The Service books up to two batches at once (ServiceOpts.InFlight),
+	// each on a connection of its own; the others serve the admin calls,
+	// the analyzer and a Ledger shared by several writers. Idle ones are
 	// kept so that their prepared statements are too.
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(4)
+	db.SetMaxOpenConns(6)
+	db.SetMaxIdleConns(6)
 	return db, nil
 }
 

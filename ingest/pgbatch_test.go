@@ -131,11 +131,25 @@ func TestAnalyzedAsItGrows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var plan string
-	if err := conn.QueryRowContext(ctx, "EXPLAIN EXECUTE lookup('{}')").Scan(&plan); err != nil {
+	// The primary key, read directly or through a bitmap (the ledger
+	// analyzes some columns only, not the id's).
+	rows, err := conn.QueryContext(ctx, "EXPLAIN EXECUTE lookup('{}')")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(plan, "Index") {
-		t.Fatalf("the id lookup's generic plan on %.0f checkins: %s", tuples, plan)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "checkins_pkey") || strings.Contains(p, "Seq Scan") {
+		t.Fatalf("the id lookup's generic plan on %.0f checkins:\n%s", tuples, p)
 	}
 }

@@ -45,6 +45,13 @@ type ServiceOpts struct {
 	SharedGroup string
 	// BatchSize is the most checkins per transaction (default 256).
 	BatchSize int
+	// InFlight is how many batches are booked at once (default 2 on
+	// PostgreSQL, 1 on SQLite). A batch spends most of its time waiting on
+	// the server's round trips, and a second one books meanwhile on its own
+	// connection; SQLite has one writer, so a second batch would only wait.
+	// Each batch is still answered only after its own commit, and
+	// acknowledged only after every batch received before it.
+	InFlight int
 	// BatchWait is how long a batch waits for more checkins once the queue is
 	// empty (default 2 ms; negative: not at all).
 	BatchWait time.Duration
@@ -55,24 +62,25 @@ type ServiceOpts struct {
 	// client's attempt every 2 s costs the broker nothing.
 	ReconnectMax time.Duration
 	// OnTick, when set, is called from the loop that books the batches:
-	// after each batch, while a failed transaction is retried, and every
-	// TickEvery while idle. It proves that loop turns (kiosk-ingest feeds
-	// systemd's watchdog from it, so a wedged loop gets it restarted); it
-	// must not block.
+	// after each batch is handed to a booking, while a failed transaction
+	// is retried, and every TickEvery while idle; never twice at once. It
+	// proves that loop turns (kiosk-ingest feeds systemd's watchdog from
+	// it, so a wedged loop gets it restarted); it must not block.
 	OnTick func(now time.Time)
 	// TickEvery paces OnTick while idle (default 1 s).
 	TickEvery time.Duration
 	// Fleet, when set, also subscribes P/+/status and hands it every valid
 	// Status, and each booked checkin's device (package fleet's Feeder).
 	Fleet FleetSink
-	// OnBatch, when set, is called from the batch loop after each commit
-	// with the batch's size and how long the ledger took (Clock time; the
-	// metrics' histograms). It must not block.
+	// OnBatch, when set, is called after each commit with the batch's size
+	// and how long the ledger took (Clock time; the metrics' histograms),
+	// from the batch's booking (up to InFlight at once). It must not block.
 	OnBatch func(size int, commit time.Duration)
-	// OnAnswered, when set, is called from the batch loop for each checkin
-	// once its Result is handed to the broker client, with how long since
-	// the checkin was received (Clock time): central's own share of a
-	// kiosk's wait for its Result. It must not block.
+	// OnAnswered, when set, is called for each checkin once its Result is
+	// handed to the broker client, with how long since the checkin was
+	// received (Clock time): central's own share of a kiosk's wait for its
+	// Result. Called from the batch's booking, like OnBatch; it must not
+	// block.
 	OnAnswered func(waited time.Duration)
 	// ConfigKey, when set, also subscribes P/+/config in the persistent
 	// session and records every Config signed with this key as its
@@ -133,6 +141,7 @@ type Service struct {
 
 	in      chan item
 	stop    chan struct{}
+	tickMu  sync.Mutex // OnTick is never called twice at once
 	ready   chan struct{}
 	readyMu sync.Once
 	started atomic.Bool
@@ -201,6 +210,12 @@ func New(ledger *Ledger, o ServiceOpts) (*Service, error) {
 	}
 	if o.TickEvery <= 0 {
 		o.TickEvery = time.Second
+	}
+	if o.InFlight <= 0 {
+		o.InFlight = 1
+		if ledger.Dialect() == "postgres" {
+			o.InFlight = 2
+		}
 	}
 	s := &Service{
 		l: ledger, o: o, log: o.Logger,
@@ -390,12 +405,13 @@ func (s *Service) check(topic string, payload []byte) (protocol.Checkin, string,
 	return c, "", nil
 }
 
-// writer is the one goroutine that writes the ledger: it takes what is
-// queued (up to BatchSize, waiting BatchWait for more), books it in one
-// transaction, and only after the commit publishes the Results and
-// acknowledges the checkins to the broker.
+// writer is the loop that books the ledger: it takes what is queued (up to
+// BatchSize, waiting BatchWait for more) and hands it to a booking (book),
+// up to InFlight at once, each in one transaction. A booking publishes its
+// Results only after its commit, and acknowledges its checkins only after
+// the booking before it acknowledged its own: PUBACKs go in receive order.
+// When the service stops, the writer waits for the bookings in hand.
 func (s *Service) writer(client mqtt.Client) {
-	batch := make([]item, 0, s.o.BatchSize)
 	var tickC <-chan time.Time // OnTick while idle; nil without OnTick
 	var tickT clock.Timer
 	if s.o.OnTick != nil {
@@ -403,29 +419,52 @@ func (s *Service) writer(client mqtt.Client) {
 		defer tickT.Stop()
 		tickC = tickT.C()
 	}
+	slots := make(chan struct{}, s.o.InFlight)
+	var bookings sync.WaitGroup
+	defer bookings.Wait()
+	// acked is the previous booking's: whether its checkins were
+	// acknowledged (closed over by the next booking, which waits for it).
+	acked := make(chan bool, 1)
+	acked <- true
 	for {
-		batch = batch[:0]
+		// A slot first, then the batch: it holds what queued meanwhile.
 		select {
+		case slots <- struct{}{}:
 		case <-s.stop:
 			return
-		case <-tickC:
-			tickT.Reset(s.o.TickEvery)
-			s.tick()
-			continue
-		case it := <-s.in:
-			batch = append(batch, it)
+		}
+		batch := make([]item, 0, s.o.BatchSize)
+	idle:
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tickC:
+				tickT.Reset(s.o.TickEvery)
+				s.tick()
+			case it := <-s.in:
+				batch = append(batch, it)
+				break idle
+			}
 		}
 		batch = s.fill(batch)
-		if !s.book(client, batch) {
-			return
-		}
+		prev, next := acked, make(chan bool, 1)
+		acked = next
+		bookings.Add(1)
+		go func() {
+			defer bookings.Done()
+			next <- s.book(client, batch, prev)
+			<-slots
+		}()
 		s.tick()
 	}
 }
 
-// tick calls OnTick; only the writer's loop calls it.
+// tick calls OnTick, never twice at once.
 func (s *Service) tick() {
 	if s.o.OnTick != nil {
+		s.tickMu.Lock()
+		defer s.tickMu.Unlock()
 		s.o.OnTick(s.o.Clock.Now())
 	}
 }
@@ -459,10 +498,13 @@ func (s *Service) fill(batch []item) []item {
 	return batch
 }
 
-// book commits batch and then answers it. A failed transaction is retried
-// with backoff until it commits or the service stops (then nothing of it is
-// acknowledged); it reports whether to go on.
-func (s *Service) book(client mqtt.Client, batch []item) bool {
+// book commits batch and then answers it: the Results at once, the
+// acknowledgements once prev says the batch before was acknowledged. A
+// failed transaction is retried with backoff until it commits or the
+// service stops. It reports whether batch was acknowledged: not when the
+// service stopped first, nor when the batch before was not (the broker
+// delivers them again, and the ledger answers them as replays).
+func (s *Service) book(client mqtt.Client, batch []item, prev <-chan bool) bool {
 	in := make([]Input, len(batch))
 	for i, it := range batch {
 		in[i] = it.in
@@ -524,6 +566,9 @@ func (s *Service) book(client mqtt.Client, batch []item) bool {
 			"chip", protocol.MaskChip(c.ChipNumber), "event", c.EventID, "status", o.Result.Status, "replay", o.Replay)
 	}
 	// In receive order, as MQTT wants PUBACKs.
+	if !<-prev {
+		return false
+	}
 	for _, it := range batch {
 		it.msg.Ack()
 	}

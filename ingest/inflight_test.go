@@ -1,0 +1,172 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/uitpas/tap-kiosk/internal/waitfor"
+	"github.com/uitpas/tap-kiosk/protocol"
+)
+
+// ackLog records, in order, what the writer did with each checkin: its
+// Result handed to the client ("result ID") and its acknowledgement ("ack
+// ID").
+type ackLog struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (a *ackLog) add(s string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.log = append(a.log, s)
+}
+
+func (a *ackLog) has(s string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, x := range a.log {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *ackLog) String() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return fmt.Sprintf("%q", a.log)
+}
+
+func (a *ackLog) index(s string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, x := range a.log {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// logClient is the broker client of the writer: every Publish completes at
+// once and is recorded. The rest of mqtt.Client is not used by the writer.
+type logClient struct {
+	mqtt.Client
+	log *ackLog
+}
+
+func (c logClient) Publish(_ string, _ byte, _ bool, payload any) mqtt.Token {
+	if r, err := protocol.DecodeResult(payload.([]byte)); err == nil {
+		c.log.add("result " + r.ID)
+	}
+	return doneToken{}
+}
+
+type doneToken struct{}
+
+func (doneToken) Wait() bool                     { return true }
+func (doneToken) WaitTimeout(time.Duration) bool { return true }
+func (doneToken) Done() <-chan struct{}          { c := make(chan struct{}); close(c); return c }
+func (doneToken) Error() error                   { return nil }
+
+// logMessage is a received checkin whose acknowledgement is recorded.
+type logMessage struct {
+	mqtt.Message
+	id  string
+	log *ackLog
+}
+
+func (m logMessage) Ack() { m.log.add("ack " + m.id) }
+
+// TestTwoBatchesInFlight: on PostgreSQL a batch that waits (here for a
+// card's lock, held by another transaction) does not hold the next one
+// back: the next batch commits and its Result goes out, but its
+// acknowledgement waits until the first batch's own went out (PUBACKs in
+// receive order). With one batch in flight the second would wait.
+func TestTwoBatchesInFlight(t *testing.T) {
+	ctx := context.Background()
+	l := openAt(t, pgDSN(t), DefaultOpts())
+	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
+	s, err := New(l, ServiceOpts{Broker: "tcp://127.0.0.1:1", BatchWait: -1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.o.InFlight != 2 {
+		t.Fatalf("InFlight %d on PostgreSQL, want 2 by default", s.o.InFlight)
+	}
+
+	// Another transaction holds chip A's lock, as a batch of another
+	// instance would.
+	hold, err := l.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback()
+	if _, err := hold.ExecContext(ctx, l.d.lockChips, []string{chipA}); err != nil {
+		t.Fatal(err)
+	}
+	var holder int
+	if err := hold.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+
+	log := &ackLog{}
+	done := make(chan struct{})
+	go func() { defer close(done); s.writer(logClient{log: log}) }()
+	defer func() {
+		hold.Rollback() // first: the writer waits for the batch that waits for it
+		close(s.stop)
+		<-done
+	}()
+	now := time.Now()
+	queue := func(chip string) string {
+		c := checkin(t, chip, "evt-1", now)
+		s.in <- item{in: Input{Checkin: c, ReceivedAt: now}, msg: logMessage{id: c.ID, log: log}}
+		return c.ID
+	}
+	first := queue(chipA)
+	// Its batch waits for the lock before the second is queued, so the two
+	// are separate batches.
+	if !waitfor.Within(waitfor.Timeout, func() bool {
+		var n int
+		err := l.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holder).Scan(&n)
+		return err == nil && n == 1
+	}) {
+		t.Fatal("the first batch never waited for chip A's lock")
+	}
+	second := queue(chipB)
+	if !waitfor.Within(waitfor.Timeout, func() bool { return log.has("result " + second) }) {
+		t.Fatalf("the second batch was not answered while the first waited: %s", log)
+	}
+	if log.has("ack "+second) || log.has("result "+first) {
+		t.Fatalf("while the first batch waits: %s; want only the second's Result", log)
+	}
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitfor.Within(waitfor.Timeout, func() bool { return log.has("ack " + second) }) {
+		t.Fatalf("not acknowledged after the lock was released: %s", log)
+	}
+	if a, b := log.index("ack "+first), log.index("ack "+second); a < 0 || a > b {
+		t.Fatalf("acknowledgements out of receive order: %s", log)
+	}
+}
+
+// TestOneBatchInFlightOnSQLite: SQLite has one writer, so the service books
+// one batch at a time there.
+func TestOneBatchInFlightOnSQLite(t *testing.T) {
+	s, err := New(openLedger(t, DefaultOpts()), ServiceOpts{Broker: "tcp://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.o.InFlight != 1 {
+		t.Fatalf("InFlight %d on SQLite, want 1", s.o.InFlight)
+	}
+}
