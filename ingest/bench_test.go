@@ -442,6 +442,9 @@ func benchIngestMQTT(b *testing.B, dsn string, instances int) {
 	b.ReportMetric(per(cpu.self), "cpu-ms/1k-go")
 	b.ReportMetric(per(cpu.db), "cpu-ms/1k-pg")
 	b.ReportMetric(per(cpu.broker), "cpu-ms/1k-broker")
+	if cpu.hostTotal > 0 {
+		b.ReportMetric(100*float64(cpu.hostBusy)/float64(cpu.hostTotal), "host-busy-%")
+	}
 }
 
 // cpuTimes is the processor time used so far by this process (the ingest,
@@ -449,14 +452,44 @@ func benchIngestMQTT(b *testing.B, dsn string, instances int) {
 // PostgreSQL server processes and by the broker: what a checkin costs each,
 // whatever else loads the machine (the rate alone says more about the other
 // users of a shared machine than about the ingest).
-type cpuTimes struct{ self, db, broker time.Duration }
+//
+// hostBusy and hostTotal are the whole machine's processor time, busy and
+// in all (ticks of /proc/stat, over every processor): how near the host is
+// to its limit, whoever used it.
+type cpuTimes struct {
+	self, db, broker    time.Duration
+	hostBusy, hostTotal int64
+}
 
 func (c cpuTimes) sub(d cpuTimes) cpuTimes {
-	return cpuTimes{c.self - d.self, c.db - d.db, c.broker - d.broker}
+	return cpuTimes{c.self - d.self, c.db - d.db, c.broker - d.broker, c.hostBusy - d.hostBusy, c.hostTotal - d.hostTotal}
+}
+
+// hostCPU reads the first line of /proc/stat: user nice system idle iowait
+// irq softirq steal …; idle and iowait are the time nobody could use.
+func hostCPU() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:9] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += n
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return busy, total
 }
 
 func benchCPU(tb testing.TB, l *Ledger, app, brokerDir string) cpuTimes {
 	var c cpuTimes
+	c.hostBusy, c.hostTotal = hostCPU()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
