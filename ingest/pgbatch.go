@@ -280,7 +280,7 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input) ([]O
 	}
 
 	// Second pass: the answers, and the writes they make.
-	var w checkinRows
+	w := newCheckinRows(n)
 	var newEvents []*Event
 	out := make([]Outcome, len(in))
 	for i, x := range in {
@@ -326,7 +326,7 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input) ([]O
 	if b.outside {
 		return nil, errOutside
 	}
-	if err := b.write(c, p, &w, newEvents); err != nil {
+	if err := b.write(c, p, w, newEvents); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -563,6 +563,15 @@ type checkinRows struct {
 	points                                                     []int32
 	synced                                                     []bool
 	result                                                     [][]byte
+}
+
+// newCheckinRows has room for n rows: a batch's columns are appended to
+// without growing.
+func newCheckinRows(n int) *checkinRows {
+	str := func() []string { return make([]string, 0, n) }
+	return &checkinRows{id: str(), device: str(), chip: str(), event: str(), counter: str(), status: str(),
+		tapped: str(), received: str(), seq: make([]int64, 0, n), dated: make([]int64, 0, n),
+		points: make([]int32, 0, n), synced: make([]bool, 0, n), result: make([][]byte, 0, n)}
 }
 
 func (r *checkinRows) add(x Input, d decision, payload []byte) {
