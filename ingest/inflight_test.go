@@ -27,16 +27,7 @@ func (a *ackLog) add(s string) {
 	a.log = append(a.log, s)
 }
 
-func (a *ackLog) has(s string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, x := range a.log {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func (a *ackLog) has(s string) bool { return a.index(s) >= 0 }
 
 func (a *ackLog) String() string {
 	a.mu.Lock()
