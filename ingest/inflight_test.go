@@ -9,6 +9,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/uitpas/tap-kiosk/clock"
 	"github.com/uitpas/tap-kiosk/internal/waitfor"
 	"github.com/uitpas/tap-kiosk/protocol"
 )
@@ -159,5 +160,134 @@ func TestOneBatchInFlightOnSQLite(t *testing.T) {
 	}
 	if s.o.InFlight != 1 {
 		t.Fatalf("InFlight %d on SQLite, want 1", s.o.InFlight)
+	}
+}
+
+// TestNoAckAfterAnUnackedBatch: when the service stops while a batch is
+// still retried, the batch after it, committed and answered meanwhile, is
+// not acknowledged either (a PUBACK never goes ahead of an earlier one);
+// the broker delivers both again and the ledger answers the second as a
+// replay. The writer returns once both bookings have ended.
+func TestNoAckAfterAnUnackedBatch(t *testing.T) {
+	l := openAt(t, pgDSN(t), DefaultOpts())
+	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
+	s, err := New(l, ServiceOpts{Broker: "tcp://127.0.0.1:1", BatchWait: -1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &ackLog{}
+	done := make(chan struct{})
+	go func() { defer close(done); s.writer(logClient{log: log}) }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			close(s.stop)
+			<-done
+		}
+	}()
+	now := time.Now()
+	queue := func(c protocol.Checkin) {
+		s.in <- item{in: Input{Checkin: c, ReceivedAt: now}, msg: logMessage{id: c.ID, log: log}}
+	}
+	// The ledger refuses this batch (an id the decoder never lets through),
+	// so its booking retries until the stop.
+	bad := checkin(t, chipA, "evt-1", now)
+	bad.ID = "not an id"
+	queue(bad)
+	if !waitfor.Within(waitfor.Timeout, func() bool { return s.Counters().DBErrors > 0 }) {
+		t.Fatal("the refused batch was never tried")
+	}
+	good := checkin(t, chipB, "evt-1", now)
+	queue(good)
+	if !waitfor.Within(waitfor.Timeout, func() bool { return log.has("result " + good.ID) }) {
+		t.Fatalf("the second batch was not answered while the first was retried: %s", log)
+	}
+	close(s.stop)
+	stopped = true
+	select {
+	case <-done:
+	case <-time.After(waitfor.Timeout):
+		t.Fatal("the writer did not return after the stop")
+	}
+	if log.has("ack "+good.ID) || log.has("ack "+bad.ID) {
+		t.Fatalf("acknowledged after an unacknowledged batch: %s", log)
+	}
+}
+
+// TestNoTickWhileABatchHangs: OnTick (systemd's watchdog) stops while a
+// batch is stuck in the ledger, even though the writer has a free slot and
+// is idle: the ingest is not booking. It ticks again once the batch is
+// booked.
+func TestNoTickWhileABatchHangs(t *testing.T) {
+	ctx := context.Background()
+	l := openAt(t, pgDSN(t), DefaultOpts())
+	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
+	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	ticks := make(chan time.Time, 64)
+	s, err := New(l, ServiceOpts{Broker: "tcp://127.0.0.1:1", BatchWait: -1, Clock: clk, TickEvery: time.Second,
+		Logger: testLogger(t), OnTick: func(now time.Time) { ticks <- now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, err := l.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback()
+	if _, err := hold.ExecContext(ctx, l.d.lockChips, []string{chipA}); err != nil {
+		t.Fatal(err)
+	}
+	var holder int
+	if err := hold.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	log := &ackLog{}
+	done := make(chan struct{})
+	go func() { defer close(done); s.writer(logClient{log: log}) }()
+	defer func() {
+		hold.Rollback()
+		close(s.stop)
+		<-done
+	}()
+	// One idle turn of the tick's timer: it fired, was handled, and is set
+	// again.
+	turn := func() {
+		t.Helper()
+		waitfor.Cond(t, "the idle tick's timer", func() bool { return clk.Timers() >= 1 })
+		clk.Advance(time.Second)
+		waitfor.Cond(t, "the idle tick's timer set again", func() bool { return clk.Timers() >= 1 })
+	}
+	turn()
+	if len(ticks) != 1 {
+		t.Fatalf("%d ticks in an idle second, want 1", len(ticks))
+	}
+	<-ticks
+
+	now := clk.Now()
+	c := checkin(t, chipA, "evt-1", now)
+	s.in <- item{in: Input{Checkin: c, ReceivedAt: now}, msg: logMessage{id: c.ID, log: log}}
+	if !waitfor.Within(waitfor.Timeout, func() bool {
+		var n int
+		err := l.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holder).Scan(&n)
+		return err == nil && n == 1
+	}) {
+		t.Fatal("the batch never waited for chip A's lock")
+	}
+	for range 3 {
+		turn()
+	}
+	if len(ticks) != 0 {
+		t.Fatalf("%d ticks while the batch hung, want none", len(ticks))
+	}
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ticks:
+	case <-time.After(waitfor.Timeout):
+		t.Fatal("no tick after the batch was booked")
+	}
+	if !log.has("ack " + c.ID) {
+		t.Fatalf("booked but not acknowledged: %s", log)
 	}
 }

@@ -50,7 +50,9 @@ type ServiceOpts struct {
 	// the server's round trips, and a second one books meanwhile on its own
 	// connection; SQLite has one writer, so a second batch would only wait.
 	// Each batch is still answered only after its own commit, and
-	// acknowledged only after every batch received before it.
+	// acknowledged only after every batch received before it. Two batches
+	// may commit in either order (as two instances' do), and the ledger's
+	// booking order follows the commits.
 	InFlight int
 	// BatchWait is how long a batch waits for more checkins once the queue is
 	// empty (default 2 ms; negative: not at all).
@@ -61,11 +63,11 @@ type ServiceOpts struct {
 	// ingest is away the whole fleet waits for its Results, and one
 	// client's attempt every 2 s costs the broker nothing.
 	ReconnectMax time.Duration
-	// OnTick, when set, is called from the loop that books the batches:
-	// after each batch is handed to a booking, while a failed transaction
-	// is retried, and every TickEvery while idle; never twice at once. It
-	// proves that loop turns (kiosk-ingest feeds systemd's watchdog from
-	// it, so a wedged loop gets it restarted); it must not block.
+	// OnTick, when set, is called as the batches are booked: after each
+	// batch is booked, while a failed transaction is retried, and every
+	// TickEvery while idle with no batch in hand; never twice at once. It
+	// proves that booking goes on (kiosk-ingest feeds systemd's watchdog
+	// from it, so a wedged ingest gets restarted); it must not block.
 	OnTick func(now time.Time)
 	// TickEvery paces OnTick while idle (default 1 s).
 	TickEvery time.Duration
@@ -440,8 +442,12 @@ func (s *Service) writer(client mqtt.Client) {
 			case <-s.stop:
 				return
 			case <-tickC:
+				// Only with no batch in hand: a booking that hangs must
+				// starve the watchdog, as it did with one at a time.
+				if len(slots) == 1 {
+					s.tick()
+				}
 				tickT.Reset(s.o.TickEvery)
-				s.tick()
 			case it := <-s.in:
 				batch = append(batch, it)
 				break idle
@@ -455,8 +461,8 @@ func (s *Service) writer(client mqtt.Client) {
 			defer bookings.Done()
 			next <- s.book(client, batch, prev)
 			<-slots
+			s.tick()
 		}()
-		s.tick()
 	}
 }
 
@@ -509,7 +515,7 @@ func (s *Service) book(client mqtt.Client, batch []item, prev <-chan bool) bool 
 	for i, it := range batch {
 		in[i] = it.in
 	}
-	// The batch in hand is finished even while Run is being stopped.
+	// A batch in hand is finished even while Run is being stopped.
 	ctx := context.Background()
 	backoff := 50 * time.Millisecond
 	var out []Outcome
@@ -565,6 +571,12 @@ func (s *Service) book(client mqtt.Client, batch []item, prev <-chan bool) bool 
 		s.log.Debug("checkin answered", "id", c.ID, "device", c.DeviceID, "seq", c.Seq,
 			"chip", protocol.MaskChip(c.ChipNumber), "event", c.EventID, "status", o.Result.Status, "replay", o.Replay)
 	}
+	if s.o.OnAnswered != nil {
+		now := s.o.Clock.Now()
+		for _, it := range batch {
+			s.o.OnAnswered(now.Sub(it.in.ReceivedAt))
+		}
+	}
 	// In receive order, as MQTT wants PUBACKs.
 	if !<-prev {
 		return false
@@ -572,18 +584,12 @@ func (s *Service) book(client mqtt.Client, batch []item, prev <-chan bool) bool 
 	for _, it := range batch {
 		it.msg.Ack()
 	}
-	if s.o.OnAnswered != nil {
-		now := s.o.Clock.Now()
-		for _, it := range batch {
-			s.o.OnAnswered(now.Sub(it.in.ReceivedAt))
-		}
-	}
 	return true
 }
 
 // FleetSink takes what the fleet registry learns from the traffic (package
 // fleet's Feeder). Its methods are called on paho's router goroutine and on
-// the batch loop: they must return at once (queue, never write).
+// the bookings of the batches: they must return at once (queue, never write).
 type FleetSink interface {
 	// Status is a Status (or last will) whose deviceId is its topic's; raw
 	// is the payload as received, retained whether the broker delivered it

@@ -30,7 +30,7 @@ func journal(w io.Writer) bool {
 }
 
 // notifier ties kiosk-ingest to systemd (sd_notify(3)): READY=1 once
-// connected and subscribed, WATCHDOG=1 from the batch loop only
+// connected and subscribed, WATCHDOG=1 only as the batches are booked
 // (ingest.ServiceOpts.OnTick), STATUS= lines, STOPPING=1 on shutdown.
 // Without NOTIFY_SOCKET every call is a no-op.
 type notifier struct {
@@ -56,8 +56,8 @@ func newNotifier(log *slog.Logger) (*notifier, error) {
 	return s, nil
 }
 
-// tick runs on the ingest's batch loop and nowhere else: the watchdog is
-// fed only while that loop turns.
+// tick is the ingest's OnTick and nothing else's: the watchdog is fed only
+// while the batches are booked (or none waits).
 func (s *notifier) tick(now time.Time) {
 	if s.wedge > 0 && now.Sub(s.start) >= s.wedge {
 		s.log.Warn("test hook " + wedgeEnv + ": the batch loop blocks for good now")

@@ -260,14 +260,14 @@ type sim struct {
 	ingestReceived, ingestReplays atomic.Int64
 }
 
-// onAnswered is the ingests' OnAnswered: called on their batch loops.
+// onAnswered is the ingests' OnAnswered: called on their batches' bookings.
 func (s *sim) onAnswered(waited time.Duration) {
 	s.answeredMu.Lock()
 	s.answered = append(s.answered, waited)
 	s.answeredMu.Unlock()
 }
 
-// onBatch is the ingests' OnBatch: called on their batch loops.
+// onBatch is the ingests' OnBatch: called on their batches' bookings.
 func (s *sim) onBatch(size int, commit time.Duration) {
 	s.batches.Add(1)
 	s.batched.Add(int64(size))
