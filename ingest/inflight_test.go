@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
@@ -77,13 +78,52 @@ type logMessage struct {
 
 func (m logMessage) Ack() { m.log.add("ack " + m.id) }
 
+// chipHold is chip's advisory lock held by a transaction of its own, as a
+// batch of another instance would hold it.
+type chipHold struct {
+	tx  *sql.Tx
+	pid int // the holding backend
+	l   *Ledger
+}
+
+func holdChip(t *testing.T, l *Ledger, chip string) *chipHold {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := l.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	h := &chipHold{tx: tx, l: l}
+	if _, err := tx.ExecContext(ctx, l.d.lockChips, []string{chip}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&h.pid); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// waited waits until a batch waits for the lock.
+func (h *chipHold) waited(t *testing.T) {
+	t.Helper()
+	if !waitfor.Within(waitfor.Timeout, func() bool {
+		var n int
+		err := h.l.DB().QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, h.pid).Scan(&n)
+		return err == nil && n == 1
+	}) {
+		t.Fatal("no batch waited for the chip's lock")
+	}
+}
+
+func (h *chipHold) release() { h.tx.Rollback() }
+
 // TestTwoBatchesInFlight: on PostgreSQL a batch that waits (here for a
 // card's lock, held by another transaction) does not hold the next one
 // back: the next batch commits and its Result goes out, but its
 // acknowledgement waits until the first batch's own went out (PUBACKs in
 // receive order). With one batch in flight the second would wait.
 func TestTwoBatchesInFlight(t *testing.T) {
-	ctx := context.Background()
 	l := openAt(t, pgDSN(t), DefaultOpts())
 	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
 	s, err := New(l, ServiceOpts{Broker: "tcp://127.0.0.1:1", BatchWait: -1, Logger: testLogger(t)})
@@ -93,27 +133,13 @@ func TestTwoBatchesInFlight(t *testing.T) {
 	if s.o.InFlight != 2 {
 		t.Fatalf("InFlight %d on PostgreSQL, want 2 by default", s.o.InFlight)
 	}
-
-	// Another transaction holds chip A's lock, as a batch of another
-	// instance would.
-	hold, err := l.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hold.Rollback()
-	if _, err := hold.ExecContext(ctx, l.d.lockChips, []string{chipA}); err != nil {
-		t.Fatal(err)
-	}
-	var holder int
-	if err := hold.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
-		t.Fatal(err)
-	}
+	hold := holdChip(t, l, chipA)
 
 	log := &ackLog{}
 	done := make(chan struct{})
 	go func() { defer close(done); s.writer(logClient{log: log}) }()
 	defer func() {
-		hold.Rollback() // first: the writer waits for the batch that waits for it
+		hold.release() // first: the writer waits for the batch that waits for it
 		close(s.stop)
 		<-done
 	}()
@@ -126,13 +152,7 @@ func TestTwoBatchesInFlight(t *testing.T) {
 	first := queue(chipA)
 	// Its batch waits for the lock before the second is queued, so the two
 	// are separate batches.
-	if !waitfor.Within(waitfor.Timeout, func() bool {
-		var n int
-		err := l.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holder).Scan(&n)
-		return err == nil && n == 1
-	}) {
-		t.Fatal("the first batch never waited for chip A's lock")
-	}
+	hold.waited(t)
 	second := queue(chipB)
 	if !waitfor.Within(waitfor.Timeout, func() bool { return log.has("result " + second) }) {
 		t.Fatalf("the second batch was not answered while the first waited: %s", log)
@@ -140,9 +160,7 @@ func TestTwoBatchesInFlight(t *testing.T) {
 	if log.has("ack "+second) || log.has("result "+first) {
 		t.Fatalf("while the first batch waits: %s; want only the second's Result", log)
 	}
-	if err := hold.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	hold.release()
 	if !waitfor.Within(waitfor.Timeout, func() bool { return log.has("ack " + second) }) {
 		t.Fatalf("not acknowledged after the lock was released: %s", log)
 	}
@@ -219,7 +237,6 @@ func TestNoAckAfterAnUnackedBatch(t *testing.T) {
 // is idle: the ingest is not booking. It ticks again once the batch is
 // booked.
 func TestNoTickWhileABatchHangs(t *testing.T) {
-	ctx := context.Background()
 	l := openAt(t, pgDSN(t), DefaultOpts())
 	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
 	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
@@ -229,23 +246,12 @@ func TestNoTickWhileABatchHangs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hold, err := l.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hold.Rollback()
-	if _, err := hold.ExecContext(ctx, l.d.lockChips, []string{chipA}); err != nil {
-		t.Fatal(err)
-	}
-	var holder int
-	if err := hold.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
-		t.Fatal(err)
-	}
+	hold := holdChip(t, l, chipA)
 	log := &ackLog{}
 	done := make(chan struct{})
 	go func() { defer close(done); s.writer(logClient{log: log}) }()
 	defer func() {
-		hold.Rollback()
+		hold.release()
 		close(s.stop)
 		<-done
 	}()
@@ -266,22 +272,14 @@ func TestNoTickWhileABatchHangs(t *testing.T) {
 	now := clk.Now()
 	c := checkin(t, chipA, "evt-1", now)
 	s.in <- item{in: Input{Checkin: c, ReceivedAt: now}, msg: logMessage{id: c.ID, log: log}}
-	if !waitfor.Within(waitfor.Timeout, func() bool {
-		var n int
-		err := l.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holder).Scan(&n)
-		return err == nil && n == 1
-	}) {
-		t.Fatal("the batch never waited for chip A's lock")
-	}
+	hold.waited(t)
 	for range 3 {
 		turn()
 	}
 	if len(ticks) != 0 {
 		t.Fatalf("%d ticks while the batch hung, want none", len(ticks))
 	}
-	if err := hold.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	hold.release()
 	select {
 	case <-ticks:
 	case <-time.After(waitfor.Timeout):
