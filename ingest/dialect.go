@@ -36,6 +36,11 @@ type dialect struct {
 	// batch (pgbatch.go) rather than per checkin: for a server, where each
 	// statement is a round trip.
 	setBased bool
+	// writers is how many batches are best booked at once (the Service's
+	// InFlight default): SQLite has one writer, so a second batch would only
+	// wait for the first; a server books one while the other waits on its
+	// round trips (a third gained nothing, measured).
+	writers int
 	// retryable reports a transaction the database aborted to break a
 	// deadlock or a serialization conflict: running it again is right.
 	retryable func(error) bool
@@ -46,6 +51,7 @@ var sqliteDialect = &dialect{
 	migrations: "migrations/*.sql",
 	entries: `SELECT id, device_id, seq, chip_number, event_id, counter_id, status, points,
 		tapped_at, clock_synced, received_at, dated_ms FROM checkins ORDER BY rowid`,
+	writers:   1,
 	retryable: func(error) bool { return false },
 }
 
@@ -67,6 +73,7 @@ var postgresDialect = &dialect{
 		tapped_at, clock_synced, received_at, dated_ms FROM checkins ORDER BY booked`,
 	dollar:   true,
 	setBased: true,
+	writers:  2,
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.Is(err, errIDRace) || errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
@@ -128,10 +135,10 @@ func openPostgres(dsn string, o Opts) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest: open %s: %w", redact(dsn), err)
 	}
-	// The Service books up to two batches at once (ServiceOpts.InFlight),
-	// each on a connection of its own; the others serve the admin calls,
-	// the analyzer and a Ledger shared by several writers. Idle ones are
-	// kept so that their prepared statements are too.
+	// The Service books postgresDialect.writers batches at once, each on a
+	// connection of its own; the others serve the admin calls, the analyzer
+	// and a Ledger shared by several writers. Idle ones are kept so that
+	// their prepared statements are too.
 	db.SetMaxOpenConns(6)
 	db.SetMaxIdleConns(6)
 	return db, nil

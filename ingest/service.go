@@ -214,10 +214,7 @@ func New(ledger *Ledger, o ServiceOpts) (*Service, error) {
 		o.TickEvery = time.Second
 	}
 	if o.InFlight <= 0 {
-		o.InFlight = 1
-		if ledger.Dialect() == "postgres" {
-			o.InFlight = 2
-		}
+		o.InFlight = ledger.d.writers
 	}
 	s := &Service{
 		l: ledger, o: o, log: o.Logger,
