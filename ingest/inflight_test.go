@@ -118,42 +118,72 @@ func (h *chipHold) waited(t *testing.T) {
 
 func (h *chipHold) release() { h.tx.Rollback() }
 
+// writerRig is a Service's writer run on its own, on a fresh PostgreSQL
+// ledger with evt-1 and cards A and B: no broker, its client and the
+// checkins' messages record in log what it did.
+type writerRig struct {
+	t    *testing.T
+	l    *Ledger
+	s    *Service
+	log  *ackLog
+	done chan struct{}
+	once sync.Once
+}
+
+// startWriter starts the writer of a Service with o; it is stopped when the
+// test ends, after what the test holds is released (cleanups run last
+// first, and a writer waits for the batch that waits for a hold).
+func startWriter(t *testing.T, o ServiceOpts) *writerRig {
+	t.Helper()
+	l := openAt(t, pgDSN(t), DefaultOpts())
+	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
+	o.Broker, o.BatchWait, o.Logger = "tcp://127.0.0.1:1", -1, testLogger(t)
+	s, err := New(l, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &writerRig{t: t, l: l, s: s, log: &ackLog{}, done: make(chan struct{})}
+	go func() { defer close(r.done); s.writer(logClient{log: r.log}) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+// queue hands c, received at at, to the writer; it returns c's id.
+func (r *writerRig) queue(c protocol.Checkin, at time.Time) string {
+	r.s.in <- item{in: Input{Checkin: c, ReceivedAt: at}, msg: logMessage{id: c.ID, log: r.log}}
+	return c.ID
+}
+
+// stop stops the service and fails the test if its writer does not return.
+func (r *writerRig) stop() {
+	r.once.Do(func() {
+		close(r.s.stop)
+		select {
+		case <-r.done:
+		case <-time.After(waitfor.Timeout):
+			r.t.Fatal("the writer did not return after the stop")
+		}
+	})
+}
+
 // TestTwoBatchesInFlight: on PostgreSQL a batch that waits (here for a
 // card's lock, held by another transaction) does not hold the next one
 // back: the next batch commits and its Result goes out, but its
 // acknowledgement waits until the first batch's own went out (PUBACKs in
 // receive order). With one batch in flight the second would wait.
 func TestTwoBatchesInFlight(t *testing.T) {
-	l := openAt(t, pgDSN(t), DefaultOpts())
-	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
-	s, err := New(l, ServiceOpts{Broker: "tcp://127.0.0.1:1", BatchWait: -1, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
+	r := startWriter(t, ServiceOpts{})
+	if r.s.o.InFlight != 2 {
+		t.Fatalf("InFlight %d on PostgreSQL, want 2 by default", r.s.o.InFlight)
 	}
-	if s.o.InFlight != 2 {
-		t.Fatalf("InFlight %d on PostgreSQL, want 2 by default", s.o.InFlight)
-	}
-	hold := holdChip(t, l, chipA)
-
-	log := &ackLog{}
-	done := make(chan struct{})
-	go func() { defer close(done); s.writer(logClient{log: log}) }()
-	defer func() {
-		hold.release() // first: the writer waits for the batch that waits for it
-		close(s.stop)
-		<-done
-	}()
+	hold := holdChip(t, r.l, chipA)
 	now := time.Now()
-	queue := func(chip string) string {
-		c := checkin(t, chip, "evt-1", now)
-		s.in <- item{in: Input{Checkin: c, ReceivedAt: now}, msg: logMessage{id: c.ID, log: log}}
-		return c.ID
-	}
-	first := queue(chipA)
+	first := r.queue(checkin(t, chipA, "evt-1", now), now)
 	// Its batch waits for the lock before the second is queued, so the two
 	// are separate batches.
 	hold.waited(t)
-	second := queue(chipB)
+	second := r.queue(checkin(t, chipB, "evt-1", now), now)
+	log := r.log
 	if !waitfor.Within(waitfor.Timeout, func() bool { return log.has("result " + second) }) {
 		t.Fatalf("the second batch was not answered while the first waited: %s", log)
 	}
@@ -187,48 +217,23 @@ func TestOneBatchInFlightOnSQLite(t *testing.T) {
 // the broker delivers both again and the ledger answers the second as a
 // replay. The writer returns once both bookings have ended.
 func TestNoAckAfterAnUnackedBatch(t *testing.T) {
-	l := openAt(t, pgDSN(t), DefaultOpts())
-	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
-	s, err := New(l, ServiceOpts{Broker: "tcp://127.0.0.1:1", BatchWait: -1, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &ackLog{}
-	done := make(chan struct{})
-	go func() { defer close(done); s.writer(logClient{log: log}) }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			close(s.stop)
-			<-done
-		}
-	}()
+	r := startWriter(t, ServiceOpts{})
 	now := time.Now()
-	queue := func(c protocol.Checkin) {
-		s.in <- item{in: Input{Checkin: c, ReceivedAt: now}, msg: logMessage{id: c.ID, log: log}}
-	}
 	// The ledger refuses this batch (an id the decoder never lets through),
 	// so its booking retries until the stop.
 	bad := checkin(t, chipA, "evt-1", now)
 	bad.ID = "not an id"
-	queue(bad)
-	if !waitfor.Within(waitfor.Timeout, func() bool { return s.Counters().DBErrors > 0 }) {
+	r.queue(bad, now)
+	if !waitfor.Within(waitfor.Timeout, func() bool { return r.s.Counters().DBErrors > 0 }) {
 		t.Fatal("the refused batch was never tried")
 	}
-	good := checkin(t, chipB, "evt-1", now)
-	queue(good)
-	if !waitfor.Within(waitfor.Timeout, func() bool { return log.has("result " + good.ID) }) {
-		t.Fatalf("the second batch was not answered while the first was retried: %s", log)
+	good := r.queue(checkin(t, chipB, "evt-1", now), now)
+	if !waitfor.Within(waitfor.Timeout, func() bool { return r.log.has("result " + good) }) {
+		t.Fatalf("the second batch was not answered while the first was retried: %s", r.log)
 	}
-	close(s.stop)
-	stopped = true
-	select {
-	case <-done:
-	case <-time.After(waitfor.Timeout):
-		t.Fatal("the writer did not return after the stop")
-	}
-	if log.has("ack "+good.ID) || log.has("ack "+bad.ID) {
-		t.Fatalf("acknowledged after an unacknowledged batch: %s", log)
+	r.stop()
+	if r.log.has("ack "+good) || r.log.has("ack "+bad.ID) {
+		t.Fatalf("acknowledged after an unacknowledged batch: %s", r.log)
 	}
 }
 
@@ -237,24 +242,10 @@ func TestNoAckAfterAnUnackedBatch(t *testing.T) {
 // is idle: the ingest is not booking. It ticks again once the batch is
 // booked.
 func TestNoTickWhileABatchHangs(t *testing.T) {
-	l := openAt(t, pgDSN(t), DefaultOpts())
-	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1})
 	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	ticks := make(chan time.Time, 64)
-	s, err := New(l, ServiceOpts{Broker: "tcp://127.0.0.1:1", BatchWait: -1, Clock: clk, TickEvery: time.Second,
-		Logger: testLogger(t), OnTick: func(now time.Time) { ticks <- now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hold := holdChip(t, l, chipA)
-	log := &ackLog{}
-	done := make(chan struct{})
-	go func() { defer close(done); s.writer(logClient{log: log}) }()
-	defer func() {
-		hold.release()
-		close(s.stop)
-		<-done
-	}()
+	r := startWriter(t, ServiceOpts{Clock: clk, TickEvery: time.Second, OnTick: func(now time.Time) { ticks <- now }})
+	hold := holdChip(t, r.l, chipA)
 	// One idle turn of the tick's timer: it fired, was handled, and is set
 	// again.
 	turn := func() {
@@ -270,8 +261,7 @@ func TestNoTickWhileABatchHangs(t *testing.T) {
 	<-ticks
 
 	now := clk.Now()
-	c := checkin(t, chipA, "evt-1", now)
-	s.in <- item{in: Input{Checkin: c, ReceivedAt: now}, msg: logMessage{id: c.ID, log: log}}
+	id := r.queue(checkin(t, chipA, "evt-1", now), now)
 	hold.waited(t)
 	for range 3 {
 		turn()
@@ -285,7 +275,7 @@ func TestNoTickWhileABatchHangs(t *testing.T) {
 	case <-time.After(waitfor.Timeout):
 		t.Fatal("no tick after the batch was booked")
 	}
-	if !log.has("ack " + c.ID) {
-		t.Fatalf("booked but not acknowledged: %s", log)
+	if !r.log.has("ack " + id) {
+		t.Fatalf("booked but not acknowledged: %s", r.log)
 	}
 }
