@@ -42,7 +42,9 @@ type dialect struct {
 	// round trips (a third gained nothing, measured).
 	writers int
 	// retryable reports a transaction the database aborted to break a
-	// deadlock or a serialization conflict: running it again is right.
+	// deadlock or a serialization conflict, or a batch that found what it
+	// read changed under it (errIDRace, errHolderMoved): running it again
+	// is right.
 	retryable func(error) bool
 }
 
@@ -76,7 +78,7 @@ var postgresDialect = &dialect{
 	writers:  2,
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError
-		return errors.Is(err, errIDRace) || errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+		return errors.Is(err, errIDRace) || errors.Is(err, errHolderMoved) || errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 	},
 }
 

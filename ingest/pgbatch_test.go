@@ -85,6 +85,64 @@ func TestSetBasedIDRace(t *testing.T) {
 	}
 }
 
+// TestHolderSetUnderTheBatch: a passholder set by hand (SetPassholder takes
+// no chip lock) after the batch read it, and before the batch adds its
+// points, is read again: the batch runs a second time, and both the ledger
+// and the Result keep the total set by hand plus the tap's point. (Adding the
+// point to the row as read would lose the change, and a Result that adds it
+// to the total read before would tell the passholder a total the ledger does
+// not keep.)
+func TestHolderSetUnderTheBatch(t *testing.T) {
+	app := fmt.Sprintf("pgbatch-holder-%d", time.Now().UnixNano())
+	l := openAt(t, pgDSN(t)+"&application_name="+app, DefaultOpts())
+	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodDay, Volume: 1}) // 22 points
+	ctx := context.Background()
+	at := mustTime(t, "2026-11-24T09:00:00Z")
+	c := checkin(t, chipA, "evt-1", at)
+
+	// The change by hand, not committed yet: the batch reads 22 points (the
+	// row as committed) and then waits on the row to add its point.
+	tx, err := l.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`UPDATE passholders SET total_points = 40 WHERE chip_number = $1`, chipA); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		out []Outcome
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		out, err := l.ProcessBatch(ctx, []Input{{Checkin: c, ReceivedAt: at}})
+		done <- answer{out, err}
+	}()
+	waitfor.Cond(t, "the batch waiting on the passholder's row", func() bool {
+		var n int
+		err := l.DB().QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
+			AND wait_event_type = 'Lock' AND query LIKE '%UPDATE passholders%' AND pid <> pg_backend_pid()`, app).Scan(&n)
+		return err == nil && n > 0
+	})
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if r := a.out[0].Result; r.Status != protocol.StatusSaved || r.TotalPoints != 41 {
+		t.Fatalf("Result %+v, want saved with 41 points (40 set by hand, 1 for the tap)", r)
+	}
+	if p, err := l.Passholder(ctx, chipA); err != nil || p.TotalPoints != 41 {
+		t.Fatalf("passholder %+v (%v), want 41 points", p, err)
+	}
+	if n := countEntries(t, l); n != 1 {
+		t.Fatalf("%d ledger rows, want 1", n)
+	}
+}
+
 // TestAnalyzedAsItGrows: where the server's autovacuum is off, the ledger
 // analyzes its growing tables itself, so that the plans the server keeps
 // for the prepared statements follow the tables: the generic plan of the id
