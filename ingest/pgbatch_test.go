@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -45,30 +46,8 @@ func TestSetBasedIDRace(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			type answer struct {
-				out []Outcome
-				err error
-			}
-			done := make(chan answer, 1)
-			go func() {
-				out, err := l.ProcessBatch(ctx, []Input{{Checkin: c, ReceivedAt: at}})
-				done <- answer{out, err}
-			}()
 			// The batch waits on the other transaction's row.
-			waitfor.Cond(t, "the batch waiting on the uncommitted id", func() bool {
-				var n int
-				err := l.DB().QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
-					AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`, app).Scan(&n)
-				return err == nil && n > 0
-			})
-			if err := tx.Commit(); err != nil {
-				t.Fatal(err)
-			}
-			a := <-done
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
-			o := a.out[0]
+			o := processBehind(t, l, app, tx, "%", "the uncommitted id", Input{Checkin: c, ReceivedAt: at})[0]
 			switch {
 			case tc.collision && (!o.Collision || o.Result.Status != protocol.StatusInvalidRequest):
 				t.Fatalf("want a collision: %+v", o)
@@ -83,6 +62,36 @@ func TestSetBasedIDRace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// processBehind books in on l (connected as application app) while tx holds
+// a row the batch needs: it waits until the batch waits on a lock in a
+// statement LIKE query, commits tx, and returns the batch's outcomes.
+func processBehind(t *testing.T, l *Ledger, app string, tx *sql.Tx, query, what string, in ...Input) []Outcome {
+	t.Helper()
+	type answer struct {
+		out []Outcome
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		out, err := l.ProcessBatch(context.Background(), in)
+		done <- answer{out, err}
+	}()
+	waitfor.Cond(t, "the batch waiting on "+what, func() bool {
+		var n int
+		err := l.DB().QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
+			AND wait_event_type = 'Lock' AND query LIKE $2 AND pid <> pg_backend_pid()`, app, query).Scan(&n)
+		return err == nil && n > 0
+	})
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	return a.out
 }
 
 // TestHolderSetUnderTheBatch: a passholder set by hand (SetPassholder takes
@@ -110,29 +119,8 @@ func TestHolderSetUnderTheBatch(t *testing.T) {
 	if _, err := tx.Exec(`UPDATE passholders SET total_points = 40 WHERE chip_number = $1`, chipA); err != nil {
 		t.Fatal(err)
 	}
-	type answer struct {
-		out []Outcome
-		err error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		out, err := l.ProcessBatch(ctx, []Input{{Checkin: c, ReceivedAt: at}})
-		done <- answer{out, err}
-	}()
-	waitfor.Cond(t, "the batch waiting on the passholder's row", func() bool {
-		var n int
-		err := l.DB().QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
-			AND wait_event_type = 'Lock' AND query LIKE '%UPDATE passholders%' AND pid <> pg_backend_pid()`, app).Scan(&n)
-		return err == nil && n > 0
-	})
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	a := <-done
-	if a.err != nil {
-		t.Fatal(a.err)
-	}
-	if r := a.out[0].Result; r.Status != protocol.StatusSaved || r.TotalPoints != 41 {
+	out := processBehind(t, l, app, tx, "%UPDATE passholders%", "the passholder's row", Input{Checkin: c, ReceivedAt: at})
+	if r := out[0].Result; r.Status != protocol.StatusSaved || r.TotalPoints != 41 {
 		t.Fatalf("Result %+v, want saved with 41 points (40 set by hand, 1 for the tap)", r)
 	}
 	if p, err := l.Passholder(ctx, chipA); err != nil || p.TotalPoints != 41 {
