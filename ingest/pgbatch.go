@@ -417,39 +417,10 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 			events = append(events, c.EventID)
 		}
 	}
-	var q pgx.Batch
-	var steps []func(pgx.BatchResults) error
-	exec := func(what, sql string, args ...any) {
-		q.Queue(sql, args...)
-		steps = append(steps, func(br pgx.BatchResults) error {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("ingest: %s: %w", what, err)
-			}
-			return nil
-		})
-	}
-	query := func(what, sql string, scan func(pgx.Rows) error, args ...any) {
-		q.Queue(sql, args...)
-		steps = append(steps, func(br pgx.BatchResults) error {
-			rows, err := br.Query()
-			if err != nil {
-				return fmt.Errorf("ingest: %s: %w", what, err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				if err := scan(rows); err != nil {
-					return fmt.Errorf("ingest: %s: %w", what, err)
-				}
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("ingest: %s: %w", what, err)
-			}
-			return nil
-		})
-	}
-	exec("begin", "BEGIN")
+	var q pipeline
+	q.exec("begin", "BEGIN")
 	if len(chips) > 0 {
-		exec("lock chips", l.d.lockChips, chips)
+		q.exec("lock chips", l.d.lockChips, chips)
 	}
 	if bs := latestBoots(in); len(bs) > 0 {
 		var dev, id []string
@@ -457,9 +428,9 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		for _, bt := range bs {
 			dev, id, up, rcv = append(dev, bt.device), append(id, bt.boot), append(up, bt.uptimeMs), append(rcv, bt.receivedMs)
 		}
-		exec("boots", l.pg.upBoots, dev, id, up, rcv)
+		q.exec("boots", l.pg.upBoots, dev, id, up, rcv)
 	}
-	query("read ids", l.pg.selIDs, func(r pgx.Rows) error {
+	q.query("read ids", l.pg.selIDs, func(r pgx.Rows) error {
 		var id string
 		var s stored
 		if err := r.Scan(&id, &s.device, &s.payload); err != nil {
@@ -469,7 +440,7 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		return nil
 	}, ids)
 	if len(chips) > 0 {
-		query("passholders", l.pg.selHolders, func(r pgx.Rows) error {
+		q.query("passholders", l.pg.selHolders, func(r pgx.Rows) error {
 			var chip string
 			h := &holderState{found: true}
 			if err := r.Scan(&chip, &h.total, &h.blocked, &h.tid); err != nil {
@@ -480,7 +451,7 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		}, chips)
 	}
 	if len(bootDev) > 0 {
-		query("boots", l.pg.selBoots, func(r pgx.Rows) error {
+		q.query("boots", l.pg.selBoots, func(r pgx.Rows) error {
 			var k [2]string
 			var v [2]int64
 			if err := r.Scan(&k[0], &k[1], &v[0], &v[1]); err != nil {
@@ -494,7 +465,7 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		for i := range asDev { // none is cached as none
 			b.assigns[asDev[i]+"\x00"+asEv[i]] = nil
 		}
-		query("assignments", l.pg.selAssigns, func(r pgx.Rows) error {
+		q.query("assignments", l.pg.selAssigns, func(r pgx.Rows) error {
 			a, err := scanAssignment(r)
 			if err != nil {
 				return err
@@ -508,7 +479,7 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		for _, id := range events {
 			b.events[id] = nil
 		}
-		query("events", l.pg.selEvents, func(r pgx.Rows) error {
+		q.query("events", l.pg.selEvents, func(r pgx.Rows) error {
 			var e Event
 			var from, until sql.NullInt64
 			if err := r.Scan(&e.ID, &e.Points, &e.Period, &e.Volume, &from, &until); err != nil {
@@ -524,15 +495,68 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 			return nil
 		}, events)
 	}
-	return runPipeline(b.ctx, c, &q, steps)
+	return q.run(b.ctx, c)
 }
 
-// runPipeline sends q in one round trip and reads its results in order;
+// pipeline is statements sent in one round trip (a pgx batch), each with
+// the step that reads its result.
+type pipeline struct {
+	q     pgx.Batch
+	steps []func(pgx.BatchResults) error
+}
+
+// exec queues a statement whose result is only whether it succeeded; what
+// names it in the error.
+func (p *pipeline) exec(what, sql string, args ...any) {
+	p.execMapped(what, sql, nil, args...)
+}
+
+// execMapped is exec where mapped, when set, may give the error a meaning of
+// its own (a race the batch is run again for); it returns nil for any other.
+func (p *pipeline) execMapped(what, sql string, mapped func(*pgconn.PgError) error, args ...any) {
+	p.q.Queue(sql, args...)
+	p.steps = append(p.steps, func(br pgx.BatchResults) error {
+		_, err := br.Exec()
+		var pe *pgconn.PgError
+		if mapped != nil && errors.As(err, &pe) {
+			if merr := mapped(pe); merr != nil {
+				return merr
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("ingest: %s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// query queues a statement whose rows scan reads, one at a time.
+func (p *pipeline) query(what, sql string, scan func(pgx.Rows) error, args ...any) {
+	p.q.Queue(sql, args...)
+	p.steps = append(p.steps, func(br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("ingest: %s: %w", what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return fmt.Errorf("ingest: %s: %w", what, err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("ingest: %s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// run sends the pipeline in one round trip and reads its results in order;
 // the first error is returned (the server fails what follows it).
-func runPipeline(ctx context.Context, c *pgx.Conn, q *pgx.Batch, steps []func(pgx.BatchResults) error) error {
-	br := c.SendBatch(ctx, q)
+func (p *pipeline) run(ctx context.Context, c *pgx.Conn) error {
+	br := c.SendBatch(ctx, &p.q)
 	var first error
-	for _, step := range steps {
+	for _, step := range p.steps {
 		if err := step(br); err != nil {
 			first = err
 			break
@@ -614,22 +638,15 @@ func (r *checkinRows) add(x Input, d decision, payload []byte) {
 // what follows an error until the pipeline's end).
 func (b *batch) write(c *pgx.Conn, p *preloaded, r *checkinRows, events []*Event) error {
 	l := b.l
-	var q pgx.Batch
-	var steps []func(pgx.BatchResults) error
+	var q pipeline
 	if len(r.id) > 0 {
-		q.Queue(l.pg.insCheckins, r.id, r.device, r.seq, r.chip, r.event, r.counter,
-			r.status, r.points, r.tapped, r.synced, r.dated, r.received, r.result)
-		steps = append(steps, func(br pgx.BatchResults) error {
-			_, err := br.Exec()
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "checkins_pkey" {
-				return fmt.Errorf("%w: %v", errIDRace, err)
-			}
-			if err != nil {
-				return fmt.Errorf("ingest: insert checkins: %w", err)
+		q.execMapped("insert checkins", l.pg.insCheckins, func(pe *pgconn.PgError) error {
+			if pe.Code == "23505" && pe.ConstraintName == "checkins_pkey" {
+				return fmt.Errorf("%w: %v", errIDRace, pe)
 			}
 			return nil
-		})
+		}, r.id, r.device, r.seq, r.chip, r.event, r.counter, r.status, r.points, r.tapped, r.synced, r.dated,
+			r.received, r.result)
 	}
 	if len(events) > 0 {
 		sort.Slice(events, func(i, j int) bool { return events[i].ID < events[j].ID })
@@ -638,13 +655,7 @@ func (b *batch) write(c *pgx.Conn, p *preloaded, r *checkinRows, events []*Event
 		for _, e := range events {
 			id, period, pts, vol = append(id, e.ID), append(period, e.Period), append(pts, int32(e.Points)), append(vol, int32(e.Volume))
 		}
-		q.Queue(l.pg.insEvents, id, pts, period, vol)
-		steps = append(steps, func(br pgx.BatchResults) error {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("ingest: create events: %w", err)
-			}
-			return nil
-		})
+		q.exec("create events", l.pg.insEvents, id, pts, period, vol)
 	}
 	var add, enroll []string
 	for chip, h := range p.holders {
@@ -663,18 +674,12 @@ func (b *batch) write(c *pgx.Conn, p *preloaded, r *checkinRows, events []*Event
 			// total is what was read plus what the batch added (delta).
 			tids[i], was[i], pts[i] = h.tid, int32(h.total-h.delta), int32(h.delta)
 		}
-		q.Queue(l.pg.addPoints, tids, add, was, pts)
-		steps = append(steps, func(br pgx.BatchResults) error {
-			_, err := br.Exec()
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "KI001" {
-				return fmt.Errorf("%w: %v", errHolderMoved, err)
-			}
-			if err != nil {
-				return fmt.Errorf("ingest: add points: %w", err)
+		q.execMapped("add points", l.pg.addPoints, func(pe *pgconn.PgError) error {
+			if pe.Code == "KI001" {
+				return fmt.Errorf("%w: %v", errHolderMoved, pe)
 			}
 			return nil
-		})
+		}, tids, add, was, pts)
 	}
 	if len(enroll) > 0 {
 		sort.Strings(enroll)
@@ -683,20 +688,8 @@ func (b *batch) write(c *pgx.Conn, p *preloaded, r *checkinRows, events []*Event
 			h := p.holders[chip]
 			pts[i], created[i] = int32(h.delta), h.createdAt
 		}
-		q.Queue(l.pg.enroll, enroll, pts, created)
-		steps = append(steps, func(br pgx.BatchResults) error {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("ingest: enroll: %w", err)
-			}
-			return nil
-		})
+		q.exec("enroll", l.pg.enroll, enroll, pts, created)
 	}
-	q.Queue("COMMIT")
-	steps = append(steps, func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("ingest: commit: %w", err)
-		}
-		return nil
-	})
-	return runPipeline(b.ctx, c, &q, steps)
+	q.exec("commit", "COMMIT")
+	return q.run(b.ctx, c)
 }
