@@ -287,20 +287,11 @@ func (bi *bareInsert) insert(ctx context.Context, in []Input) error {
 		c := x.Checkin
 		res.ID = c.ID
 		if _, err := st.ExecContext(ctx, c.ID, c.DeviceID, c.Seq, c.ChipNumber, c.EventID, c.CounterID, res.Status, 1,
-			c.TappedAt, c.ClockSynced, benchDated(x), protocol.FormatTime(x.ReceivedAt), res.Encode()); err != nil {
+			c.TappedAt, c.ClockSynced, syncedDate(x).UnixMilli(), protocol.FormatTime(x.ReceivedAt), res.Encode()); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
-}
-
-// benchDated is the date the ledger gives a synchronised tap (unix ms): its
-// tappedAt, never after the receipt.
-func benchDated(x Input) int64 {
-	if t, err := protocol.ParseTime(x.Checkin.TappedAt); err == nil && x.Checkin.ClockSynced && t.Before(x.ReceivedAt) {
-		return t.UnixMilli()
-	}
-	return x.ReceivedAt.UnixMilli()
 }
 
 // bareRows are checkin rows as one array per column.
@@ -317,7 +308,7 @@ func (r *bareRows) add(x Input, result []byte) {
 	r.id, r.device, r.chip = append(r.id, c.ID), append(r.device, c.DeviceID), append(r.chip, c.ChipNumber)
 	r.event, r.counter, r.status = append(r.event, c.EventID), append(r.counter, c.CounterID), append(r.status, protocol.StatusSaved)
 	r.tapped, r.received = append(r.tapped, c.TappedAt), append(r.received, protocol.FormatTime(x.ReceivedAt))
-	r.seq, r.dated, r.points = append(r.seq, c.Seq), append(r.dated, benchDated(x)), append(r.points, 1)
+	r.seq, r.dated, r.points = append(r.seq, c.Seq), append(r.dated, syncedDate(x).UnixMilli()), append(r.points, 1)
 	r.synced, r.result = append(r.synced, c.ClockSynced), append(r.result, result)
 }
 

@@ -392,17 +392,23 @@ func (b *batch) aheadOfReceipt(x Input) bool {
 	return err == nil && t.After(x.ReceivedAt.Add(b.l.o.Skew))
 }
 
+// syncedDate is the date of a tap whose clock was synchronised: its
+// tappedAt, but never after the receipt (nor when it does not parse).
+func syncedDate(x Input) time.Time {
+	t, err := protocol.ParseTime(x.Checkin.TappedAt)
+	if err != nil || t.After(x.ReceivedAt) {
+		return x.ReceivedAt
+	}
+	return t
+}
+
 // date is the instant the rules apply to: the kiosk's tappedAt when its clock
 // was synchronised (but never after the receipt), otherwise the receipt
 // corrected by how long before the boot's latest known uptime the tap was.
 func (b *batch) date(x Input) (time.Time, error) {
 	c := x.Checkin
 	if c.ClockSynced {
-		t, err := protocol.ParseTime(c.TappedAt)
-		if err != nil || t.After(x.ReceivedAt) {
-			return x.ReceivedAt, nil
-		}
-		return t, nil
+		return syncedDate(x), nil
 	}
 	if !usesBoot(c) {
 		return x.ReceivedAt, nil
