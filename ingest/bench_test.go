@@ -259,7 +259,7 @@ func newBareInsert(tb testing.TB, l *Ledger, name string, totals bool) *bareInse
 		ddl = append(ddl, ph, `INSERT INTO @_passholders SELECT chip_number, total_points, blocked, created_at FROM passholders`)
 	}
 	for _, q := range ddl {
-		if _, err := bi.db.Exec(strings.ReplaceAll(q, "@", name)); err != nil {
+		if _, err := bi.db.Exec(bi.q(q)); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -271,38 +271,45 @@ func newBareInsert(tb testing.TB, l *Ledger, name string, totals bool) *bareInse
 // with one prepared insert per row (in process, a statement costs no round
 // trip).
 func (bi *bareInsert) insert(ctx context.Context, in []Input) error {
-	res := protocol.Result{V: protocol.Version, Status: protocol.StatusSaved, NewPoints: 1, TotalPoints: 1,
-		EndUserMessage: savedMessage(1, 1)}
 	tx, err := bi.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if err := bi.rows(ctx, tx, in); err != nil {
+		return err
+	}
+	if bi.totals {
+		if err := bi.addTotals(ctx, tx, in); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// q is a statement on the yardstick's own tables (@ is its name).
+func (bi *bareInsert) q(sql string) string { return strings.ReplaceAll(sql, "@", bi.name) }
+
+// rows inserts the checkin rows of in.
+func (bi *bareInsert) rows(ctx context.Context, tx *sql.Tx, in []Input) error {
+	res := protocol.Result{V: protocol.Version, Status: protocol.StatusSaved, NewPoints: 1, TotalPoints: 1,
+		EndUserMessage: savedMessage(1, 1)}
 	if bi.postgres {
 		var r bareRows
 		for _, x := range in {
 			res.ID = x.Checkin.ID
 			r.add(x, res.Encode())
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO `+bi.name+`_checkins (id, device_id, seq, chip_number, event_id, counter_id,
+		_, err := tx.ExecContext(ctx, bi.q(`INSERT INTO @_checkins (id, device_id, seq, chip_number, event_id, counter_id,
 			status, points, tapped_at, clock_synced, dated_ms, received_at, result)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::int[], $9::text[], $10::bool[], $11::bigint[], $12::text[], $13::bytea[])`,
+			$8::int[], $9::text[], $10::bool[], $11::bigint[], $12::text[], $13::bytea[])`),
 			r.id, r.device, r.seq, r.chip, r.event, r.counter, r.status, r.points, r.tapped, r.synced, r.dated,
-			r.received, r.result); err != nil {
-			return err
-		}
-		if bi.totals {
-			chips, pts := cardPoints(in)
-			if _, err := tx.ExecContext(ctx, `UPDATE `+bi.name+`_passholders AS p SET total_points = p.total_points + u.d
-				FROM unnest($1::text[], $2::int[]) AS u(c, d) WHERE p.chip_number = u.c`, chips, pts); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
+			r.received, r.result)
+		return err
 	}
-	st, err := tx.PrepareContext(ctx, `INSERT INTO `+bi.name+`_checkins (id, device_id, seq, chip_number, event_id, counter_id,
-		status, points, tapped_at, clock_synced, dated_ms, received_at, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	st, err := tx.PrepareContext(ctx, bi.q(`INSERT INTO @_checkins (id, device_id, seq, chip_number, event_id, counter_id,
+		status, points, tapped_at, clock_synced, dated_ms, received_at, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 	if err != nil {
 		return err
 	}
@@ -315,24 +322,52 @@ func (bi *bareInsert) insert(ctx context.Context, in []Input) error {
 			return err
 		}
 	}
-	if bi.totals {
-		up, err := tx.PrepareContext(ctx, `UPDATE `+bi.name+`_passholders SET total_points = total_points + ? WHERE chip_number = ?`)
+	return nil
+}
+
+// addTotals adds each card's points of in to the yardstick's passholders:
+// on PostgreSQL in one statement, on SQLite one prepared update per card.
+// Every card must be found: a floor that updated nothing would flatter
+// itself.
+func (bi *bareInsert) addTotals(ctx context.Context, tx *sql.Tx, in []Input) error {
+	chips, pts := cardPoints(in)
+	var updated int64
+	if bi.postgres {
+		r, err := tx.ExecContext(ctx, bi.q(`UPDATE @_passholders AS p SET total_points = p.total_points + u.d
+			FROM unnest($1::text[], $2::int[]) AS u(c, d) WHERE p.chip_number = u.c`), chips, pts)
+		if err != nil {
+			return err
+		}
+		if updated, err = r.RowsAffected(); err != nil {
+			return err
+		}
+	} else {
+		up, err := tx.PrepareContext(ctx, bi.q(`UPDATE @_passholders SET total_points = total_points + ? WHERE chip_number = ?`))
 		if err != nil {
 			return err
 		}
 		defer up.Close()
-		chips, pts := cardPoints(in)
 		for i, c := range chips {
-			if _, err := up.ExecContext(ctx, pts[i], c); err != nil {
+			r, err := up.ExecContext(ctx, pts[i], c)
+			if err != nil {
 				return err
 			}
+			n, err := r.RowsAffected()
+			if err != nil {
+				return err
+			}
+			updated += n
 		}
 	}
-	return tx.Commit()
+	if updated != int64(len(chips)) {
+		return fmt.Errorf("floor: %d of %d cards updated", updated, len(chips))
+	}
+	return nil
 }
 
-// cardPoints is the point each row of in saves, summed per card, in card
-// order (the order the ledger updates them in).
+// cardPoints is the point each row of in saves (benchRows' checkins each
+// save evt-1's one point), summed per card, in card order (the order the
+// ledger updates them in).
 func cardPoints(in []Input) ([]string, []int32) {
 	sum := make(map[string]int32, len(in))
 	for _, x := range in {
