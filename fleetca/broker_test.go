@@ -27,11 +27,12 @@ type client struct {
 	paho.Client
 	mu   sync.Mutex
 	got  map[string][]string
+	last map[string]string // the answer reply consumed last, per topic
 	lost chan struct{}
 }
 
 func connect(f *fleetcatest.Fleet, id string, tc *tls.Config) (*client, error) {
-	c := &client{got: map[string][]string{}, lost: make(chan struct{})}
+	c := &client{got: map[string][]string{}, last: map[string]string{}, lost: make(chan struct{})}
 	var once sync.Once
 	c.Client = paho.NewClient(paho.NewClientOptions().AddBroker(f.URL).SetClientID(id).SetTLSConfig(tc).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
