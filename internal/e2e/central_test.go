@@ -321,21 +321,37 @@ func TestFleetPageInChromium(t *testing.T) {
 	do("reports page", chromedp.Navigate(base+"/reports?by=device&from="+day+"&to="+day), chromedp.WaitVisible(chromedp.CSS("#report")))
 	noChips("/reports", text("reports page", chromedp.OuterHTML(chromedp.CSS("html"))))
 	shot(t, ctx, "reports")
+	// The file appears (and may be empty) before Chromium has written it:
+	// the download counts as done on its "completed" event.
+	completed := make(chan string, 1)
+	if err := chromedp.ListenBrowser(ctx, func(ev any) {
+		if p, ok := ev.(*browser.EventDownloadProgress); ok && p.State == browser.DownloadProgressStateCompleted {
+			select {
+			case completed <- p.FilePath:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	events := true
 	do("download the CSV",
 		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 			_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-				Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
+				Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads, EventsEnabled: &events})
 			return err
 		}),
 		chromedp.Click(chromedp.CSS("#csv"), chromedp.NodeVisible))
-	var csvPath string
-	waitfor.Cond(t, "the CSV downloaded", func() bool {
-		m, _ := filepath.Glob(filepath.Join(downloads, "*.csv"))
-		if len(m) == 1 {
-			csvPath = m[0]
-		}
-		return csvPath != ""
-	})
+	select {
+	case <-completed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the CSV download did not complete")
+	}
+	m, _ := filepath.Glob(filepath.Join(downloads, "*.csv"))
+	if len(m) != 1 {
+		t.Fatalf("downloaded %q, want one CSV", m)
+	}
+	csvPath := m[0]
 	f, err := os.Open(csvPath)
 	if err != nil {
 		t.Fatal(err)
