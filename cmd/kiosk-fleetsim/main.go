@@ -51,6 +51,7 @@ const summaryHelp = `The summary, one JSON line on stdout:
   saved           of them "saved": queued for central, so each must be booked exactly once
   alreadySaved    "already-saved": the kiosk's local history said the card saved already
   blocked         "blocked": a card of the hot list, refused at the kiosk
+  retaps          a card again within the kiosk's debounce window: the same tap, answered again
   otherOutcomes   every other decision (unreadable-card, no-event, queue-full, storage-error)
   booked          ledger rows with status saved
   ledgerRows      every ledger row, also those central refused (maximum-reached for a card

@@ -173,11 +173,14 @@ func openGate(ctx context.Context, gate string, n int, returned <-chan struct{})
 
 // Summary is the outcome of a run, printed as one JSON line.
 type Summary struct {
-	Kiosks        int     `json:"kiosks"`
-	Taps          int64   `json:"taps"`
-	Saved         int64   `json:"saved"`
-	AlreadySaved  int64   `json:"alreadySaved"`
-	Blocked       int64   `json:"blocked"`
+	Kiosks       int   `json:"kiosks"`
+	Taps         int64 `json:"taps"`
+	Saved        int64 `json:"saved"`
+	AlreadySaved int64 `json:"alreadySaved"`
+	Blocked      int64 `json:"blocked"`
+	// Retaps: a card tapped again within the kiosk's debounce window, which
+	// is the same tap answered again with its decision, not a new saved one.
+	Retaps        int64   `json:"retaps"`
 	OtherOutcomes int64   `json:"otherOutcomes"`
 	Booked        int64   `json:"booked"`
 	LedgerRows    int64   `json:"ledgerRows"`
@@ -666,6 +669,7 @@ func (s *sim) runShards(ctx context.Context) error {
 		sum.Saved += x.Saved
 		sum.AlreadySaved += x.AlreadySaved
 		sum.Blocked += x.Blocked
+		sum.Retaps += x.Retaps
 		sum.OtherOutcomes += x.OtherOutcomes
 		sum.Booked += x.Booked
 		sum.LedgerRows += x.LedgerRows
@@ -894,19 +898,37 @@ func (s *sim) tapLoop(ctx context.Context, n *node) {
 		if !ok {
 			continue // the kiosk went down before the tap was read: no promise made
 		}
-		s.taps.Add(1)
-		s.count(d.Outcome)
-		n.used = append(n.used, chip)
-		if d.ID != "" { // queued: central must book it exactly once
-			s.mu.Lock()
-			if _, seen := s.saved[d.ID]; !seen {
-				s.saved[d.ID] = n.id
-				s.tappedT[d.ID] = time.Now()
-			}
-			s.mu.Unlock()
-		}
+		s.record(n, chip, d)
 	}
 }
+
+// record counts a tap's decision d; a saved one is also a checkin central
+// must book exactly once. A decision with the ID of one recorded already is
+// a debounced re-tap (the kiosk answers the same tap again): a retap, not a
+// second saved tap.
+func (s *sim) record(n *node, chip string, d device.Decision) {
+	s.taps.Add(1)
+	n.used = append(n.used, chip)
+	if d.ID == "" {
+		s.count(d.Outcome)
+		return
+	}
+	s.mu.Lock()
+	_, again := s.saved[d.ID]
+	if !again {
+		s.saved[d.ID] = n.id
+		s.tappedT[d.ID] = time.Now()
+	}
+	s.mu.Unlock()
+	if again {
+		s.count(outcomeRetap)
+		return
+	}
+	s.count(d.Outcome)
+}
+
+// outcomeRetap counts the retaps beside the kiosk's own outcomes.
+const outcomeRetap = "retap"
 
 // tap puts chip on k's reader and waits for the decision, however long the
 // kiosk takes (a loaded machine is slow, and a decision given up on would
@@ -1074,8 +1096,9 @@ func (s *sim) reconcile(ctx context.Context) error {
 		}
 		return 0
 	}
-	sum.Saved, sum.AlreadySaved, sum.Blocked = get("saved"), get("already-saved"), get("blocked")
-	sum.OtherOutcomes = sum.Taps - sum.Saved - sum.AlreadySaved - sum.Blocked
+	sum.Saved, sum.AlreadySaved, sum.Blocked = get(device.OutcomeSaved), get(device.OutcomeAlreadySaved), get(device.OutcomeBlocked)
+	sum.Retaps = get(outcomeRetap)
+	sum.OtherOutcomes = sum.Taps - sum.Saved - sum.AlreadySaved - sum.Blocked - sum.Retaps
 	seen := map[string]int{}
 	seqs := map[string]int{}
 	var own map[string]bool // in a shard, its kiosks'

@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/uitpas/tap-kiosk/device"
 )
 
 // TestFleetUnderChaos: 50 kiosks in one process tap against a broker that
@@ -130,5 +133,29 @@ func TestShardFailureStopsTheOthers(t *testing.T) {
 	})
 	if !errors.Is(err, broke) {
 		t.Fatalf("run with a broken shard: %v", err)
+	}
+}
+
+// TestRetapIsNotASecondSave: the kiosk answers a card tapped again within
+// its debounce window with the first tap's decision (the same ID); the
+// simulator counts it as a retap, so that the saved taps stay the checkins
+// the ledger must hold (a shard once counted 21 saved against 20 rows).
+func TestRetapIsNotASecondSave(t *testing.T) {
+	s := &sim{saved: map[string]string{}, tappedT: map[string]time.Time{}}
+	n := &node{id: "kiosk-a"}
+	saved := device.Decision{Outcome: device.OutcomeSaved, Chip: "04A1B2C3D4E5F6", ID: "id-1"}
+	s.record(n, saved.Chip, saved)
+	s.record(n, saved.Chip, saved) // debounced: the same decision again
+	s.record(n, saved.Chip, device.Decision{Outcome: device.OutcomeAlreadySaved, Chip: saved.Chip})
+	get := func(o string) int64 {
+		v, ok := s.counts.Load(o)
+		if !ok {
+			return 0
+		}
+		return v.(*atomic.Int64).Load()
+	}
+	if s.taps.Load() != 3 || get(device.OutcomeSaved) != 1 || get(outcomeRetap) != 1 || get(device.OutcomeAlreadySaved) != 1 || len(s.saved) != 1 {
+		t.Fatalf("taps %d, saved %d, retaps %d, already saved %d, checkins %d", s.taps.Load(),
+			get(device.OutcomeSaved), get(outcomeRetap), get(device.OutcomeAlreadySaved), len(s.saved))
 	}
 }
