@@ -28,7 +28,16 @@ func eachBackendDSN(t *testing.T, fn func(t *testing.T, dsn string)) {
 // allows, with passholder totals that add up.
 func TestConcurrentInstances(t *testing.T) { eachBackendDSN(t, testConcurrentInstances) }
 
-func testConcurrentInstances(t *testing.T, dsn string) {
+// TestConcurrentInstancesReadingNoIDs is TestConcurrentInstances with
+// PostgreSQL batches that never read their ids first (calmBatches): every
+// replay and collision is found by the insert, and the batch run again.
+func TestConcurrentInstancesReadingNoIDs(t *testing.T) {
+	testConcurrentInstancesWith(t, pgDSN(t), true)
+}
+
+func testConcurrentInstances(t *testing.T, dsn string) { testConcurrentInstancesWith(t, dsn, false) }
+
+func testConcurrentInstancesWith(t *testing.T, dsn string, unread bool) {
 	const instances, checkins = 4, 300
 	rng := rand.New(rand.NewPCG(1, 2))
 	o := DefaultOpts()
@@ -50,6 +59,9 @@ func testConcurrentInstances(t *testing.T, dsn string) {
 			t.Fatalf("open %d: %v", i, errs[i])
 		}
 		t.Cleanup(func() { l.Close() })
+		if unread {
+			l.calmAfter = 0
+		}
 	}
 	ctx := context.Background()
 	events := map[string]Event{
@@ -212,10 +224,19 @@ func testConcurrentInstances(t *testing.T, dsn string) {
 // instant, many times over: one booking, one answer.
 func TestConcurrentSameID(t *testing.T) { eachBackendDSN(t, testConcurrentSameID) }
 
-func testConcurrentSameID(t *testing.T, dsn string) {
+// TestConcurrentSameIDReadingNoIDs is TestConcurrentSameID with PostgreSQL
+// batches that never read their ids first.
+func TestConcurrentSameIDReadingNoIDs(t *testing.T) { testConcurrentSameIDWith(t, pgDSN(t), true) }
+
+func testConcurrentSameID(t *testing.T, dsn string) { testConcurrentSameIDWith(t, dsn, false) }
+
+func testConcurrentSameIDWith(t *testing.T, dsn string, unread bool) {
 	o := DefaultOpts()
 	o.Synchronous = "NORMAL"
 	a, b := openAt(t, dsn, o), openAt(t, dsn, o)
+	if unread {
+		a.calmAfter, b.calmAfter = 0, 0
+	}
 	setup(t, a, Event{ID: "evt-1", Points: 1, Period: "ABSOLUTE", Volume: 1})
 	ctx := context.Background()
 	at := mustTime(t, "2026-11-24T09:00:00Z")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 	_ "time/tzdata" // Europe/Brussels must resolve on a host without zoneinfo
 
@@ -122,8 +123,12 @@ type Ledger struct {
 	path string
 	o    Opts
 	st   stmts
-	pg   pgStmts   // the set-based path's (PostgreSQL)
-	an   *analyzer // PostgreSQL without autovacuum: ANALYZE as the tables grow
+	pg   pgStmts // the set-based path's (PostgreSQL)
+	ac   *assignCache
+	calm atomic.Int64 // batches in a row that met no id answered before
+	// calmAfter is calmBatches (tests set 0: ids never read first).
+	calmAfter int64
+	an        *analyzer // PostgreSQL without autovacuum: ANALYZE as the tables grow
 }
 
 type stmts struct {

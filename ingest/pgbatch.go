@@ -42,10 +42,28 @@ import (
 // SetBlocked, which take no chip lock): the points' update then misses the
 // row it read (errHolderMoved), and the second run decides on the change,
 // so that the Result's total is the one the ledger keeps.
+//
+// Two reads are saved where they rarely find anything new. A batch whose
+// forerunners met no id answered already (calmBatches) does not read its
+// ids: a replay or a collision in it fails its insert as a concurrent
+// batch's would, and it runs again with its ids read (errIDUnread). And the
+// assignments, which change when central decides, not with every batch,
+// are kept between batches for one version of their table, which each
+// batch reads after its locks (assigncache.go).
 
 // errIDRace: a checkin id was inserted by a concurrent transaction after the
 // batch read the ids. Running the batch again is right (dialect.retryable).
 var errIDRace = errors.New("ingest: checkin id taken by a concurrent batch")
+
+// errIDUnread: a batch that did not read its ids (pgbatch's idsUnread) had
+// one answered already. Running it again, with its ids read, is right.
+var errIDUnread = errors.New("ingest: a checkin id answered already, in a batch that did not read its ids")
+
+// calmBatches: after this many batches in a row that met no checkin id
+// answered already, the next ones do not read their ids first. Replays come
+// in runs (a kiosk resends its window after a reconnect), so the first one
+// met makes the batches read them again.
+const calmBatches = 8
 
 // errHolderMoved: a passholder row read by the batch was changed before the
 // batch added its points, by a writer that takes no chip lock (SetPassholder,
@@ -61,7 +79,7 @@ var errCounted = errors.New("ingest: count recorded")
 // pipelines (pgx batches: the reads in one round trip, the writes in
 // another), each prepared once per connection by pgx's statement cache.
 type pgStmts struct {
-	upBoots, selIDs, selHolders, selBoots, selAssigns, selEvents, selCounts,
+	upBoots, selIDs, selHolders, selBoots, selAssigns, selAssignVer, selEvents, selCounts,
 	insCheckins, insEvents, addPoints, enroll string
 }
 
@@ -85,7 +103,9 @@ func (l *Ledger) preparePG() error {
 			a.valid_from_ms, a.valid_until_ms, a.assigned_ms, a.replaced_ms
 			FROM assignments AS a JOIN unnest($1::text[], $2::text[]) AS k(d, e) ON a.device_id = k.d AND a.event_id = k.e
 			ORDER BY a.device_id, a.event_id, a.serial DESC`,
-		selEvents: `SELECT id, points, period, volume, valid_from_ms, valid_until_ms FROM events WHERE id = ANY($1::text[])`,
+		// The version of the assignments the cache holds for (assigncache.go).
+		selAssignVer: `SELECT v FROM assignments_version`,
+		selEvents:    `SELECT id, points, period, volume, valid_from_ms, valid_until_ms FROM events WHERE id = ANY($1::text[])`,
 		// selHolderSaved's count, for many (chip, event, period) at once;
 		// each is an index range of checkins_saved.
 		selCounts: `SELECT k.i, (SELECT count(*) FROM checkins AS c WHERE c.chip_number = k.chip AND c.event_id = k.ev
@@ -93,8 +113,9 @@ func (l *Ledger) preparePG() error {
 			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS k(chip, ev, f, u, i)`,
 		// In batch order, so that booked (the export's order) follows it.
 		// No ON CONFLICT: the batch read its ids already, so a conflict is
-		// a concurrent batch's (errIDRace), and a plain insert is cheaper
-		// than a speculative one.
+		// a concurrent batch's (errIDRace), or it did not read them and
+		// runs again (errIDUnread); a plain insert is cheaper than a
+		// speculative one.
 		insCheckins: `INSERT INTO checkins (id, device_id, seq, chip_number, event_id, counter_id, status, points,
 			tapped_at, clock_synced, dated_ms, received_at, result)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -123,8 +144,9 @@ func (l *Ledger) preparePG() error {
 			SELECT c, d, false, t FROM unnest($1::text[], $2::int[], $3::text[]) AS u(c, d, t)
 			ON CONFLICT (chip_number) DO UPDATE SET total_points = passholders.total_points + excluded.total_points`,
 	}
+	l.ac, l.calmAfter = newAssignCache(), calmBatches
 	for _, q := range []string{l.pg.upBoots, l.pg.selIDs, l.pg.selHolders, l.pg.selBoots, l.pg.selAssigns,
-		l.pg.selEvents, l.pg.selCounts, l.pg.insCheckins, l.pg.insEvents, l.pg.addPoints, l.pg.enroll} {
+		l.pg.selAssignVer, l.pg.selEvents, l.pg.selCounts, l.pg.insCheckins, l.pg.insEvents, l.pg.addPoints, l.pg.enroll} {
 		st, err := l.db.Prepare(q)
 		if err != nil {
 			return fmt.Errorf("ingest: prepare: %w", err)
@@ -233,7 +255,7 @@ func (b *batch) bootOf(device, boot string) (upMs, rcvMs int64, ok bool, err err
 // is a wake-up that waits for a processor, so their number, not the
 // server's work, sets a batch's latency. The transaction is pgx's own, on a
 // connection of the pool, so nothing of it goes through database/sql.
-func (l *Ledger) processSet(ctx context.Context, in []Input) ([]Outcome, error) {
+func (l *Ledger) processSet(ctx context.Context, in []Input, readIDs bool) ([]Outcome, error) {
 	conn, err := l.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: connection: %w", err)
@@ -247,7 +269,7 @@ func (l *Ledger) processSet(ctx context.Context, in []Input) ([]Outcome, error) 
 		}
 		c := sc.Conn()
 		var err error
-		out, err = l.processSetOn(ctx, c, in)
+		out, err = l.processSetOn(ctx, c, in, readIDs)
 		if c.PgConn().TxStatus() != 'I' {
 			// Failed or cut short: roll back, whatever the context says.
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -270,16 +292,23 @@ func (l *Ledger) processSet(ctx context.Context, in []Input) ([]Outcome, error) 
 // read outside the locks.
 var errOutside = errors.New("ingest: a lookup the set-based path did not preload")
 
-func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input) ([]Outcome, error) {
+func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, readIDs bool) ([]Outcome, error) {
 	// tx stays nil: batch.stmt then records a lookup outside the batch
 	// (errOutside) rather than running it.
-	b := &batch{l: l, ctx: ctx, events: map[string]*Event{}, assigns: map[string][]Assignment{}}
+	b := &batch{l: l, ctx: ctx, events: map[string]*Event{}, assigns: map[string][]Assignment{},
+		idsUnread: !readIDs && l.calm.Load() >= l.calmAfter}
 	n := len(in)
 	p := &preloaded{want: make(map[countKey]bool, n), counts: make(map[countKey]int, n),
 		holders: make(map[string]*holderState, n), boots: map[[2]string][2]int64{},
 		ids: make(map[string]stored, n), saved: make(map[[2]string][]int64, n)}
 	if err := b.preload(c, p, in); err != nil {
 		return nil, err
+	}
+	switch {
+	case len(p.ids) > 0:
+		l.calm.Store(0)
+	case !b.idsUnread:
+		l.calm.Add(1)
 	}
 	b.pre = p
 
@@ -431,15 +460,20 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		}
 		q.exec("boots", l.pg.upBoots, dev, id, up, rcv)
 	}
-	q.query("read ids", l.pg.selIDs, func(r pgx.Rows) error {
-		var id string
-		var s stored
-		if err := r.Scan(&id, &s.device, &s.payload); err != nil {
-			return err
-		}
-		p.ids[id] = s
-		return nil
-	}, ids)
+	// The ids, unless the batches before met none answered already
+	// (idsUnread): a replay then makes the insert fail, and the batch runs
+	// again with its ids read.
+	if !b.idsUnread {
+		q.query("read ids", l.pg.selIDs, func(r pgx.Rows) error {
+			var id string
+			var s stored
+			if err := r.Scan(&id, &s.device, &s.payload); err != nil {
+				return err
+			}
+			p.ids[id] = s
+			return nil
+		}, ids)
+	}
 	if len(chips) > 0 {
 		q.query("passholders", l.pg.selHolders, func(r pgx.Rows) error {
 			var chip string
@@ -462,19 +496,26 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 			return nil
 		}, bootDev, bootID)
 	}
+	// The assignments: from the cache where it holds the pairs, for the
+	// version of the table read here after the locks.
+	var asKeys []string
+	var cachedAt, version int64
+	var miss []int
 	if len(asDev) > 0 {
-		for i := range asDev { // none is cached as none
-			b.assigns[asDev[i]+"\x00"+asEv[i]] = nil
+		asKeys = make([]string, len(asDev))
+		for i := range asDev {
+			asKeys[i] = asDev[i] + "\x00" + asEv[i]
 		}
-		q.query("assignments", l.pg.selAssigns, func(r pgx.Rows) error {
-			a, err := scanAssignment(r)
-			if err != nil {
-				return err
+		cachedAt, miss = l.ac.lookup(asKeys, b.assigns)
+		q.query("assignments' version", l.pg.selAssignVer, func(r pgx.Rows) error { return r.Scan(&version) })
+		if len(miss) > 0 {
+			dev, ev := make([]string, len(miss)), make([]string, len(miss))
+			for j, i := range miss {
+				dev[j], ev[j] = asDev[i], asEv[i]
+				b.assigns[asKeys[i]] = nil // none is cached as none
 			}
-			k := a.DeviceID + "\x00" + a.Event.ID
-			b.assigns[k] = append(b.assigns[k], a)
-			return nil
-		}, asDev, asEv)
+			q.query("assignments", l.pg.selAssigns, b.scanAssignment, dev, ev)
+		}
 	}
 	if len(events) > 0 {
 		for _, id := range events {
@@ -496,7 +537,52 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 			return nil
 		}, events)
 	}
-	return q.run(b.ctx, c)
+	if err := q.run(b.ctx, c); err != nil {
+		return err
+	}
+	if len(asKeys) == 0 {
+		return nil
+	}
+	if hits := len(asKeys) - len(miss); hits > 0 && version != cachedAt {
+		// The cache holds for another version: its pairs are read afresh.
+		dev, ev := make([]string, 0, hits), make([]string, 0, hits)
+		m := 0
+		for i, k := range asKeys {
+			if m < len(miss) && miss[m] == i {
+				m++
+				continue
+			}
+			dev, ev = append(dev, asDev[i]), append(ev, asEv[i])
+			b.assigns[k] = nil
+		}
+		rows, err := c.Query(b.ctx, l.pg.selAssigns, dev, ev)
+		if err != nil {
+			return fmt.Errorf("ingest: assignments: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := b.scanAssignment(rows); err != nil {
+				return fmt.Errorf("ingest: assignments: %w", err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("ingest: assignments: %w", err)
+		}
+	}
+	l.ac.store(version, asKeys, b.assigns)
+	return nil
+}
+
+// scanAssignment adds the assignment of a row of selAssigns to its pair's,
+// in the statement's order (newest first).
+func (b *batch) scanAssignment(r pgx.Rows) error {
+	a, err := scanAssignment(r)
+	if err != nil {
+		return err
+	}
+	k := a.DeviceID + "\x00" + a.Event.ID
+	b.assigns[k] = append(b.assigns[k], a)
+	return nil
 }
 
 // pipeline is statements sent in one round trip (a pgx batch), each with
@@ -643,6 +729,10 @@ func (b *batch) write(c *pgx.Conn, p *preloaded, r *checkinRows, events []*Event
 	if len(r.id) > 0 {
 		q.execMapped("insert checkins", l.pg.insCheckins, func(pe *pgconn.PgError) error {
 			if pe.Code == "23505" && pe.ConstraintName == "checkins_pkey" {
+				if b.idsUnread {
+					l.calm.Store(0)
+					return fmt.Errorf("%w: %v", errIDUnread, pe)
+				}
 				return fmt.Errorf("%w: %v", errIDRace, pe)
 			}
 			return nil

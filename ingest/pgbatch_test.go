@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,105 @@ func TestAnalyzedAsItGrows(t *testing.T) {
 	// analyzes some columns only, not the id's).
 	if p := plan(); !strings.Contains(p, `"checkins_pkey"`) || strings.Contains(p, `"Seq Scan"`) {
 		t.Fatalf("the id lookup's generic plan on %.0f checkins:\n%s", tuples, p)
+	}
+}
+
+// TestAssignmentsCachedPerVersion: the set-based path keeps the assignments
+// it read between batches, and follows every change of the table, by the
+// ledger or by hand on another connection: a new number of points, the
+// assignment deleted, a new one.
+func TestAssignmentsCachedPerVersion(t *testing.T) {
+	ctx := context.Background()
+	l := openAt(t, pgDSN(t), DefaultOpts())
+	setup(t, l)
+	const dev = "kiosk-cache-01"
+	at := mustTime(t, "2026-11-24T09:00:00Z")
+	ev := Event{ID: "evt-c", Points: 1, Period: protocol.PeriodAbsolute, Volume: 100}
+	if _, err := l.AssignEvent(ctx, dev, "", ev, at.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	tap := func(chip string) protocol.Result {
+		t.Helper()
+		c := checkin(t, chip, "evt-c", at)
+		c.DeviceID = dev
+		return process1(t, l, c, at).Result
+	}
+	for i, chip := range []string{chipA, chipB} { // read, then from the cache
+		if r := tap(chip); r.Status != protocol.StatusSaved || r.NewPoints != 1 {
+			t.Fatalf("tap %d: %+v, want saved with 1 point", i+1, r)
+		}
+	}
+	l.ac.mu.Lock()
+	_, cached := l.ac.m[dev+"\x00evt-c"]
+	l.ac.mu.Unlock()
+	if !cached {
+		t.Fatal("the assignment is not cached")
+	}
+	if _, err := l.DB().ExecContext(ctx, `UPDATE assignments SET points = 5 WHERE device_id = $1`, dev); err != nil {
+		t.Fatal(err)
+	}
+	if r := tap(chipA); r.Status != protocol.StatusSaved || r.NewPoints != 5 {
+		t.Fatalf("after the points were set by hand: %+v, want saved with 5 points", r)
+	}
+	if _, err := l.DB().ExecContext(ctx, `DELETE FROM assignments WHERE device_id = $1`, dev); err != nil {
+		t.Fatal(err)
+	}
+	if r := tap(chipA); r.Status == protocol.StatusSaved {
+		t.Fatalf("after the assignment was deleted: %+v", r)
+	}
+	ev.Points = 2
+	if _, err := l.AssignEvent(ctx, dev, "", ev, at.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if r := tap(chipB); r.Status != protocol.StatusSaved || r.NewPoints != 2 {
+		t.Fatalf("assigned again: %+v, want saved with 2 points", r)
+	}
+}
+
+// TestReplayInABatchThatReadNoIDs: after calmBatches batches that met no id
+// answered before, a batch does not read its ids; a replay and a collision
+// in it make it run again with them read, and they are answered as always:
+// the replay with its first Result, the collision refused, the fresh
+// checkin beside them booked once.
+func TestReplayInABatchThatReadNoIDs(t *testing.T) {
+	ctx := context.Background()
+	var log strings.Builder
+	o := DefaultOpts()
+	o.Logger = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l := openAt(t, pgDSN(t), o)
+	setup(t, l, Event{ID: "evt-1", Points: 1, Period: protocol.PeriodAbsolute, Volume: 100})
+	at := mustTime(t, "2026-11-24T09:00:00Z")
+	first := checkin(t, chipA, "evt-1", at)
+	want := process1(t, l, first, at)
+	for range calmBatches {
+		process1(t, l, checkin(t, chipB, "evt-1", at), at)
+	}
+	if l.calm.Load() < calmBatches {
+		t.Fatalf("calm %d after %d batches without a replay", l.calm.Load(), calmBatches+1)
+	}
+	other := first
+	other.DeviceID = "kiosk-test-02"
+	fresh := checkin(t, chipB, "evt-1", at)
+	out, err := l.ProcessBatch(ctx, []Input{{Checkin: fresh, ReceivedAt: at}, {Checkin: first, ReceivedAt: at}, {Checkin: other, ReceivedAt: at}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out[1].Replay || string(out[1].Payload) != string(want.Payload) {
+		t.Fatalf("the replay: %+v (%s), want its first Result %s", out[1].Result, out[1].Payload, want.Payload)
+	}
+	if !out[2].Collision || out[2].Result.Status != protocol.StatusInvalidRequest {
+		t.Fatalf("the id of another device: %+v", out[2])
+	}
+	if out[0].Result.Status != protocol.StatusSaved || out[0].Replay {
+		t.Fatalf("the fresh checkin: %+v", out[0])
+	}
+	if n := countEntries(t, l); n != calmBatches+2 {
+		t.Fatalf("%d ledger rows, want %d", n, calmBatches+2)
+	}
+	if l.calm.Load() != 0 {
+		t.Fatalf("calm %d after a replay, want 0: the next batches read their ids", l.calm.Load())
+	}
+	if !strings.Contains(log.String(), "did not read its ids") || strings.Contains(log.String(), "concurrent writer") {
+		t.Fatalf("the batch did not run as one that read no ids, then again:\n%s", log.String())
 	}
 }

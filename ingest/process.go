@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -70,21 +71,26 @@ func (l *Ledger) ProcessBatch(ctx context.Context, in []Input) ([]Outcome, error
 		}
 	}
 	const attempts = 5
+	readIDs := false // on the set-based path, read the ids first whatever the batches before met
 	for n := 1; ; n++ {
-		out, err := l.processOnce(ctx, in)
+		out, err := l.processOnce(ctx, in, readIDs)
 		if err == nil && l.an != nil {
 			l.an.booked(len(in))
 		}
 		if err == nil || n == attempts || !l.d.retryable(err) || ctx.Err() != nil {
 			return out, err
 		}
+		if readIDs = errors.Is(err, errIDUnread); readIDs {
+			l.o.Logger.Debug("a replay in a batch that did not read its ids; running it again", "err", err)
+			continue
+		}
 		l.o.Logger.Warn("ledger transaction aborted by a concurrent writer; retrying", "attempt", n, "err", err)
 	}
 }
 
-func (l *Ledger) processOnce(ctx context.Context, in []Input) ([]Outcome, error) {
+func (l *Ledger) processOnce(ctx context.Context, in []Input, readIDs bool) ([]Outcome, error) {
 	if l.d.setBased {
-		return l.processSet(ctx, in)
+		return l.processSet(ctx, in, readIDs)
 	}
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -197,6 +203,9 @@ type batch struct {
 	pre *preloaded
 	// outside says a lookup ran outside the batch's transaction (see stmt).
 	outside bool
+	// idsUnread: the set-based path did not read the batch's ids first
+	// (calmBatches); an id answered already fails the insert (errIDUnread).
+	idsUnread bool
 }
 
 // stmt is s in the batch's transaction. On the set-based path, which has no
