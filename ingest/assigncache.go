@@ -13,7 +13,7 @@ import "sync"
 // them.
 type assignCache struct {
 	mu      sync.Mutex
-	version int64 // of the table the entries were read at; -1: none yet
+	version int64 // of the table the entries were read at; -1 before the first store
 	m       map[string][]Assignment
 }
 
@@ -32,7 +32,7 @@ func (c *assignCache) lookup(keys []string, into map[string][]Assignment) (versi
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, k := range keys {
-		if as, ok := c.m[k]; ok && c.version >= 0 {
+		if as, ok := c.m[k]; ok {
 			into[k] = as
 		} else {
 			miss = append(miss, i)
@@ -41,9 +41,9 @@ func (c *assignCache) lookup(keys []string, into map[string][]Assignment) (versi
 	return c.version, miss
 }
 
-// store records the assignments of keys (in read) a batch read at version: a version other than the
-// cache's empties it first. Entries read at an older version than the
-// cache's are dropped (a batch that overlapped a newer one).
+// store records the assignments of keys (in read) that a batch read at
+// version. A newer version than the cache's empties it first; entries read
+// at an older one are dropped (a batch that overlapped a newer one).
 func (c *assignCache) store(version int64, keys []string, read map[string][]Assignment) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

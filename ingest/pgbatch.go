@@ -543,30 +543,16 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 	if len(asKeys) == 0 {
 		return nil
 	}
-	if hits := len(asKeys) - len(miss); hits > 0 && version != cachedAt {
-		// The cache holds for another version: its pairs are read afresh.
-		dev, ev := make([]string, 0, hits), make([]string, 0, hits)
-		m := 0
-		for i, k := range asKeys {
-			if m < len(miss) && miss[m] == i {
-				m++
-				continue
-			}
-			dev, ev = append(dev, asDev[i]), append(ev, asEv[i])
+	if len(miss) < len(asKeys) && version != cachedAt {
+		// The cache holds for another version: the batch's pairs are read
+		// afresh, those just read too (a version moves seldom).
+		for _, k := range asKeys {
 			b.assigns[k] = nil
 		}
-		rows, err := c.Query(b.ctx, l.pg.selAssigns, dev, ev)
-		if err != nil {
-			return fmt.Errorf("ingest: assignments: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := b.scanAssignment(rows); err != nil {
-				return fmt.Errorf("ingest: assignments: %w", err)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("ingest: assignments: %w", err)
+		var again pipeline
+		again.query("assignments", l.pg.selAssigns, b.scanAssignment, asDev, asEv)
+		if err := again.run(b.ctx, c); err != nil {
+			return err
 		}
 	}
 	l.ac.store(version, asKeys, b.assigns)

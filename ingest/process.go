@@ -80,7 +80,8 @@ func (l *Ledger) ProcessBatch(ctx context.Context, in []Input) ([]Outcome, error
 		if err == nil || n == attempts || !l.d.retryable(err) || ctx.Err() != nil {
 			return out, err
 		}
-		if readIDs = errors.Is(err, errIDUnread); readIDs {
+		if errors.Is(err, errIDUnread) {
+			readIDs = true // and on every attempt after
 			l.o.Logger.Debug("a replay in a batch that did not read its ids; running it again", "err", err)
 			continue
 		}
