@@ -210,6 +210,9 @@ func (a Assignment) inForce(t time.Time, o Opts) bool {
 func (b *batch) assignment(device, event string, t time.Time) (a Assignment, ok, known bool, err error) {
 	key := device + "\x00" + event
 	as, cached := b.assigns[key]
+	if !cached && b.foreseeing() {
+		return a, false, false, errUnforeseen
+	}
 	if !cached {
 		rows, err := b.stmt(b.l.st.selAssign).QueryContext(b.ctx, device, event)
 		if err != nil {

@@ -50,6 +50,13 @@ import (
 // assignments, which change when central decides, not with every batch,
 // are kept between batches for one version of their table, which each
 // batch reads after its locks (assigncache.go).
+//
+// A round trip is saved too: the counts of saved checkins the constraint
+// needs depend on the tap's date and its assignment, known before anything
+// is read for most batches (synced clocks, assignments cached), so the
+// rules' first pass runs once before the preload (foresee) and the counts
+// it finds are read in the preload's pipeline, after the locks like every
+// other read. What it could not foresee is read after, as before.
 
 // errIDRace: a checkin id was inserted by a concurrent transaction after the
 // batch read the ids. Running the batch again is right (dialect.retryable).
@@ -70,6 +77,10 @@ const calmBatches = 8
 // SetBlocked). The batch decided on what it read; running it again decides on
 // the change (dialect.retryable).
 var errHolderMoved = errors.New("ingest: a passholder changed under the batch")
+
+// errUnforeseen ends a checkin's foreseeing pass at a lookup that was not
+// read yet: its count is then read after the preload, as it was before.
+var errUnforeseen = errors.New("ingest: not known before the preload")
 
 // errCounted ends a checkin's first pass as soon as its count is known:
 // nothing after it in decide adds a read.
@@ -163,6 +174,10 @@ type preloaded struct {
 	// counts they need (count keys depend on the date and the assignment,
 	// never on a count): counts are answered 0 and recorded in want.
 	collecting bool
+	// foreseeing: the pass before anything is read (batch.foresee), on
+	// what the batch knows already; a lookup it cannot answer ends the
+	// checkin's pass (errUnforeseen) rather than run a statement.
+	foreseeing bool
 	want       map[countKey]bool
 	counts     map[countKey]int
 	holders    map[string]*holderState
@@ -232,11 +247,18 @@ func (b *batch) holderSaved(chip, event string, from, until int64) (found bool, 
 	return found, total, blocked, n, nil
 }
 
+// foreseeing: the rules run before the preload (batch.foresee), where a
+// lookup not answered from memory ends the checkin's pass.
+func (b *batch) foreseeing() bool { return b.pre != nil && b.pre.foreseeing }
+
 // bootOf is the highest uptime known of a boot and when it arrived.
 func (b *batch) bootOf(device, boot string) (upMs, rcvMs int64, ok bool, err error) {
 	if b.pre != nil {
 		if v, ok := b.pre.boots[[2]string{device, boot}]; ok {
 			return v[0], v[1], true, nil
+		}
+		if b.foreseeing() {
+			return 0, 0, false, errUnforeseen
 		}
 	}
 	err = b.stmt(b.l.st.selBoot).QueryRowContext(b.ctx, device, boot).Scan(&upMs, &rcvMs)
@@ -249,9 +271,10 @@ func (b *batch) bootOf(device, boot string) (upMs, rcvMs int64, ok bool, err err
 	return upMs, rcvMs, true, nil
 }
 
-// processSet is processOnce for PostgreSQL, set-based, in three round
-// trips: a pipeline of BEGIN, the locks, the boots and every read; the
-// counts; a pipeline of the writes and COMMIT. On a loaded host a round trip
+// processSet is processOnce for PostgreSQL, set-based, in two round trips:
+// a pipeline of BEGIN, the locks, the boots and every read (the counts too,
+// as far as foresee knows them); a pipeline of the writes and COMMIT. The
+// counts foresee missed are a round trip between. On a loaded host a round trip
 // is a wake-up that waits for a processor, so their number, not the
 // server's work, sets a batch's latency. The transaction is pgx's own, on a
 // connection of the pool, so nothing of it goes through database/sql.
@@ -301,6 +324,7 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 	p := &preloaded{want: make(map[countKey]bool, n), counts: make(map[countKey]int, n),
 		holders: make(map[string]*holderState, n), boots: map[[2]string][2]int64{},
 		ids: make(map[string]stored, n), saved: make(map[[2]string][]int64, n)}
+	b.pre = p
 	if err := b.preload(c, p, in); err != nil {
 		return nil, err
 	}
@@ -310,9 +334,9 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 	case !b.idsUnread:
 		l.calm.Add(1)
 	}
-	b.pre = p
 
-	// First pass: which counts the rules will ask for.
+	// First pass: which counts the rules ask for, now on what was read; the
+	// preload read those foreseen already.
 	p.collecting = true
 	pending := make(map[string]bool, n)
 	for _, x := range in {
@@ -447,12 +471,29 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 			events = append(events, c.EventID)
 		}
 	}
+	// The assignments the cache holds, for the version read below.
+	var asKeys []string
+	var cachedAt, version int64
+	var miss []int
+	if len(asDev) > 0 {
+		asKeys = make([]string, len(asDev))
+		for i := range asDev {
+			asKeys[i] = asDev[i] + "\x00" + asEv[i]
+		}
+		cachedAt, miss = l.ac.lookup(asKeys, b.assigns)
+	}
+	bs := latestBoots(in)
+	foreseen, err := b.foresee(p, in, bs)
+	if err != nil {
+		return err
+	}
+
 	var q pipeline
 	q.exec("begin", "BEGIN")
 	if len(chips) > 0 {
 		q.exec("lock chips", l.d.lockChips, chips)
 	}
-	if bs := latestBoots(in); len(bs) > 0 {
+	if len(bs) > 0 {
 		var dev, id []string
 		var up, rcv []int64
 		for _, bt := range bs {
@@ -498,15 +539,7 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 	}
 	// The assignments: from the cache where it holds the pairs, for the
 	// version of the table read here after the locks.
-	var asKeys []string
-	var cachedAt, version int64
-	var miss []int
 	if len(asDev) > 0 {
-		asKeys = make([]string, len(asDev))
-		for i := range asDev {
-			asKeys[i] = asDev[i] + "\x00" + asEv[i]
-		}
-		cachedAt, miss = l.ac.lookup(asKeys, b.assigns)
 		q.query("assignments' version", l.pg.selAssignVer, func(r pgx.Rows) error { return r.Scan(&version) })
 		if len(miss) > 0 {
 			dev, ev := make([]string, len(miss)), make([]string, len(miss))
@@ -536,6 +569,9 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 			b.events[e.ID] = &e
 			return nil
 		}, events)
+	}
+	if len(foreseen) > 0 {
+		b.queueCounts(&q, p, foreseen)
 	}
 	if err := q.run(b.ctx, c); err != nil {
 		return err
@@ -641,40 +677,75 @@ func (p *pipeline) run(ctx context.Context, c *pgx.Conn) error {
 	return first
 }
 
-// loadCounts reads the counts the first pass asked for, in one statement.
-func (b *batch) loadCounts(c *pgx.Conn, p *preloaded) error {
-	if len(p.want) == 0 {
-		return nil
+// foresee is the rules' first pass run before the preload, on what the
+// batch knows without reading: the assignments cached (assigncache.go,
+// checked against their version after the locks) and each boot's latest
+// uptime in the batch (bs, latestBoots). The counts it finds the rules
+// asking for are read in the preload's pipeline, so that a batch of known
+// kiosks and events costs no round trip for them. A checkin it cannot
+// follow (an assignment not cached, an event looked up, a boot whose
+// stored uptime is ahead), or one the preload's reads send another way,
+// has its count read after the preload (loadCounts): a wrong guess costs a
+// round trip, never an answer.
+func (b *batch) foresee(p *preloaded, in []Input, bs []bootUptime) ([]countKey, error) {
+	p.foreseeing, p.collecting = true, true
+	for _, bt := range bs {
+		p.boots[[2]string{bt.device, bt.boot}] = [2]int64{bt.uptimeMs, bt.receivedMs}
+	}
+	defer func() {
+		clear(p.boots)
+		clear(p.want)
+		p.foreseeing, p.collecting = false, false
+	}()
+	for _, x := range in {
+		if _, err := b.decide(x); err != nil && !errors.Is(err, errCounted) && !errors.Is(err, errUnforeseen) {
+			return nil, err
+		}
 	}
 	keys := make([]countKey, 0, len(p.want))
 	for k := range p.want {
 		keys = append(keys, k)
 	}
+	return keys, nil
+}
+
+// loadCounts reads the counts the first pass asked for that the preload did
+// not read (foresee), in one statement.
+func (b *batch) loadCounts(c *pgx.Conn, p *preloaded) error {
+	var keys []countKey
+	for k := range p.want {
+		if _, ok := p.counts[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	b.l.lateCounts.Add(1)
+	var q pipeline
+	b.queueCounts(&q, p, keys)
+	return q.run(b.ctx, c)
+}
+
+// queueCounts queues the read of keys' counts into p.counts, one statement.
+func (b *batch) queueCounts(q *pipeline, p *preloaded, keys []countKey) {
 	chip, ev := make([]string, len(keys)), make([]string, len(keys))
 	from, until := make([]int64, len(keys)), make([]int64, len(keys))
 	for i, k := range keys {
 		chip[i], ev[i], from[i], until[i] = k.chip, k.event, k.from, k.until
 	}
-	rows, err := c.Query(b.ctx, b.l.pg.selCounts, chip, ev, from, until)
-	if err != nil {
-		return fmt.Errorf("ingest: counts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	q.query("counts", b.l.pg.selCounts, func(r pgx.Rows) error {
 		var i int64
 		var n int
-		if err := rows.Scan(&i, &n); err != nil {
-			return fmt.Errorf("ingest: counts: %w", err)
+		if err := r.Scan(&i, &n); err != nil {
+			return err
 		}
 		if i < 1 || int(i) > len(keys) {
-			return fmt.Errorf("ingest: counts: ordinal %d of %d", i, len(keys))
+			return fmt.Errorf("ordinal %d of %d", i, len(keys))
 		}
 		p.counts[keys[i-1]] = n
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("ingest: counts: %w", err)
-	}
-	return nil
+		return nil
+	}, chip, ev, from, until)
 }
 
 // checkinRows are the batch's ledger rows, one array per column.

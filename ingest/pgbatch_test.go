@@ -299,3 +299,57 @@ func TestReplayInABatchThatReadNoIDs(t *testing.T) {
 		t.Fatalf("the batch did not run as one that read no ids, then again:\n%s", log.String())
 	}
 }
+
+// TestCountsForeseen: a batch whose tap dates and assignments are known
+// before anything is read (a synced clock, the assignment cached) reads its
+// counts in the preload's round trip; where that guess is wrong (an unsynced
+// tap whose boot the ledger knows further, an assignment changed since it
+// was cached) the count of the period the rules really apply is read after,
+// and the constraint holds.
+func TestCountsForeseen(t *testing.T) {
+	ctx := context.Background()
+	l := openAt(t, pgDSN(t), DefaultOpts())
+	setup(t, l, Event{ID: "evt-d", Points: 1, Period: protocol.PeriodDay, Volume: 1})
+	today := mustTime(t, "2026-11-24T09:00:00Z")
+	yesterday := mustTime(t, "2026-11-23T20:00:00Z")
+	late := func(want int64, what string) {
+		t.Helper()
+		if n := l.lateCounts.Load(); n != want {
+			t.Fatalf("%s: %d batches read their counts late, want %d", what, n, want)
+		}
+	}
+	tap := func(c protocol.Checkin, want string, what string) {
+		t.Helper()
+		if r := process1(t, l, c, today).Result; r.Status != want {
+			t.Fatalf("%s: %+v, want %s", what, r, want)
+		}
+	}
+
+	tap(checkin(t, chipA, "evt-d", today), protocol.StatusSaved, "first tap")
+	late(1, "the assignment not cached yet")
+	tap(checkin(t, chipA, "evt-d", today.Add(time.Minute)), protocol.StatusMaximumReached, "second tap today")
+	late(1, "the assignment cached, the clock synced")
+
+	// chipB saved yesterday evening; the ledger knows boot-u 20 h up at
+	// today's 09:00. An unsynced tap of that boot at 8 h uptime was made at
+	// 21:00 yesterday: the batch alone would date it today.
+	tap(checkin(t, chipB, "evt-d", yesterday), protocol.StatusSaved, "yesterday's tap")
+	late(1, "yesterday's tap")
+	ahead := checkin(t, chipA, "evt-other", today)
+	ahead.ClockSynced, ahead.BootID, ahead.UptimeMs = false, "boot-u", (20 * time.Hour).Milliseconds()
+	process1(t, l, ahead, today)
+	older := checkin(t, chipB, "evt-d", today)
+	older.ClockSynced, older.BootID, older.UptimeMs = false, "boot-u", (8 * time.Hour).Milliseconds()
+	lateBefore := l.lateCounts.Load()
+	tap(older, protocol.StatusMaximumReached, "an unsynced tap dated yesterday by its boot")
+	late(lateBefore+1, "a boot the ledger knows further")
+
+	// The assignment's period set by hand to a year: yesterday's tap
+	// counts for today's.
+	if _, err := l.DB().ExecContext(ctx, `UPDATE assignments SET period = 'YEAR' WHERE event_id = 'evt-d'`); err != nil {
+		t.Fatal(err)
+	}
+	lateBefore = l.lateCounts.Load()
+	tap(checkin(t, chipB, "evt-d", today), protocol.StatusMaximumReached, "a tap today, the period a year")
+	late(lateBefore+1, "the assignment changed since it was cached")
+}

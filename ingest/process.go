@@ -280,6 +280,9 @@ func (b *batch) event(id string) (Event, bool, error) {
 		}
 		return *e, true, nil
 	}
+	if b.foreseeing() {
+		return Event{}, false, errUnforeseen
+	}
 	e, ok, err := b.l.event(b.ctx, b.stmt(b.l.st.selEvent), id)
 	if err != nil {
 		return Event{}, false, err
