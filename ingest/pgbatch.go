@@ -56,7 +56,10 @@ import (
 // is read for most batches (synced clocks, assignments cached), so the
 // rules' first pass runs once before the preload (foresee) and the counts
 // it finds are read in the preload's pipeline, after the locks like every
-// other read. What it could not foresee is read after, as before.
+// other read. What it could not foresee is read after, as before; when it
+// followed every checkin on what the preload then read (the assignments'
+// version unchanged, each boot as the batch has it), the first pass is not
+// run again.
 
 // errIDRace: a checkin id was inserted by a concurrent transaction after the
 // batch read the ids. Running the batch again is right (dialect.retryable).
@@ -178,10 +181,14 @@ type preloaded struct {
 	// what the batch knows already; a lookup it cannot answer ends the
 	// checkin's pass (errUnforeseen) rather than run a statement.
 	foreseeing bool
-	want       map[countKey]bool
-	counts     map[countKey]int
-	holders    map[string]*holderState
-	boots      map[[2]string][2]int64 // (device, boot) → uptime, receipt (ms)
+	// complete: foresee followed every checkin, on what the preload then
+	// read, so the counts it read are all the rules ask for and the first
+	// pass is not needed.
+	complete bool
+	want     map[countKey]bool
+	counts   map[countKey]int
+	holders  map[string]*holderState
+	boots    map[[2]string][2]int64 // (device, boot) → uptime, receipt (ms)
 	// ids are the checkin ids already answered, in the ledger or earlier in
 	// the batch.
 	ids map[string]stored
@@ -335,26 +342,28 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 		l.calm.Add(1)
 	}
 
-	// First pass: which counts the rules ask for, now on what was read; the
-	// preload read those foreseen already.
-	p.collecting = true
-	pending := make(map[string]bool, n)
-	for _, x := range in {
-		ck := x.Checkin
-		if _, ok := p.ids[ck.ID]; ok || pending[ck.ID] {
-			continue
+	// First pass, unless foresee's was complete: which counts the rules ask
+	// for, now on what was read; the preload read those foreseen already.
+	if !p.complete {
+		p.collecting = true
+		pending := make(map[string]bool, n)
+		for _, x := range in {
+			ck := x.Checkin
+			if _, ok := p.ids[ck.ID]; ok || pending[ck.ID] {
+				continue
+			}
+			pending[ck.ID] = true
+			if _, err := b.decide(x); err != nil && !errors.Is(err, errCounted) {
+				return nil, err
+			}
 		}
-		pending[ck.ID] = true
-		if _, err := b.decide(x); err != nil && !errors.Is(err, errCounted) {
+		p.collecting = false
+		if b.outside {
+			return nil, errOutside
+		}
+		if err := b.loadCounts(c, p); err != nil {
 			return nil, err
 		}
-	}
-	p.collecting = false
-	if b.outside {
-		return nil, errOutside
-	}
-	if err := b.loadCounts(c, p); err != nil {
-		return nil, err
 	}
 
 	// Second pass: the answers, and the writes they make.
@@ -483,7 +492,7 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		cachedAt, miss = l.ac.lookup(asKeys, b.assigns)
 	}
 	bs := latestBoots(in)
-	foreseen, err := b.foresee(p, in, bs)
+	foreseen, whole, err := b.foresee(p, in, bs)
 	if err != nil {
 		return err
 	}
@@ -576,8 +585,16 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 	if err := q.run(b.ctx, c); err != nil {
 		return err
 	}
-	if len(asKeys) == 0 {
-		return nil
+	// What foresee followed was what the rules now see: the assignments of
+	// the version cached, each boot as the batch alone has it.
+	p.complete = whole && len(miss) == 0 && (len(asKeys) == 0 || version == cachedAt)
+	for _, bt := range bs {
+		if p.boots[[2]string{bt.device, bt.boot}] != [2]int64{bt.uptimeMs, bt.receivedMs} {
+			p.complete = false
+		}
+	}
+	if len(asKeys) == 0 || len(miss) == 0 && version == cachedAt {
+		return nil // nothing new for the cache
 	}
 	if len(miss) < len(asKeys) && version != cachedAt {
 		// The cache holds for another version: the batch's pairs are read
@@ -687,7 +704,7 @@ func (p *pipeline) run(ctx context.Context, c *pgx.Conn) error {
 // stored uptime is ahead), or one the preload's reads send another way,
 // has its count read after the preload (loadCounts): a wrong guess costs a
 // round trip, never an answer.
-func (b *batch) foresee(p *preloaded, in []Input, bs []bootUptime) ([]countKey, error) {
+func (b *batch) foresee(p *preloaded, in []Input, bs []bootUptime) (keys []countKey, whole bool, err error) {
 	p.foreseeing, p.collecting = true, true
 	for _, bt := range bs {
 		p.boots[[2]string{bt.device, bt.boot}] = [2]int64{bt.uptimeMs, bt.receivedMs}
@@ -697,16 +714,21 @@ func (b *batch) foresee(p *preloaded, in []Input, bs []bootUptime) ([]countKey, 
 		clear(p.want)
 		p.foreseeing, p.collecting = false, false
 	}()
+	whole = true
 	for _, x := range in {
-		if _, err := b.decide(x); err != nil && !errors.Is(err, errCounted) && !errors.Is(err, errUnforeseen) {
-			return nil, err
+		_, err := b.decide(x)
+		switch {
+		case errors.Is(err, errUnforeseen):
+			whole = false
+		case err != nil && !errors.Is(err, errCounted):
+			return nil, false, err
 		}
 	}
-	keys := make([]countKey, 0, len(p.want))
+	keys = make([]countKey, 0, len(p.want))
 	for k := range p.want {
 		keys = append(keys, k)
 	}
-	return keys, nil
+	return keys, whole, nil
 }
 
 // loadCounts reads the counts the first pass asked for that the preload did
