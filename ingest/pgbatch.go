@@ -239,7 +239,7 @@ func (b *batch) holderSaved(chip, event string, from, until int64) (found bool, 
 		return found, total, blocked, 0, errCounted
 	}
 	n, ok := p.counts[k]
-	if !ok { // not foreseen by the first pass: asked on its own
+	if !ok { // foreseen by neither pass: asked on its own (errOutside)
 		if err := b.stmt(b.l.st.selHolderSaved).QueryRowContext(b.ctx, chip, event, from, until, chip).
 			Scan(new(sql.NullInt64), new(sql.NullBool), &n); err != nil {
 			return false, 0, false, 0, fmt.Errorf("ingest: passholder: %w", err)
