@@ -127,8 +127,9 @@ type Ledger struct {
 	ac   *assignCache
 	calm atomic.Int64 // batches in a row that met no id answered before
 	// lateCounts: set-based batches whose counts foresee missed, read in a
-	// round trip of their own.
-	lateCounts atomic.Int64
+	// round trip of their own; firstPasses: those that ran the rules' first
+	// pass after their reads (foresee's was not complete).
+	lateCounts, firstPasses atomic.Int64
 	// calmAfter is calmBatches (tests set 0: ids never read first).
 	calmAfter int64
 	an        *analyzer // PostgreSQL without autovacuum: ANALYZE as the tables grow

@@ -57,9 +57,9 @@ import (
 // rules' first pass runs once before the preload (foresee) and the counts
 // it finds are read in the preload's pipeline, after the locks like every
 // other read. What it could not foresee is read after, as before; when it
-// followed every checkin on what the preload then read (the assignments'
-// version unchanged, each boot as the batch has it), the first pass is not
-// run again.
+// followed every checkin on what the preload then read (no event looked
+// up, every pair's assignments in the cache and their version unchanged,
+// each boot as the batch has it), the first pass is not run again.
 
 // errIDRace: a checkin id was inserted by a concurrent transaction after the
 // batch read the ids. Running the batch again is right (dialect.retryable).
@@ -264,7 +264,7 @@ func (b *batch) bootOf(device, boot string) (upMs, rcvMs int64, ok bool, err err
 		if v, ok := b.pre.boots[[2]string{device, boot}]; ok {
 			return v[0], v[1], true, nil
 		}
-		if b.foreseeing() {
+		if b.foreseeing() { // a safeguard: foresee has every boot of the batch
 			return 0, 0, false, errUnforeseen
 		}
 	}
@@ -281,7 +281,8 @@ func (b *batch) bootOf(device, boot string) (upMs, rcvMs int64, ok bool, err err
 // processSet is processOnce for PostgreSQL, set-based, in two round trips:
 // a pipeline of BEGIN, the locks, the boots and every read (the counts too,
 // as far as foresee knows them); a pipeline of the writes and COMMIT. The
-// counts foresee missed are a round trip between. On a loaded host a round trip
+// counts foresee missed, and the assignments when their version moved, are
+// a round trip each between. On a loaded host a round trip
 // is a wake-up that waits for a processor, so their number, not the
 // server's work, sets a batch's latency. The transaction is pgx's own, on a
 // connection of the pool, so nothing of it goes through database/sql.
@@ -345,6 +346,7 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 	// First pass, unless foresee's was complete: which counts the rules ask
 	// for, now on what was read; the preload read those foreseen already.
 	if !p.complete {
+		l.firstPasses.Add(1)
 		p.collecting = true
 		pending := make(map[string]bool, n)
 		for _, x := range in {
@@ -586,10 +588,12 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		return err
 	}
 	// What foresee followed was what the rules now see: the assignments of
-	// the version cached, each boot as the batch alone has it.
+	// the version cached, each boot read as the batch alone has it (a boot
+	// not read is one only invalid chips used, which the rules refuse
+	// before they date them).
 	p.complete = whole && len(miss) == 0 && (len(asKeys) == 0 || version == cachedAt)
 	for _, bt := range bs {
-		if p.boots[[2]string{bt.device, bt.boot}] != [2]int64{bt.uptimeMs, bt.receivedMs} {
+		if v, ok := p.boots[[2]string{bt.device, bt.boot}]; ok && v != [2]int64{bt.uptimeMs, bt.receivedMs} {
 			p.complete = false
 		}
 	}
@@ -700,10 +704,10 @@ func (p *pipeline) run(ctx context.Context, c *pgx.Conn) error {
 // uptime in the batch (bs, latestBoots). The counts it finds the rules
 // asking for are read in the preload's pipeline, so that a batch of known
 // kiosks and events costs no round trip for them. A checkin it cannot
-// follow (an assignment not cached, an event looked up, a boot whose
-// stored uptime is ahead), or one the preload's reads send another way,
-// has its count read after the preload (loadCounts): a wrong guess costs a
-// round trip, never an answer.
+// follow (an assignment not cached, an event looked up), or one the
+// preload's reads send another way (the assignments' version moved, a boot
+// the ledger knows further than the batch), has its count read after the
+// preload (loadCounts): a wrong guess costs a round trip, never an answer.
 func (b *batch) foresee(p *preloaded, in []Input, bs []bootUptime) (keys []countKey, whole bool, err error) {
 	p.foreseeing, p.collecting = true, true
 	for _, bt := range bs {

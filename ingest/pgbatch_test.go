@@ -302,54 +302,67 @@ func TestReplayInABatchThatReadNoIDs(t *testing.T) {
 
 // TestCountsForeseen: a batch whose tap dates and assignments are known
 // before anything is read (a synced clock, the assignment cached) reads its
-// counts in the preload's round trip; where that guess is wrong (an unsynced
-// tap whose boot the ledger knows further, an assignment changed since it
-// was cached) the count of the period the rules really apply is read after,
-// and the constraint holds.
+// counts in the preload's round trip and runs no first pass after it; where
+// that guess is wrong (an unsynced tap whose boot the ledger knows further,
+// an assignment changed since it was cached, an event looked up) the rules'
+// first pass runs on what was read, the count of the period they really
+// apply is read after, and the constraint holds.
 func TestCountsForeseen(t *testing.T) {
 	ctx := context.Background()
-	l := openAt(t, pgDSN(t), DefaultOpts())
-	setup(t, l, Event{ID: "evt-d", Points: 1, Period: protocol.PeriodDay, Volume: 1})
 	today := mustTime(t, "2026-11-24T09:00:00Z")
 	yesterday := mustTime(t, "2026-11-23T20:00:00Z")
-	late := func(want int64, what string) {
+	// counted checks how many batches so far read counts late and ran the
+	// first pass after their reads.
+	counted := func(t *testing.T, l *Ledger, late, first int64, what string) {
 		t.Helper()
-		if n := l.lateCounts.Load(); n != want {
-			t.Fatalf("%s: %d batches read their counts late, want %d", what, n, want)
+		if gl, gf := l.lateCounts.Load(), l.firstPasses.Load(); gl != late || gf != first {
+			t.Fatalf("%s: %d batches read their counts late and %d ran the first pass, want %d and %d", what, gl, gf, late, first)
 		}
 	}
-	tap := func(c protocol.Checkin, want string, what string) {
+	tap := func(t *testing.T, l *Ledger, c protocol.Checkin, want string, what string) {
 		t.Helper()
 		if r := process1(t, l, c, today).Result; r.Status != want {
 			t.Fatalf("%s: %+v, want %s", what, r, want)
 		}
 	}
 
-	tap(checkin(t, chipA, "evt-d", today), protocol.StatusSaved, "first tap")
-	late(1, "the assignment not cached yet")
-	tap(checkin(t, chipA, "evt-d", today.Add(time.Minute)), protocol.StatusMaximumReached, "second tap today")
-	late(1, "the assignment cached, the clock synced")
+	l := openAt(t, pgDSN(t), DefaultOpts())
+	setup(t, l, Event{ID: "evt-d", Points: 1, Period: protocol.PeriodDay, Volume: 1})
+	tap(t, l, checkin(t, chipA, "evt-d", today), protocol.StatusSaved, "first tap")
+	counted(t, l, 1, 1, "the assignment not cached yet")
+	tap(t, l, checkin(t, chipA, "evt-d", today.Add(time.Minute)), protocol.StatusMaximumReached, "second tap today")
+	counted(t, l, 1, 1, "the assignment cached, the clock synced")
 
 	// chipB saved yesterday evening; the ledger knows boot-u 20 h up at
 	// today's 09:00. An unsynced tap of that boot at 8 h uptime was made at
 	// 21:00 yesterday: the batch alone would date it today.
-	tap(checkin(t, chipB, "evt-d", yesterday), protocol.StatusSaved, "yesterday's tap")
-	late(1, "yesterday's tap")
+	tap(t, l, checkin(t, chipB, "evt-d", yesterday), protocol.StatusSaved, "yesterday's tap")
+	counted(t, l, 1, 1, "yesterday's tap")
 	ahead := checkin(t, chipA, "evt-other", today)
 	ahead.ClockSynced, ahead.BootID, ahead.UptimeMs = false, "boot-u", (20 * time.Hour).Milliseconds()
-	process1(t, l, ahead, today)
+	tap(t, l, ahead, protocol.StatusEventNotFound, "a tap at an event not assigned")
+	counted(t, l, 1, 2, "an assignment not cached")
 	older := checkin(t, chipB, "evt-d", today)
 	older.ClockSynced, older.BootID, older.UptimeMs = false, "boot-u", (8 * time.Hour).Milliseconds()
-	lateBefore := l.lateCounts.Load()
-	tap(older, protocol.StatusMaximumReached, "an unsynced tap dated yesterday by its boot")
-	late(lateBefore+1, "a boot the ledger knows further")
+	tap(t, l, older, protocol.StatusMaximumReached, "an unsynced tap dated yesterday by its boot")
+	counted(t, l, 2, 3, "a boot the ledger knows further")
 
 	// The assignment's period set by hand to a year: yesterday's tap
 	// counts for today's.
 	if _, err := l.DB().ExecContext(ctx, `UPDATE assignments SET period = 'YEAR' WHERE event_id = 'evt-d'`); err != nil {
 		t.Fatal(err)
 	}
-	lateBefore = l.lateCounts.Load()
-	tap(checkin(t, chipB, "evt-d", today), protocol.StatusMaximumReached, "a tap today, the period a year")
-	late(lateBefore+1, "the assignment changed since it was cached")
+	tap(t, l, checkin(t, chipB, "evt-d", today), protocol.StatusMaximumReached, "a tap today, the period a year")
+	counted(t, l, 3, 4, "the assignment changed since it was cached")
+
+	t.Run("event looked up", func(t *testing.T) {
+		o := DefaultOpts()
+		o.EnrollUnknown = true // the default event: a point a day
+		l := openAt(t, pgDSN(t), o)
+		setup(t, l)
+		tap(t, l, checkin(t, chipA, "evt-free", today), protocol.StatusSaved, "the event's first tap")
+		counted(t, l, 1, 1, "the event's first tap")
+		tap(t, l, checkin(t, chipA, "evt-free", today.Add(time.Minute)), protocol.StatusMaximumReached, "a second tap today")
+		counted(t, l, 2, 2, "an event looked up")
+	})
 }
