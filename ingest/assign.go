@@ -205,10 +205,14 @@ func (a Assignment) inForce(t time.Time, o Opts) bool {
 	return a.ReplacedAt.IsZero() || t.Before(a.ReplacedAt.Add(o.Handover))
 }
 
+// assignKey is the key of a (device, event)'s assignments, in a batch and
+// in the set-based path's cache.
+func assignKey(device, event string) string { return device + "\x00" + event }
+
 // assignment finds the device's assignment of event in force at t. known
 // says the device has any assignment of the event at all.
 func (b *batch) assignment(device, event string, t time.Time) (a Assignment, ok, known bool, err error) {
-	key := device + "\x00" + event
+	key := assignKey(device, event)
 	as, cached := b.assigns[key]
 	if !cached && b.foreseeing() {
 		return a, false, false, errUnforeseen

@@ -181,14 +181,10 @@ type preloaded struct {
 	// what the batch knows already; a lookup it cannot answer ends the
 	// checkin's pass (errUnforeseen) rather than run a statement.
 	foreseeing bool
-	// complete: foresee followed every checkin, on what the preload then
-	// read, so the counts it read are all the rules ask for and the first
-	// pass is not needed.
-	complete bool
-	want     map[countKey]bool
-	counts   map[countKey]int
-	holders  map[string]*holderState
-	boots    map[[2]string][2]int64 // (device, boot) → uptime, receipt (ms)
+	want       map[countKey]bool
+	counts     map[countKey]int
+	holders    map[string]*holderState
+	boots      map[[2]string][2]int64 // (device, boot) → uptime, receipt (ms)
 	// ids are the checkin ids already answered, in the ledger or earlier in
 	// the batch.
 	ids map[string]stored
@@ -333,7 +329,8 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 		holders: make(map[string]*holderState, n), boots: map[[2]string][2]int64{},
 		ids: make(map[string]stored, n), saved: make(map[[2]string][]int64, n)}
 	b.pre = p
-	if err := b.preload(c, p, in); err != nil {
+	complete, err := b.preload(c, p, in)
+	if err != nil {
 		return nil, err
 	}
 	switch {
@@ -345,21 +342,11 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 
 	// First pass, unless foresee's was complete: which counts the rules ask
 	// for, now on what was read; the preload read those foreseen already.
-	if !p.complete {
+	if !complete {
 		l.firstPasses.Add(1)
-		p.collecting = true
-		pending := make(map[string]bool, n)
-		for _, x := range in {
-			ck := x.Checkin
-			if _, ok := p.ids[ck.ID]; ok || pending[ck.ID] {
-				continue
-			}
-			pending[ck.ID] = true
-			if _, err := b.decide(x); err != nil && !errors.Is(err, errCounted) {
-				return nil, err
-			}
+		if _, err := b.collect(p, in); err != nil {
+			return nil, err
 		}
-		p.collecting = false
 		if b.outside {
 			return nil, errOutside
 		}
@@ -437,8 +424,10 @@ func replayOf(c protocol.Checkin, s stored) (Outcome, error) {
 // preload takes the chips' locks, records the boots, and reads for the
 // whole batch what the rules look up: one pipeline. The reads are queued
 // after the locks, so each runs (in a fresh READ COMMITTED snapshot) once
-// every lock is held.
-func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
+// every lock is held. complete says that foresee followed every checkin on
+// what was then read: the counts read are all the rules ask for, and the
+// first pass is not needed.
+func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) (complete bool, err error) {
 	l := b.l
 	ids, chips := make([]string, 0, len(in)), make([]string, 0, len(in))
 	var bootDev, bootID, asDev, asEv, events []string
@@ -489,14 +478,14 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 	if len(asDev) > 0 {
 		asKeys = make([]string, len(asDev))
 		for i := range asDev {
-			asKeys[i] = asDev[i] + "\x00" + asEv[i]
+			asKeys[i] = assignKey(asDev[i], asEv[i])
 		}
 		cachedAt, miss = l.ac.lookup(asKeys, b.assigns)
 	}
 	bs := latestBoots(in)
 	foreseen, whole, err := b.foresee(p, in, bs)
 	if err != nil {
-		return err
+		return false, err
 	}
 
 	var q pipeline
@@ -585,20 +574,20 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		b.queueCounts(&q, p, foreseen)
 	}
 	if err := q.run(b.ctx, c); err != nil {
-		return err
+		return false, err
 	}
 	// What foresee followed was what the rules now see: the assignments of
 	// the version cached, each boot read as the batch alone has it (a boot
 	// not read is one only invalid chips used, which the rules refuse
 	// before they date them).
-	p.complete = whole && len(miss) == 0 && (len(asKeys) == 0 || version == cachedAt)
+	complete = whole && len(miss) == 0 && (len(asKeys) == 0 || version == cachedAt)
 	for _, bt := range bs {
 		if v, ok := p.boots[[2]string{bt.device, bt.boot}]; ok && v != [2]int64{bt.uptimeMs, bt.receivedMs} {
-			p.complete = false
+			complete = false
 		}
 	}
 	if len(asKeys) == 0 || len(miss) == 0 && version == cachedAt {
-		return nil // nothing new for the cache
+		return complete, nil // nothing new for the cache
 	}
 	if len(miss) < len(asKeys) && version != cachedAt {
 		// The cache holds for another version: the batch's pairs are read
@@ -609,11 +598,11 @@ func (b *batch) preload(c *pgx.Conn, p *preloaded, in []Input) error {
 		var again pipeline
 		again.query("assignments", l.pg.selAssigns, b.scanAssignment, asDev, asEv)
 		if err := again.run(b.ctx, c); err != nil {
-			return err
+			return false, err
 		}
 	}
 	l.ac.store(version, asKeys, b.assigns)
-	return nil
+	return complete, nil
 }
 
 // scanAssignment adds the assignment of a row of selAssigns to its pair's,
@@ -623,7 +612,7 @@ func (b *batch) scanAssignment(r pgx.Rows) error {
 	if err != nil {
 		return err
 	}
-	k := a.DeviceID + "\x00" + a.Event.ID
+	k := assignKey(a.DeviceID, a.Event.ID)
 	b.assigns[k] = append(b.assigns[k], a)
 	return nil
 }
@@ -709,30 +698,49 @@ func (p *pipeline) run(ctx context.Context, c *pgx.Conn) error {
 // the ledger knows further than the batch), has its count read after the
 // preload (loadCounts): a wrong guess costs a round trip, never an answer.
 func (b *batch) foresee(p *preloaded, in []Input, bs []bootUptime) (keys []countKey, whole bool, err error) {
-	p.foreseeing, p.collecting = true, true
+	p.foreseeing = true
 	for _, bt := range bs {
 		p.boots[[2]string{bt.device, bt.boot}] = [2]int64{bt.uptimeMs, bt.receivedMs}
 	}
 	defer func() {
 		clear(p.boots)
 		clear(p.want)
-		p.foreseeing, p.collecting = false, false
+		p.foreseeing = false
 	}()
-	whole = true
-	for _, x := range in {
-		_, err := b.decide(x)
-		switch {
-		case errors.Is(err, errUnforeseen):
-			whole = false
-		case err != nil && !errors.Is(err, errCounted):
-			return nil, false, err
-		}
+	if whole, err = b.collect(p, in); err != nil {
+		return nil, false, err
 	}
 	keys = make([]countKey, 0, len(p.want))
 	for k := range p.want {
 		keys = append(keys, k)
 	}
 	return keys, whole, nil
+}
+
+// collect is the rules' first pass over the checkins not answered already
+// (p.ids, or an id earlier in the batch): each checkin's stops at its count,
+// which it records in p.want. whole: no checkin's pass ended at a lookup
+// foresee could not answer (errUnforeseen).
+func (b *batch) collect(p *preloaded, in []Input) (whole bool, err error) {
+	p.collecting = true
+	defer func() { p.collecting = false }()
+	whole = true
+	pending := make(map[string]bool, len(in))
+	for _, x := range in {
+		id := x.Checkin.ID
+		if _, ok := p.ids[id]; ok || pending[id] {
+			continue
+		}
+		pending[id] = true
+		_, err := b.decide(x)
+		switch {
+		case errors.Is(err, errUnforeseen):
+			whole = false
+		case err != nil && !errors.Is(err, errCounted):
+			return false, err
+		}
+	}
+	return whole, nil
 }
 
 // loadCounts reads the counts the first pass asked for that the preload did
