@@ -31,12 +31,13 @@ func savedMessage(points, total int) map[string]string {
 	if total == 1 {
 		nl, fr, en = "punt", "point", "point"
 	}
-	n := strconv.Itoa(total) // one per saved checkin: no Sprintf
-	return map[string]string{
-		"nl": "Totaal: " + n + "\u00a0" + nl,
-		"fr": "Total\u00a0: " + n + "\u00a0" + fr,
-		"en": "Total: " + n + "\u00a0" + en,
-	}
+	// One per saved checkin, so built from one string: no Sprintf, and
+	// the three messages share one allocation.
+	n := strconv.Itoa(total)
+	all := "Totaal: " + n + "\u00a0" + nl + "Total\u00a0: " + n + "\u00a0" + fr + "Total: " + n + "\u00a0" + en
+	i := len("Totaal: \u00a0") + len(n) + len(nl)
+	j := i + len("Total\u00a0: \u00a0") + len(n) + len(fr)
+	return map[string]string{"nl": all[:i], "fr": all[i:j], "en": all[j:]}
 }
 
 func maximumMessage(period string, volume int) map[string]string {

@@ -63,8 +63,18 @@ func TestMessagesStyle(t *testing.T) {
 			t.Errorf("%s nl: %q says it twice, or splices two sentences with a comma", name, m.msg["nl"])
 		}
 	}
-	if got := savedMessage(1, 23)["nl"]; got != "Totaal: 23\u00a0punten" {
-		t.Errorf("saved nl %q", got)
+	for _, tc := range []struct {
+		total      int
+		nl, fr, en string
+	}{
+		{1, "Totaal: 1\u00a0punt", "Total\u00a0: 1\u00a0point", "Total: 1\u00a0point"},
+		{23, "Totaal: 23\u00a0punten", "Total\u00a0: 23\u00a0points", "Total: 23\u00a0points"},
+		{10000, "Totaal: 10000\u00a0punten", "Total\u00a0: 10000\u00a0points", "Total: 10000\u00a0points"},
+	} {
+		m := savedMessage(1, tc.total)
+		if len(m) != 3 || m["nl"] != tc.nl || m["fr"] != tc.fr || m["en"] != tc.en {
+			t.Errorf("saved %d: %q", tc.total, m)
+		}
 	}
 	if got := maximumMessage(protocol.PeriodWeek, 1)["nl"]; got != "Punt al gespaard: max.\u00a01\u00a0per week" {
 		t.Errorf("maximum nl %q", got)

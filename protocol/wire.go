@@ -28,7 +28,8 @@ func (r Result) Encode() []byte {
 	b = strconv.AppendInt(b, int64(r.TotalPoints), 10)
 	if len(r.EndUserMessage) > 0 {
 		b = append(b, `,"endUserMessage":{`...)
-		keys := make([]string, 0, len(r.EndUserMessage))
+		var kb [4]string // the kiosk's languages fit: no allocation
+		keys := kb[:0]
 		for k := range r.EndUserMessage {
 			keys = append(keys, k)
 		}
