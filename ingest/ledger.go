@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	_ "time/tzdata" // Europe/Brussels must resolve on a host without zoneinfo
@@ -133,6 +134,10 @@ type Ledger struct {
 	// calmAfter is calmBatches (tests set 0: ids never read first).
 	calmAfter int64
 	an        *analyzer // PostgreSQL without autovacuum: ANALYZE as the tables grow
+	// params lends each set-based batch its buffer for encoding its writes
+	// (*params): a few batches run at once (dialect.writers), and each
+	// buffer grows to a batch's size once.
+	params sync.Pool
 }
 
 type stmts struct {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -355,8 +354,13 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 		}
 	}
 
-	// Second pass: the answers, and the writes they make.
-	w := newCheckinRows(n)
+	// Second pass: the answers, and the writes they make, sent as they
+	// are made (pgwrite.go).
+	wr, err := b.startWrites(c)
+	if err != nil {
+		return nil, err
+	}
+	w := newCheckinRows(min(n, writePart))
 	var newEvents []*Event
 	out := make([]Outcome, len(in))
 	for i, x := range in {
@@ -364,6 +368,7 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 		if s, ok := p.ids[ck.ID]; ok {
 			o, err := replayOf(ck, s)
 			if err != nil {
+				wr.abort()
 				return nil, err
 			}
 			out[i] = o
@@ -371,11 +376,18 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 		}
 		d, err := b.decide(x)
 		if err != nil {
+			wr.abort()
 			return nil, err
 		}
 		d.res.V, d.res.ID = protocol.Version, ck.ID
 		payload := d.res.Encode()
 		w.add(x, d, payload)
+		if len(w.id) == writePart && i < len(in)-1 {
+			if err := wr.checkins(w, true); err != nil {
+				wr.abort()
+				return nil, err
+			}
+		}
 		p.ids[ck.ID] = stored{ck.DeviceID, payload}
 		if e := d.createEvent; e != nil {
 			newEvents = append(newEvents, e)
@@ -400,9 +412,10 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 		out[i] = Outcome{Result: d.res, Payload: payload}
 	}
 	if b.outside {
+		wr.abort()
 		return nil, errOutside
 	}
-	if err := b.write(c, p, w, newEvents); err != nil {
+	if err := wr.finish(p, w, newEvents); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -800,6 +813,13 @@ func newCheckinRows(n int) *checkinRows {
 		points: make([]int32, 0, n), synced: make([]bool, 0, n), result: make([][]byte, 0, n)}
 }
 
+// reset empties r for the next part, keeping its room.
+func (r *checkinRows) reset() {
+	r.id, r.device, r.chip, r.event, r.counter = r.id[:0], r.device[:0], r.chip[:0], r.event[:0], r.counter[:0]
+	r.status, r.tapped, r.received, r.seq, r.dated = r.status[:0], r.tapped[:0], r.received[:0], r.seq[:0], r.dated[:0]
+	r.points, r.synced, r.result = r.points[:0], r.synced[:0], r.result[:0]
+}
+
 func (r *checkinRows) add(x Input, d decision, payload []byte) {
 	c := x.Checkin
 	r.id, r.device, r.seq = append(r.id, c.ID), append(r.device, c.DeviceID), append(r.seq, c.Seq)
@@ -808,70 +828,4 @@ func (r *checkinRows) add(x Input, d decision, payload []byte) {
 	r.status, r.points = append(r.status, d.res.Status), append(r.points, int32(d.points))
 	r.tapped, r.synced, r.dated = append(r.tapped, storable(c.TappedAt)), append(r.synced, c.ClockSynced), append(r.dated, d.datedMs)
 	r.received, r.result = append(r.received, protocol.FormatTime(x.ReceivedAt)), append(r.result, payload)
-}
-
-// write makes the batch's writes and commits, in one pipeline: its ledger
-// rows, the events it created, its cards' points and enrolments, one
-// statement each; COMMIT runs only if they all succeeded (the server skips
-// what follows an error until the pipeline's end).
-func (b *batch) write(c *pgx.Conn, p *preloaded, r *checkinRows, events []*Event) error {
-	l := b.l
-	var q pipeline
-	if len(r.id) > 0 {
-		q.execMapped("insert checkins", l.pg.insCheckins, func(pe *pgconn.PgError) error {
-			if pe.Code == "23505" && pe.ConstraintName == "checkins_pkey" {
-				if b.idsUnread {
-					l.calm.Store(0)
-					return fmt.Errorf("%w: %v", errIDUnread, pe)
-				}
-				return fmt.Errorf("%w: %v", errIDRace, pe)
-			}
-			return nil
-		}, r.id, r.device, r.seq, r.chip, r.event, r.counter, r.status, r.points, r.tapped, r.synced, r.dated,
-			r.received, r.result)
-	}
-	if len(events) > 0 {
-		sort.Slice(events, func(i, j int) bool { return events[i].ID < events[j].ID })
-		var id, period []string
-		var pts, vol []int32
-		for _, e := range events {
-			id, period, pts, vol = append(id, e.ID), append(period, e.Period), append(pts, int32(e.Points)), append(vol, int32(e.Volume))
-		}
-		q.exec("create events", l.pg.insEvents, id, pts, period, vol)
-	}
-	var add, enroll []string
-	for chip, h := range p.holders {
-		switch {
-		case h.create:
-			enroll = append(enroll, chip)
-		case h.delta != 0:
-			add = append(add, chip)
-		}
-	}
-	if len(add) > 0 {
-		sort.Strings(add)
-		tids, was, pts := make([]pgtype.TID, len(add)), make([]int32, len(add)), make([]int32, len(add))
-		for i, chip := range add {
-			h := p.holders[chip]
-			// total is what was read plus what the batch added (delta).
-			tids[i], was[i], pts[i] = h.tid, int32(h.total-h.delta), int32(h.delta)
-		}
-		q.execMapped("add points", l.pg.addPoints, func(pe *pgconn.PgError) error {
-			if pe.Code == "KI001" {
-				return fmt.Errorf("%w: %v", errHolderMoved, pe)
-			}
-			return nil
-		}, tids, add, was, pts)
-	}
-	if len(enroll) > 0 {
-		sort.Strings(enroll)
-		pts, created := make([]int32, len(enroll)), make([]string, len(enroll))
-		for i, chip := range enroll {
-			h := p.holders[chip]
-			pts[i], created[i] = int32(h.delta), h.createdAt
-		}
-		q.exec("enroll", l.pg.enroll, enroll, pts, created)
-	}
-	q.exec("commit", "COMMIT")
-	return q.run(b.ctx, c)
 }

@@ -366,3 +366,109 @@ func TestCountsForeseen(t *testing.T) {
 		counted(t, l, 2, 2, "an event looked up")
 	})
 }
+
+// TestWritesInParts: a batch of more than writePart checkins sends its
+// ledger rows in parts while its rules still run (pgwrite.go). The rows are
+// booked once each, in batch order, with every card's point; a replay in a
+// later part of a batch that did not read its ids fails that part's insert
+// after the first part went out, and the batch runs again and answers it
+// as a replay; a batch that fails in its own rules after the first part
+// went out books nothing, and the connection serves the next batch.
+func TestWritesInParts(t *testing.T) {
+	ctx := context.Background()
+	at := time.Now()
+	n := 2*writePart + 7
+	late := writePart + 60 // in the second part
+
+	t.Run("replay in a later part", func(t *testing.T) {
+		l := openAt(t, pgDSN(t), DefaultOpts())
+		l.calmAfter = 0 // ids never read first
+		seedBench(t, l, n, at)
+		in := benchRows(t, n, at)
+		first, err := l.ProcessBatch(ctx, in[late:late+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := append(append([]Input{}, in...), in[5]) // and an id repeated in the batch
+		out, err := l.ProcessBatch(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range out {
+			switch {
+			case i == late:
+				if !o.Replay || !bytes.Equal(o.Payload, first[0].Payload) {
+					t.Fatalf("checkin %d, booked before: %+v, want its first Result", i, o)
+				}
+			case i == n:
+				if !o.Replay || !bytes.Equal(o.Payload, out[5].Payload) {
+					t.Fatalf("the id repeated: %+v", o)
+				}
+			case o.Replay || o.Result.Status != protocol.StatusSaved || o.Result.TotalPoints != 1:
+				t.Fatalf("checkin %d: %+v", i, o.Result)
+			}
+		}
+		var ids []string
+		if err := l.Entries(ctx, func(e Entry) error { ids = append(ids, e.ID); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{in[late].Checkin.ID}
+		for i, x := range in {
+			if i != late {
+				want = append(want, x.Checkin.ID)
+			}
+		}
+		if strings.Join(ids, ",") != strings.Join(want, ",") {
+			t.Fatalf("%d ledger rows, want %d in batch order", len(ids), len(want))
+		}
+		for _, i := range []int{0, writePart - 1, writePart, late, n - 1} {
+			if p, err := l.Passholder(ctx, in[i].Checkin.ChipNumber); err != nil || p.TotalPoints != 1 {
+				t.Fatalf("card of checkin %d: %+v %v", i, p, err)
+			}
+		}
+	})
+
+	t.Run("rules fail after a part went out", func(t *testing.T) {
+		o := DefaultOpts()
+		o.Logger = slog.New(slog.DiscardHandler)
+		l := openAt(t, pgDSN(t), o)
+		l.DB().SetMaxOpenConns(1) // the next batch is on the same connection
+		seedBench(t, l, n, at)
+		in := benchRows(t, n, at)
+		// A stored Result that does not decode: its replay fails the rules.
+		if _, err := l.DB().ExecContext(ctx, `INSERT INTO checkins (id, device_id, seq, chip_number, event_id, status, points,
+			tapped_at, clock_synced, dated_ms, received_at, result) VALUES ($1, $2, 1, $3, 'evt-1', 'saved', 1, $4, true, $5, $4, 'not json')`,
+			in[late].Checkin.ID, in[late].Checkin.DeviceID, in[late].Checkin.ChipNumber, in[late].Checkin.TappedAt, at.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		pid := func() (p int) {
+			if err := l.DB().QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		before := pid()
+		if _, err := l.ProcessBatch(ctx, in); err == nil || !strings.Contains(err.Error(), "stored result") {
+			t.Fatalf("err %v, want the stored result's", err)
+		}
+		if after := pid(); after != before {
+			t.Fatalf("the connection was dropped (server process %d, then %d): the pipeline was not ended", before, after)
+		}
+		if k := countEntries(t, l); k != 1 {
+			t.Fatalf("%d ledger rows, want the one stored before", k)
+		}
+		if p, err := l.Passholder(ctx, in[0].Checkin.ChipNumber); err != nil || p.TotalPoints != 0 {
+			t.Fatalf("card of checkin 0: %+v %v", p, err)
+		}
+		out, err := l.ProcessBatch(ctx, in[:late])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := out[writePart+1].Result; r.Status != protocol.StatusSaved || r.TotalPoints != 1 {
+			t.Fatalf("the next batch: %+v", r)
+		}
+		if k := countEntries(t, l); k != late+1 {
+			t.Fatalf("%d ledger rows, want %d", k, late+1)
+		}
+	})
+}

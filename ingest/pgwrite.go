@@ -1,0 +1,278 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// The writes of a set-based batch (pgbatch.go) go out on one pipeline of
+// the connection, as the second pass makes them: the ledger rows in parts
+// of writePart, each sent as soon as it is decided, so that the server
+// inserts one part while the rules decide the next; then the events the
+// batch created, its cards' points and enrolments, and COMMIT, with the one
+// synchronisation point of the pipeline. The results are read at the end,
+// in order. A batch's Go work and the server's used to take turns; on a
+// host of two processors they now overlap for the inserts' part. COMMIT
+// runs only if every write before it succeeded: the server skips what
+// follows an error until the synchronisation point.
+//
+// pgx's batches encode their arguments themselves and send them only all
+// at once, so this is pgconn's pipeline, with the statements prepared by
+// name on the connection and their parameters encoded by params.
+
+// writePart is how many ledger rows one insert statement carries. Smaller
+// parts overlap more of the rules with the server, and each costs a
+// statement (measured at 256 checkins a batch: two parts against one).
+const writePart = 128
+
+// pgWrite names a statement the writes prepare, by what it does.
+type pgWrite struct {
+	name, what string
+	sql        func(*pgStmts) string
+}
+
+var (
+	wInsCheckins = pgWrite{"kiosk_ingest_ins_checkins", "insert checkins", func(s *pgStmts) string { return s.insCheckins }}
+	wInsEvents   = pgWrite{"kiosk_ingest_ins_events", "create events", func(s *pgStmts) string { return s.insEvents }}
+	wAddPoints   = pgWrite{"kiosk_ingest_add_points", "add points", func(s *pgStmts) string { return s.addPoints }}
+	wEnroll      = pgWrite{"kiosk_ingest_enroll", "enroll", func(s *pgStmts) string { return s.enroll }}
+)
+
+// writer is one batch's pipeline of writes.
+type writer struct {
+	b     *batch
+	pl    *pgconn.Pipeline
+	p     *params
+	steps []writeStep
+	// sds are the statements prepared on this connection, by name.
+	sds map[string]*pgconn.StatementDescription
+}
+
+// writeStep is a statement sent: what it does, and the meaning of its
+// errors of its own (a race the batch is run again for), if any.
+type writeStep struct {
+	what   string
+	mapped func(*pgconn.PgError) error
+}
+
+var binaryParams = []int16{pgtype.BinaryFormatCode} // one code: every parameter
+
+// startWrites prepares the write statements on c (once per connection: pgx
+// keeps them by name; a round trip each the first time) and opens the
+// pipeline, which has the connection until finish or abort.
+func (b *batch) startWrites(c *pgx.Conn) (*writer, error) {
+	p, _ := b.l.params.Get().(*params)
+	if p == nil {
+		p = new(params)
+	}
+	w := &writer{b: b, p: p, sds: make(map[string]*pgconn.StatementDescription, 4)}
+	for _, s := range []pgWrite{wInsCheckins, wInsEvents, wAddPoints, wEnroll} {
+		sd, err := c.Prepare(b.ctx, s.name, s.sql(&b.l.pg))
+		if err != nil {
+			w.release()
+			return nil, fmt.Errorf("ingest: prepare %s: %w", s.what, err)
+		}
+		w.sds[s.name] = sd
+	}
+	w.pl = c.PgConn().StartPipeline(b.ctx)
+	return w, nil
+}
+
+// send queues statement s with the parameters encoded in w.p since its
+// reset. The server's description of the statement must name the types
+// encoded: a statement edited without its encoding fails here, never as
+// bytes the server reads as another type.
+func (w *writer) send(s pgWrite, mapped func(*pgconn.PgError) error) error {
+	sd := w.sds[s.name]
+	if !slices.Equal(sd.ParamOIDs, w.p.oids) {
+		return fmt.Errorf("ingest: %s: the statement takes types %v, the batch encoded %v", s.what, sd.ParamOIDs, w.p.oids)
+	}
+	w.pl.SendQueryStatement(sd, w.p.values(), binaryParams, nil)
+	w.steps = append(w.steps, writeStep{s.what, mapped})
+	return nil
+}
+
+// checkins sends r's rows and empties r; flush sends them to the server
+// now rather than with the rest.
+func (w *writer) checkins(r *checkinRows, flush bool) error {
+	if len(r.id) == 0 {
+		return nil
+	}
+	b, p := w.b, w.p
+	p.reset()
+	p.text(r.id)
+	p.text(r.device)
+	p.int8(r.seq)
+	p.text(r.chip)
+	p.text(r.event)
+	p.text(r.counter)
+	p.text(r.status)
+	p.int4(r.points)
+	p.text(r.tapped)
+	p.bool(r.synced)
+	p.int8(r.dated)
+	p.text(r.received)
+	p.bytea(r.result)
+	// No ON CONFLICT: the batch read its ids already, so a conflict is a
+	// concurrent batch's (errIDRace), or it did not read them and runs
+	// again (errIDUnread); a plain insert is cheaper than a speculative one.
+	err := w.send(wInsCheckins, func(pe *pgconn.PgError) error {
+		if pe.Code == "23505" && pe.ConstraintName == "checkins_pkey" {
+			if b.idsUnread {
+				b.l.calm.Store(0)
+				return fmt.Errorf("%w: %v", errIDUnread, pe)
+			}
+			return fmt.Errorf("%w: %v", errIDRace, pe)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.reset()
+	if flush {
+		return w.pl.Flush()
+	}
+	return nil
+}
+
+// finish sends the rows left in r, the events the batch created, its
+// cards' points and enrolments and COMMIT, and reads every result: the
+// first error is returned.
+func (w *writer) finish(p *preloaded, r *checkinRows, events []*Event) error {
+	if err := w.checkins(r, false); err != nil {
+		w.abort()
+		return err
+	}
+	if err := w.rest(p, events); err != nil {
+		w.abort()
+		return err
+	}
+	w.pl.SendQueryParams("COMMIT", nil, nil, nil, nil)
+	w.steps = append(w.steps, writeStep{what: "commit"})
+	if err := w.pl.Sync(); err != nil {
+		w.release()
+		return fmt.Errorf("ingest: writes: %w", err)
+	}
+	var first error
+	for _, s := range w.steps {
+		res, err := w.pl.GetResults()
+		if err == nil {
+			rr, ok := res.(*pgconn.ResultReader)
+			if !ok {
+				err = fmt.Errorf("a result %T", res)
+			} else {
+				_, err = rr.Close()
+			}
+		}
+		if err != nil {
+			var pe *pgconn.PgError
+			if s.mapped != nil && errors.As(err, &pe) {
+				first = s.mapped(pe)
+			}
+			if first == nil {
+				first = fmt.Errorf("ingest: %s: %w", s.what, err)
+			}
+			break
+		}
+	}
+	if err := w.pl.Close(); first == nil && err != nil {
+		first = fmt.Errorf("ingest: writes: %w", err)
+	}
+	w.release()
+	return first
+}
+
+// rest sends the events, points and enrolments (after the ledger rows).
+func (w *writer) rest(p *preloaded, events []*Event) error {
+	q := w.p
+	if len(events) > 0 {
+		sort.Slice(events, func(i, j int) bool { return events[i].ID < events[j].ID })
+		id, period := make([]string, len(events)), make([]string, len(events))
+		pts, vol := make([]int32, len(events)), make([]int32, len(events))
+		for i, e := range events {
+			id[i], period[i], pts[i], vol[i] = e.ID, e.Period, int32(e.Points), int32(e.Volume)
+		}
+		q.reset()
+		q.text(id)
+		q.int4(pts)
+		q.text(period)
+		q.int4(vol)
+		if err := w.send(wInsEvents, nil); err != nil {
+			return err
+		}
+	}
+	var add, enroll []string
+	for chip, h := range p.holders {
+		switch {
+		case h.create:
+			enroll = append(enroll, chip)
+		case h.delta != 0:
+			add = append(add, chip)
+		}
+	}
+	if len(add) > 0 {
+		sort.Strings(add)
+		tids, was, pts := make([]pgtype.TID, len(add)), make([]int32, len(add)), make([]int32, len(add))
+		for i, chip := range add {
+			h := p.holders[chip]
+			// total is what was read plus what the batch added (delta).
+			tids[i], was[i], pts[i] = h.tid, int32(h.total-h.delta), int32(h.delta)
+		}
+		q.reset()
+		if err := q.tid(tids); err != nil {
+			return err
+		}
+		q.text(add)
+		q.int4(was)
+		q.int4(pts)
+		err := w.send(wAddPoints, func(pe *pgconn.PgError) error {
+			if pe.Code == "KI001" {
+				return fmt.Errorf("%w: %v", errHolderMoved, pe)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if len(enroll) > 0 {
+		sort.Strings(enroll)
+		pts, created := make([]int32, len(enroll)), make([]string, len(enroll))
+		for i, chip := range enroll {
+			h := p.holders[chip]
+			pts[i], created[i] = int32(h.delta), h.createdAt
+		}
+		q.reset()
+		q.text(enroll)
+		q.int4(pts)
+		q.text(created)
+		if err := w.send(wEnroll, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// abort ends the pipeline after an error of the batch's own, with what was
+// sent undone by the caller's rollback (the transaction is still open).
+func (w *writer) abort() {
+	if w.pl.Sync() == nil {
+		w.pl.Close()
+	}
+	w.release()
+}
+
+func (w *writer) release() {
+	if w.p != nil {
+		w.p.reset()
+		w.b.l.params.Put(w.p)
+		w.p = nil
+	}
+}
