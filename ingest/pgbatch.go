@@ -22,7 +22,9 @@ import (
 // works. Here a batch costs a dozen statements whatever its size: every
 // read of the rules is done for the whole batch first (arrays and unnest,
 // one statement per table), the rules run in memory on what was read, and
-// every write is one statement per table again. The rules themselves are
+// every write is one statement per table again (the ledger rows one per
+// part of writePart, sent while the rules decide the next: pgwrite.go).
+// The rules themselves are
 // the same code (batch.decide and what it calls), so both dialects answer
 // alike; what differs is only where decide's lookups are answered from.
 //
@@ -89,8 +91,9 @@ var errUnforeseen = errors.New("ingest: not known before the preload")
 var errCounted = errors.New("ingest: count recorded")
 
 // pgStmts are the set-based path's statements. They go to the server in
-// pipelines (pgx batches: the reads in one round trip, the writes in
-// another), each prepared once per connection by pgx's statement cache.
+// pipelines: the reads in one round trip (a pgx batch, each prepared once
+// per connection by pgx's statement cache), the writes in another
+// (pgconn's pipeline, each prepared by name: pgwrite.go).
 type pgStmts struct {
 	upBoots, selIDs, selHolders, selBoots, selAssigns, selAssignVer, selEvents, selCounts,
 	insCheckins, insEvents, addPoints, enroll string
@@ -275,7 +278,8 @@ func (b *batch) bootOf(device, boot string) (upMs, rcvMs int64, ok bool, err err
 
 // processSet is processOnce for PostgreSQL, set-based, in two round trips:
 // a pipeline of BEGIN, the locks, the boots and every read (the counts too,
-// as far as foresee knows them); a pipeline of the writes and COMMIT. The
+// as far as foresee knows them); a pipeline of the writes and COMMIT, sent
+// in parts as the second pass makes them (pgwrite.go). The
 // counts foresee missed, and the assignments when their version moved, are
 // a round trip each between. On a loaded host a round trip
 // is a wake-up that waits for a processor, so their number, not the
