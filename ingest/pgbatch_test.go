@@ -384,7 +384,14 @@ func TestWritesInParts(t *testing.T) {
 		l := openAt(t, pgDSN(t), DefaultOpts())
 		l.calmAfter = 0 // ids never read first
 		seedBench(t, l, n, at)
+		if _, err := l.DB().ExecContext(ctx, `UPDATE assignments SET volume = 5`); err != nil {
+			t.Fatal(err)
+		}
 		in := benchRows(t, n, at)
+		// One card tapped in the first part and in the last: its points go
+		// out once, with the last, and the first part's total is not final.
+		again, other := n-3, in[n-3].Checkin.ChipNumber
+		in[again].Checkin.ChipNumber = in[3].Checkin.ChipNumber
 		first, err := l.ProcessBatch(ctx, in[late:late+1])
 		if err != nil {
 			t.Fatal(err)
@@ -403,6 +410,10 @@ func TestWritesInParts(t *testing.T) {
 			case i == n:
 				if !o.Replay || !bytes.Equal(o.Payload, out[5].Payload) {
 					t.Fatalf("the id repeated: %+v", o)
+				}
+			case i == again:
+				if o.Result.Status != protocol.StatusSaved || o.Result.TotalPoints != 2 {
+					t.Fatalf("the card's second tap: %+v", o.Result)
 				}
 			case o.Replay || o.Result.Status != protocol.StatusSaved || o.Result.TotalPoints != 1:
 				t.Fatalf("checkin %d: %+v", i, o.Result)
@@ -425,6 +436,12 @@ func TestWritesInParts(t *testing.T) {
 			if p, err := l.Passholder(ctx, in[i].Checkin.ChipNumber); err != nil || p.TotalPoints != 1 {
 				t.Fatalf("card of checkin %d: %+v %v", i, p, err)
 			}
+		}
+		if p, err := l.Passholder(ctx, in[3].Checkin.ChipNumber); err != nil || p.TotalPoints != 2 {
+			t.Fatalf("the card tapped twice: %+v %v", p, err)
+		}
+		if p, err := l.Passholder(ctx, other); err != nil || p.TotalPoints != 0 {
+			t.Fatalf("a card not tapped: %+v %v", p, err)
 		}
 	})
 
