@@ -30,7 +30,8 @@ import (
 // parts overlap more of the rules with the server, and each costs a
 // statement. BenchmarkIngestVsBare at 20 480 checkins in batches of 256,
 // five interleaved runs each (2026-12-03), median ×bare: one part 0.565,
-// 128 rows 0.610, 64 rows 0.628, 32 rows 0.621.
+// 128 rows 0.610, 64 rows 0.635 (0.628 in a second set, beside 32 rows at
+// 0.621).
 const writePart = 64
 
 // pgWrite names a statement the writes prepare, by what it does.
