@@ -674,7 +674,7 @@ func procCPU(pid int) time.Duration {
 
 // tightInsert is the bare insert as tight as the ledger's own writes make
 // theirs (pgwrite.go), PostgreSQL only: BEGIN, the one insert with its
-// parameters encoded by params, and COMMIT, in one pipeline, so one round
+// rows encoded by params as the ledger's are, and COMMIT, in one pipeline, so one round
 // trip a batch where bareInsert (database/sql, pgx's encoding) makes three.
 // It is reported beside the bare insert so that the ratio is not read only
 // against a yardstick slower than the ledger's own techniques could make it.
@@ -697,10 +697,10 @@ const tightSQL = `INSERT INTO tight_checkins (id, device_id, seq, chip_number, e
 func (ti *tightInsert) insert(ctx context.Context, in []Input) error {
 	res := protocol.Result{V: protocol.Version, Status: protocol.StatusSaved, NewPoints: 1, TotalPoints: 1,
 		EndUserMessage: savedMessage(1, 1)}
-	var r bareRows
+	r := newCheckinRows(len(in))
 	for _, x := range in {
 		res.ID = x.Checkin.ID
-		r.add(x, res.Encode())
+		r.add(x, decision{res: res, points: 1, datedMs: syncedDate(x).UnixMilli()}, res.Encode())
 	}
 	conn, err := ti.db.Conn(ctx)
 	if err != nil {
@@ -714,20 +714,7 @@ func (ti *tightInsert) insert(ctx context.Context, in []Input) error {
 			return err
 		}
 		p := &ti.p
-		p.reset()
-		p.text(r.id)
-		p.text(r.device)
-		p.int8(r.seq)
-		p.text(r.chip)
-		p.text(r.event)
-		p.text(r.counter)
-		p.text(r.status)
-		p.int4(r.points)
-		p.text(r.tapped)
-		p.bool(r.synced)
-		p.int8(r.dated)
-		p.text(r.received)
-		p.bytea(r.result)
+		p.rows(r)
 		pl := c.PgConn().StartPipeline(ctx)
 		pl.SendQueryParams("BEGIN", nil, nil, nil, nil)
 		pl.SendQueryStatement(sd, p.values(), binaryParams, nil)

@@ -101,13 +101,8 @@ func (w *writer) send(s pgWrite, mapped func(*pgconn.PgError) error) error {
 	return nil
 }
 
-// checkins sends r's rows and empties r; flush sends them to the server
-// now rather than with the rest.
-func (w *writer) checkins(r *checkinRows, flush bool) error {
-	if len(r.id) == 0 {
-		return nil
-	}
-	b, p := w.b, w.p
+// rows encodes r's columns as insCheckins takes them, after a reset.
+func (p *params) rows(r *checkinRows) {
 	p.reset()
 	p.text(r.id)
 	p.text(r.device)
@@ -122,6 +117,16 @@ func (w *writer) checkins(r *checkinRows, flush bool) error {
 	p.int8(r.dated)
 	p.text(r.received)
 	p.bytea(r.result)
+}
+
+// checkins sends r's rows and empties r; flush sends them to the server
+// now rather than with the rest.
+func (w *writer) checkins(r *checkinRows, flush bool) error {
+	if len(r.id) == 0 {
+		return nil
+	}
+	b := w.b
+	w.p.rows(r)
 	// No ON CONFLICT: the batch read its ids already, so a conflict is a
 	// concurrent batch's (errIDRace), or it did not read them and runs
 	// again (errIDUnread); a plain insert is cheaper than a speculative one.
