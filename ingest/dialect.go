@@ -78,7 +78,7 @@ var postgresDialect = &dialect{
 	writers:  2,
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError
-		return errors.Is(err, errIDRace) || errors.Is(err, errIDUnread) || errors.Is(err, errHolderMoved) || errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+		return errors.Is(err, errIDRace) || errors.Is(err, errIDUnread) || errors.Is(err, errHolderMoved) || errors.Is(err, errStatementGone) || errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 	},
 }
 

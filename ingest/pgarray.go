@@ -49,6 +49,8 @@ func (p *params) text(v []string) {
 	p.end()
 }
 
+// bytea sends a nil element as an empty value, not as NULL: the arrays
+// written hold no NULLs.
 func (p *params) bytea(v [][]byte) {
 	p.header(pgtype.ByteaArrayOID, pgtype.ByteaOID, len(v))
 	for _, b := range v {

@@ -489,3 +489,32 @@ func TestWritesInParts(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteStatementGone: a write statement deallocated on the connection
+// behind pgx's back (as a pooler or a DISCARD would) fails the batch's
+// insert; the connection is closed, and the batch runs again on another and
+// is booked once.
+func TestWriteStatementGone(t *testing.T) {
+	ctx := context.Background()
+	at := time.Now()
+	l := openAt(t, pgDSN(t), DefaultOpts())
+	l.DB().SetMaxOpenConns(1)
+	seedBench(t, l, 20, at)
+	in := benchRows(t, 20, at)
+	if _, err := l.ProcessBatch(ctx, in[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().ExecContext(ctx, "DEALLOCATE "+wInsCheckins.name); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.ProcessBatch(ctx, in[10:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out[9].Result; r.Status != protocol.StatusSaved || out[9].Replay {
+		t.Fatalf("after the statement was gone: %+v", out[9])
+	}
+	if n := countEntries(t, l); n != 20 {
+		t.Fatalf("%d ledger rows, want 20", n)
+	}
+}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -24,7 +25,10 @@ import (
 //
 // pgx's batches encode their arguments themselves and send them only all
 // at once, so this is pgconn's pipeline, with the statements prepared by
-// name on the connection and their parameters encoded by params.
+// name on the connection and their parameters encoded by params. Named
+// statements need a session of their own: a pooler in transaction mode
+// (PgBouncer's) between the ingest and the server does not keep them,
+// whatever default_query_exec_mode the DSN sets.
 
 // writePart is how many ledger rows one insert statement carries. Smaller
 // parts overlap more of the rules with the server, and each costs a
@@ -50,6 +54,7 @@ var (
 // writer is one batch's pipeline of writes.
 type writer struct {
 	b     *batch
+	c     *pgx.Conn
 	pl    *pgconn.Pipeline
 	p     *params
 	steps []writeStep
@@ -74,7 +79,7 @@ func (b *batch) startWrites(c *pgx.Conn) (*writer, error) {
 	if p == nil {
 		p = new(params)
 	}
-	w := &writer{b: b, p: p, sds: make(map[string]*pgconn.StatementDescription, 4)}
+	w := &writer{b: b, c: c, p: p, sds: make(map[string]*pgconn.StatementDescription, 4)}
 	for _, s := range []pgWrite{wInsCheckins, wInsEvents, wAddPoints, wEnroll} {
 		sd, err := c.Prepare(b.ctx, s.name, s.sql(&b.l.pg))
 		if err != nil {
@@ -83,6 +88,9 @@ func (b *batch) startWrites(c *pgx.Conn) (*writer, error) {
 		}
 		w.sds[s.name] = sd
 	}
+	// The pipeline watches the batch's context: cancelled between parts, it
+	// ends the connection (pgx's deadline on the socket) rather than roll
+	// back; the server then aborts the transaction, and nothing is booked.
 	w.pl = c.PgConn().StartPipeline(b.ctx)
 	return w, nil
 }
@@ -169,6 +177,7 @@ func (w *writer) finish(p *preloaded, r *checkinRows, events []*Event) error {
 		return fmt.Errorf("ingest: writes: %w", err)
 	}
 	var first error
+	var pe *pgconn.PgError
 	for _, s := range w.steps {
 		res, err := w.pl.GetResults()
 		if err == nil {
@@ -176,11 +185,16 @@ func (w *writer) finish(p *preloaded, r *checkinRows, events []*Event) error {
 			if !ok {
 				err = fmt.Errorf("a result %T", res)
 			} else {
-				_, err = rr.Close()
+				var tag pgconn.CommandTag
+				tag, err = rr.Close()
+				// A COMMIT of a transaction already aborted answers
+				// ROLLBACK, without an error: never a booking.
+				if err == nil && s.what == "commit" && tag.String() != "COMMIT" {
+					err = fmt.Errorf("the server answered %q", tag.String())
+				}
 			}
 		}
 		if err != nil {
-			var pe *pgconn.PgError
 			if s.mapped != nil && errors.As(err, &pe) {
 				first = s.mapped(pe)
 			}
@@ -194,8 +208,21 @@ func (w *writer) finish(p *preloaded, r *checkinRows, events []*Event) error {
 		first = fmt.Errorf("ingest: writes: %w", err)
 	}
 	w.release()
+	// A statement the server no longer has under its name (deallocated
+	// behind pgx's back, or made stale by a migration that changed what
+	// it returns): pgx would keep handing out the name, so the connection
+	// is closed (the pool then opens another) and the batch runs again.
+	if errors.As(first, &pe) && (pe.Code == "26000" || pe.Code == "0A000") {
+		w.c.Close(context.Background())
+		first = fmt.Errorf("%w: %v", errStatementGone, first)
+	}
 	return first
 }
+
+// errStatementGone: a write statement prepared by name was gone from the
+// connection, which was closed; running the batch again, on another
+// connection, is right (dialect.retryable).
+var errStatementGone = errors.New("ingest: a prepared write statement is gone from the connection")
 
 // rest sends the events, points and enrolments (after the ledger rows).
 func (w *writer) rest(p *preloaded, events []*Event) error {
