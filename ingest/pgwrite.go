@@ -26,9 +26,9 @@ import (
 // pgx's batches encode their arguments themselves and send them only all
 // at once, so this is pgconn's pipeline, with the statements prepared by
 // name on the connection and their parameters encoded by params. Named
-// statements need a session of their own: a pooler in transaction mode
-// (PgBouncer's) between the ingest and the server does not keep them,
-// whatever default_query_exec_mode the DSN sets.
+// statements live in the server's session: a pooler in transaction mode
+// must carry protocol-level prepared statements (PgBouncer's
+// max_prepared_statements), whatever default_query_exec_mode the DSN sets.
 
 // writePart is how many ledger rows one insert statement carries. Smaller
 // parts overlap more of the rules with the server, and each costs a
