@@ -12,8 +12,9 @@ import (
 // (array_recv's format), encoded into one buffer that a batch reuses from
 // statement to statement. pgx encodes an array through its type map, one
 // element at a time into a buffer that starts small for each statement
-// and grows by copying; at 256 checkins that was a third of a batch's Go
-// time and most of its garbage. Which type each parameter is for, the
+// and grows by copying: at 256 checkins a batch, a fifth of the ledger's
+// Go time (CPU profile, 163 840 checkins) and 38 % of what it allocated
+// (memory profile, 20 480). Which type each parameter is for, the
 // statement says (its $n::type[] casts); writer.send checks the server's
 // description against the types appended here.
 type params struct {
@@ -40,22 +41,19 @@ func (p *params) header(arrayOID, elem uint32, n int) {
 
 func (p *params) end() { p.ends = append(p.ends, len(p.buf)) }
 
-func (p *params) text(v []string) {
-	p.header(pgtype.TextArrayOID, pgtype.TextOID, len(v))
-	for _, s := range v {
-		p.buf = binary.BigEndian.AppendUint32(p.buf, uint32(len(s)))
-		p.buf = append(p.buf, s...)
-	}
-	p.end()
-}
+func (p *params) text(v []string) { varlen(p, pgtype.TextArrayOID, pgtype.TextOID, v) }
 
 // bytea sends a nil element as an empty value, not as NULL: the arrays
 // written hold no NULLs.
-func (p *params) bytea(v [][]byte) {
-	p.header(pgtype.ByteaArrayOID, pgtype.ByteaOID, len(v))
-	for _, b := range v {
-		p.buf = binary.BigEndian.AppendUint32(p.buf, uint32(len(b)))
-		p.buf = append(p.buf, b...)
+func (p *params) bytea(v [][]byte) { varlen(p, pgtype.ByteaArrayOID, pgtype.ByteaOID, v) }
+
+// varlen appends an array of elements that are their bytes as they are
+// (text, bytea), each after its length.
+func varlen[T string | []byte](p *params, arrayOID, elem uint32, v []T) {
+	p.header(arrayOID, elem, len(v))
+	for _, x := range v {
+		p.buf = binary.BigEndian.AppendUint32(p.buf, uint32(len(x)))
+		p.buf = append(p.buf, x...)
 	}
 	p.end()
 }

@@ -76,8 +76,8 @@ func TestParamsAsPgx(t *testing.T) {
 // TestWriterRefusesOtherTypes: a statement whose parameters the server
 // describes as other types than the batch encoded is not sent.
 func TestWriterRefusesOtherTypes(t *testing.T) {
-	w := &writer{p: &params{}, sds: map[string]*pgconn.StatementDescription{
-		wEnroll.name: {ParamOIDs: []uint32{pgtype.TextArrayOID, pgtype.Int4ArrayOID, pgtype.TextArrayOID}}}}
+	w := &writer{p: &params{}}
+	w.sds[wEnroll] = &pgconn.StatementDescription{ParamOIDs: []uint32{pgtype.TextArrayOID, pgtype.Int4ArrayOID, pgtype.TextArrayOID}}
 	w.p.text([]string{"04B0000000001A"})
 	w.p.int8([]int64{1}) // int4 expected
 	w.p.text([]string{"2026-12-03T10:00:00.000Z"})

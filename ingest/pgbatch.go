@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -364,6 +363,7 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 	if err != nil {
 		return nil, err
 	}
+	defer wr.abort() // on every return before finish
 	w := newCheckinRows(min(n, writePart))
 	var newEvents []*Event
 	out := make([]Outcome, len(in))
@@ -372,7 +372,6 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 		if s, ok := p.ids[ck.ID]; ok {
 			o, err := replayOf(ck, s)
 			if err != nil {
-				wr.abort()
 				return nil, err
 			}
 			out[i] = o
@@ -380,15 +379,13 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 		}
 		d, err := b.decide(x)
 		if err != nil {
-			wr.abort()
 			return nil, err
 		}
 		d.res.V, d.res.ID = protocol.Version, ck.ID
 		payload := d.res.Encode()
 		w.add(x, d, payload)
 		if len(w.id) == writePart && i < len(in)-1 {
-			if err := wr.checkins(w, true); err != nil {
-				wr.abort()
+			if err := wr.part(w); err != nil {
 				return nil, err
 			}
 		}
@@ -416,7 +413,6 @@ func (l *Ledger) processSetOn(ctx context.Context, c *pgx.Conn, in []Input, read
 		out[i] = Outcome{Result: d.res, Payload: payload}
 	}
 	if b.outside {
-		wr.abort()
 		return nil, errOutside
 	}
 	if err := wr.finish(p, w, newEvents); err != nil {
@@ -644,22 +640,9 @@ type pipeline struct {
 // exec queues a statement whose result is only whether it succeeded; what
 // names it in the error.
 func (p *pipeline) exec(what, sql string, args ...any) {
-	p.execMapped(what, sql, nil, args...)
-}
-
-// execMapped is exec where mapped, when set, may give the error a meaning of
-// its own (a race the batch is run again for); it returns nil for any other.
-func (p *pipeline) execMapped(what, sql string, mapped func(*pgconn.PgError) error, args ...any) {
 	p.q.Queue(sql, args...)
 	p.steps = append(p.steps, func(br pgx.BatchResults) error {
-		_, err := br.Exec()
-		var pe *pgconn.PgError
-		if mapped != nil && errors.As(err, &pe) {
-			if merr := mapped(pe); merr != nil {
-				return merr
-			}
-		}
-		if err != nil {
+		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("ingest: %s: %w", what, err)
 		}
 		return nil

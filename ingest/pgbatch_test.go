@@ -507,7 +507,7 @@ func TestWriteStatementGone(t *testing.T) {
 	if _, err := l.ProcessBatch(ctx, in[:10]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.DB().ExecContext(ctx, "DEALLOCATE "+wInsCheckins.name); err != nil {
+	if _, err := l.DB().ExecContext(ctx, "DEALLOCATE "+pgWrites[wInsCheckins].name); err != nil {
 		t.Fatal(err)
 	}
 	out, err := l.ProcessBatch(ctx, in[10:])

@@ -38,18 +38,26 @@ import (
 // 0.621).
 const writePart = 64
 
-// pgWrite names a statement the writes prepare, by what it does.
-type pgWrite struct {
+// pgWrite is a statement the writes prepare: its index in pgWrites.
+type pgWrite int
+
+const (
+	wInsCheckins pgWrite = iota
+	wInsEvents
+	wAddPoints
+	wEnroll
+)
+
+// pgWrites name each write statement on the connection and in errors.
+var pgWrites = [...]struct {
 	name, what string
 	sql        func(*pgStmts) string
+}{
+	wInsCheckins: {"kiosk_ingest_ins_checkins", "insert checkins", func(s *pgStmts) string { return s.insCheckins }},
+	wInsEvents:   {"kiosk_ingest_ins_events", "create events", func(s *pgStmts) string { return s.insEvents }},
+	wAddPoints:   {"kiosk_ingest_add_points", "add points", func(s *pgStmts) string { return s.addPoints }},
+	wEnroll:      {"kiosk_ingest_enroll", "enroll", func(s *pgStmts) string { return s.enroll }},
 }
-
-var (
-	wInsCheckins = pgWrite{"kiosk_ingest_ins_checkins", "insert checkins", func(s *pgStmts) string { return s.insCheckins }}
-	wInsEvents   = pgWrite{"kiosk_ingest_ins_events", "create events", func(s *pgStmts) string { return s.insEvents }}
-	wAddPoints   = pgWrite{"kiosk_ingest_add_points", "add points", func(s *pgStmts) string { return s.addPoints }}
-	wEnroll      = pgWrite{"kiosk_ingest_enroll", "enroll", func(s *pgStmts) string { return s.enroll }}
-)
 
 // writer is one batch's pipeline of writes.
 type writer struct {
@@ -58,15 +66,19 @@ type writer struct {
 	pl    *pgconn.Pipeline
 	p     *params
 	steps []writeStep
-	// sds are the statements prepared on this connection, by name.
-	sds map[string]*pgconn.StatementDescription
+	// sds are the statements as prepared on this connection.
+	sds [len(pgWrites)]*pgconn.StatementDescription
+	// done: finish or abort has ended the pipeline.
+	done bool
 }
 
-// writeStep is a statement sent: what it does, and the meaning of its
-// errors of its own (a race the batch is run again for), if any.
+// writeStep is a statement sent: what it does, the meaning of its errors of
+// its own (a race the batch is run again for), if any, and the command tag
+// it must answer, if one is required.
 type writeStep struct {
 	what   string
 	mapped func(*pgconn.PgError) error
+	tag    string
 }
 
 var binaryParams = []int16{pgtype.BinaryFormatCode} // one code: every parameter
@@ -79,14 +91,14 @@ func (b *batch) startWrites(c *pgx.Conn) (*writer, error) {
 	if p == nil {
 		p = new(params)
 	}
-	w := &writer{b: b, c: c, p: p, sds: make(map[string]*pgconn.StatementDescription, 4)}
-	for _, s := range []pgWrite{wInsCheckins, wInsEvents, wAddPoints, wEnroll} {
+	w := &writer{b: b, c: c, p: p}
+	for i, s := range pgWrites {
 		sd, err := c.Prepare(b.ctx, s.name, s.sql(&b.l.pg))
 		if err != nil {
 			w.release()
 			return nil, fmt.Errorf("ingest: prepare %s: %w", s.what, err)
 		}
-		w.sds[s.name] = sd
+		w.sds[i] = sd
 	}
 	// The pipeline watches the batch's context: cancelled between parts, it
 	// ends the connection (pgx's deadline on the socket) rather than roll
@@ -100,12 +112,12 @@ func (b *batch) startWrites(c *pgx.Conn) (*writer, error) {
 // encoded: a statement edited without its encoding fails here, never as
 // bytes the server reads as another type.
 func (w *writer) send(s pgWrite, mapped func(*pgconn.PgError) error) error {
-	sd := w.sds[s.name]
+	sd, what := w.sds[s], pgWrites[s].what
 	if !slices.Equal(sd.ParamOIDs, w.p.oids) {
-		return fmt.Errorf("ingest: %s: the statement takes types %v, the batch encoded %v", s.what, sd.ParamOIDs, w.p.oids)
+		return fmt.Errorf("ingest: %s: the statement takes types %v, the batch encoded %v", what, sd.ParamOIDs, w.p.oids)
 	}
 	w.pl.SendQueryStatement(sd, w.p.values(), binaryParams, nil)
-	w.steps = append(w.steps, writeStep{s.what, mapped})
+	w.steps = append(w.steps, writeStep{what: what, mapped: mapped})
 	return nil
 }
 
@@ -127,9 +139,17 @@ func (p *params) rows(r *checkinRows) {
 	p.bytea(r.result)
 }
 
-// checkins sends r's rows and empties r; flush sends them to the server
-// now rather than with the rest.
-func (w *writer) checkins(r *checkinRows, flush bool) error {
+// part queues r's rows, sends them to the server now rather than with the
+// rest, and empties r.
+func (w *writer) part(r *checkinRows) error {
+	if err := w.checkins(r); err != nil {
+		return err
+	}
+	return w.pl.Flush()
+}
+
+// checkins queues r's rows and empties r.
+func (w *writer) checkins(r *checkinRows) error {
 	if len(r.id) == 0 {
 		return nil
 	}
@@ -152,9 +172,6 @@ func (w *writer) checkins(r *checkinRows, flush bool) error {
 		return err
 	}
 	r.reset()
-	if flush {
-		return w.pl.Flush()
-	}
 	return nil
 }
 
@@ -162,7 +179,7 @@ func (w *writer) checkins(r *checkinRows, flush bool) error {
 // cards' points and enrolments and COMMIT, and reads every result: the
 // first error is returned.
 func (w *writer) finish(p *preloaded, r *checkinRows, events []*Event) error {
-	if err := w.checkins(r, false); err != nil {
+	if err := w.checkins(r); err != nil {
 		w.abort()
 		return err
 	}
@@ -170,10 +187,13 @@ func (w *writer) finish(p *preloaded, r *checkinRows, events []*Event) error {
 		w.abort()
 		return err
 	}
+	w.done = true
+	defer w.release()
+	// A COMMIT of a transaction already aborted answers ROLLBACK, without
+	// an error: never a booking.
 	w.pl.SendQueryParams("COMMIT", nil, nil, nil, nil)
-	w.steps = append(w.steps, writeStep{what: "commit"})
+	w.steps = append(w.steps, writeStep{what: "commit", tag: "COMMIT"})
 	if err := w.pl.Sync(); err != nil {
-		w.release()
 		return fmt.Errorf("ingest: writes: %w", err)
 	}
 	var first error
@@ -187,9 +207,7 @@ func (w *writer) finish(p *preloaded, r *checkinRows, events []*Event) error {
 			} else {
 				var tag pgconn.CommandTag
 				tag, err = rr.Close()
-				// A COMMIT of a transaction already aborted answers
-				// ROLLBACK, without an error: never a booking.
-				if err == nil && s.what == "commit" && tag.String() != "COMMIT" {
+				if err == nil && s.tag != "" && tag.String() != s.tag {
 					err = fmt.Errorf("the server answered %q", tag.String())
 				}
 			}
@@ -207,7 +225,6 @@ func (w *writer) finish(p *preloaded, r *checkinRows, events []*Event) error {
 	if err := w.pl.Close(); first == nil && err != nil {
 		first = fmt.Errorf("ingest: writes: %w", err)
 	}
-	w.release()
 	// A statement the server no longer has under its name (deallocated
 	// behind pgx's back, or made stale by a migration that changed what
 	// it returns): pgx would keep handing out the name, so the connection
@@ -296,8 +313,13 @@ func (w *writer) rest(p *preloaded, events []*Event) error {
 }
 
 // abort ends the pipeline after an error of the batch's own, with what was
-// sent undone by the caller's rollback (the transaction is still open).
+// sent undone by the caller's rollback (the transaction is still open); a
+// pipeline finish has ended is left as it is.
 func (w *writer) abort() {
+	if w.done {
+		return
+	}
+	w.done = true
 	if w.pl.Sync() == nil {
 		w.pl.Close()
 	}
